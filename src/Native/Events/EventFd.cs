@@ -1,0 +1,209 @@
+using System.Runtime.CompilerServices;
+
+namespace Sharpvisor.Native;
+
+[Flags]
+public enum EventFdFlags
+{
+    /// <summary>Blocking, counter mode: a read returns the whole count and resets it.</summary>
+    None = 0,
+    /// <summary>Semaphore mode: a read returns 1 and decrements the count.</summary>
+    Semaphore = 1,
+    /// <summary>O_NONBLOCK on the open file description (shared with every process that holds it).</summary>
+    NonBlocking = 2,
+}
+
+/// <summary>
+/// A Linux eventfd(2): a 64-bit counter in the kernel that one side adds to
+/// (<see cref="Signal"/>) and the other reads and resets, waking a blocked
+/// reader. It is how a vCPU thread tells a device thread, or another process,
+/// that the guest has work for it, at the price of one system call.
+/// </summary>
+/// <example>
+/// <code>
+/// using var kick = EventFd.Create();
+/// var device = new Thread(() => Console.WriteLine($"woken with count {kick.Read()}"));
+/// device.Start();
+/// kick.Signal();       // the count becomes 1; the device thread wakes
+/// device.Join();
+/// </code>
+/// </example>
+public sealed class EventFd : IDisposable
+{
+    private readonly SafeFdHandle _handle;
+
+    private EventFd(SafeFdHandle handle, EventFdFlags flags)
+    {
+        _handle = handle;
+        Flags = flags;
+    }
+
+    /// <summary>Mode and blocking flag as the kernel holds them.</summary>
+    public EventFdFlags Flags { get; }
+
+    /// <summary>The owned descriptor (close-on-exec unless it was inherited otherwise).</summary>
+    public SafeFdHandle Handle => _handle;
+
+    /// <summary>Creates an eventfd, close-on-exec, blocking and in counter mode unless asked otherwise.</summary>
+    public static EventFd Create(EventFdFlags flags = EventFdFlags.None, uint initialValue = 0)
+    {
+        int kflags = Interop.EFD_CLOEXEC;
+        if ((flags & EventFdFlags.Semaphore) != 0) kflags |= Interop.EFD_SEMAPHORE;
+        if ((flags & EventFdFlags.NonBlocking) != 0) kflags |= Interop.EFD_NONBLOCK;
+        int fd = Interop.EventFd(initialValue, kflags);
+        if (fd < 0) ThrowHelper.ThrowLastErrno("eventfd");
+        return new EventFd(new SafeFdHandle(fd, ownsHandle: true), flags);
+    }
+
+    /// <summary>
+    /// Takes ownership of descriptor <paramref name="fd"/>, inherited from the
+    /// parent process, after checking with the kernel that it is open and is an
+    /// eventfd. Its flags (blocking, close-on-exec, mode) are read, never changed.
+    /// </summary>
+    /// <exception cref="ErrnoException">EBADF if it is not open, EINVAL if it is not an eventfd.</exception>
+    public static EventFd FromInherited(int fd)
+    {
+        FdInfo info = FdInfo.Read(fd, "EventFd.FromInherited");
+        if (!info.IsEventFd)
+            ThrowHelper.ThrowErrno("EventFd.FromInherited", Errno.EINVAL, $"descriptor {fd} is {info.Kind}, not an eventfd");
+        var flags = EventFdFlags.None;
+        if (info.NonBlocking) flags |= EventFdFlags.NonBlocking;
+        if (info.Semaphore) flags |= EventFdFlags.Semaphore;
+        return new EventFd(new SafeFdHandle(fd, ownsHandle: true), flags);
+    }
+
+    /// <summary>
+    /// Adds <paramref name="count"/> to the counter, waking a reader. Always
+    /// delivers: if the counter is full (2^64-2) it waits for a reader to make room.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public unsafe void Signal(ulong count = 1)
+    {
+        if (Interop.Write(_handle, &count, sizeof(ulong)) != sizeof(ulong)) SignalSlow(count);
+    }
+
+    /// <summary>Adds to the counter unless that would block (counter full on a non-blocking eventfd).</summary>
+    public unsafe bool TrySignal(ulong count = 1)
+    {
+        while (true)
+        {
+            if (Interop.Write(_handle, &count, sizeof(ulong)) == sizeof(ulong)) return true;
+            Errno e = Interop.LastErrno;
+            if (e == Errno.EAGAIN) return false;
+            if (e != Errno.EINTR) ThrowHelper.ThrowErrno("write(eventfd)", e);
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private void SignalSlow(ulong count)
+    {
+        // The fast path failed: EINTR (retry), EAGAIN on a full non-blocking
+        // counter (wait until writable), anything else is a real error.
+        while (!TrySignal(count)) WaitFor(Interop.POLLOUT, -1, default);
+    }
+
+    /// <summary>Blocks until the counter is nonzero, then reads it (counter mode: all of it, reset to 0; semaphore mode: 1).</summary>
+    public ulong Read()
+    {
+        while (true)
+        {
+            if (ReadOnce(out ulong value)) return value;
+            WaitFor(Interop.POLLIN, -1, default); // non-blocking descriptor: wait, then read again
+        }
+    }
+
+    /// <summary>Like <see cref="Read()"/>, but gives up when <paramref name="cancellationToken"/> is cancelled.</summary>
+    public ulong Read(CancellationToken cancellationToken)
+    {
+        TryRead(out ulong value, Timeout.InfiniteTimeSpan, cancellationToken);
+        return value;
+    }
+
+    /// <summary>
+    /// Reads the counter if it is nonzero, without blocking. On a blocking
+    /// eventfd this polls first, then reads: another reader of the same
+    /// eventfd could take the count between the two, so give each eventfd one
+    /// reader (the normal use) or make it <see cref="EventFdFlags.NonBlocking"/>.
+    /// </summary>
+    public unsafe bool TryRead(out ulong value)
+    {
+        if ((Flags & EventFdFlags.NonBlocking) == 0 && !WaitFor(Interop.POLLIN, 0, default))
+        {
+            value = 0;
+            return false;
+        }
+        return ReadOnce(out value);
+    }
+
+    /// <summary>
+    /// Waits up to <paramref name="timeout"/> for a nonzero counter and reads
+    /// it. Returns false on timeout; throws OperationCanceledException if cancelled.
+    /// </summary>
+    public bool TryRead(out ulong value, TimeSpan timeout, CancellationToken cancellationToken = default)
+    {
+        int timeoutMs = Poll.ToMilliseconds(timeout);
+        long start = System.Diagnostics.Stopwatch.GetTimestamp();
+        while (true)
+        {
+            int left = timeoutMs < 0 ? -1 : Poll.Remaining(start, timeoutMs);
+            if (!WaitFor(Interop.POLLIN, left, cancellationToken))
+            {
+                value = 0;
+                return false;
+            }
+            if (TryRead(out value)) return true;
+        }
+    }
+
+    /// <summary>
+    /// Waits up to <paramref name="timeout"/> until the counter is nonzero,
+    /// without reading it. Throws OperationCanceledException if cancelled.
+    /// </summary>
+    public bool Wait(TimeSpan timeout, CancellationToken cancellationToken = default) =>
+        WaitFor(Interop.POLLIN, Poll.ToMilliseconds(timeout), cancellationToken);
+
+    private unsafe bool ReadOnce(out ulong value)
+    {
+        ulong v;
+        while (true)
+        {
+            if (Interop.Read(_handle, &v, sizeof(ulong)) == sizeof(ulong))
+            {
+                value = v;
+                return true;
+            }
+            Errno e = Interop.LastErrno;
+            if (e == Errno.EAGAIN) { value = 0; return false; }
+            if (e != Errno.EINTR) ThrowHelper.ThrowErrno("read(eventfd)", e);
+        }
+    }
+
+    private unsafe bool WaitFor(short events, int timeoutMs, CancellationToken cancellationToken)
+    {
+        bool addedRef = false;
+        try
+        {
+            _handle.DangerousAddRef(ref addedRef);
+            var fds = stackalloc Interop.PollFd[2];
+            fds[0] = new Interop.PollFd { Fd = _handle.Fd, Events = events };
+            if (!cancellationToken.CanBeCanceled)
+                return Poll.Wait(fds, 1, timeoutMs, "poll(eventfd)") > 0;
+
+            // Cancellation wakes the poll through a second eventfd, so that a
+            // cancelled wait returns at once rather than at the next time slice.
+            cancellationToken.ThrowIfCancellationRequested();
+            using var wake = Create();
+            using var reg = cancellationToken.UnsafeRegister(static w => ((EventFd)w!).TrySignal(), wake);
+            fds[1] = new Interop.PollFd { Fd = wake._handle.Fd, Events = Interop.POLLIN };
+            int n = Poll.Wait(fds, 2, timeoutMs, "poll(eventfd)");
+            cancellationToken.ThrowIfCancellationRequested();
+            return n > 0 && fds[0].REvents != 0;
+        }
+        finally
+        {
+            if (addedRef) _handle.DangerousRelease();
+        }
+    }
+
+    public void Dispose() => _handle.Dispose();
+}

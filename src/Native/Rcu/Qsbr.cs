@@ -1,0 +1,365 @@
+using System.Diagnostics;
+using System.Runtime.InteropServices;
+
+namespace Sharpvisor.Native;
+
+// Journey: rcu
+/// <summary>
+/// Quiescent-state-based RCU, the flavour liburcu calls QSBR. Readers (vCPU
+/// threads) read shared pointers with no lock and no atomic instruction at all;
+/// instead each one says, now and then, "I hold nothing" (a quiescent state).
+/// An updater publishes a new version, then calls <see cref="Synchronize"/>,
+/// which returns once every thread that was reading at its start has passed a
+/// quiescent state or gone offline: from then on no one can still hold the
+/// old version, and it can be freed.
+/// </summary>
+/// <remarks>
+/// The grace-period counter is 64-bit and only grows, so one phase suffices
+/// (a 32-bit counter would need liburcu's two-phase flip to survive wrap).
+/// A thread is quiescent for the grace period <c>g</c> when its word is 0
+/// (offline) or at least <c>g</c>.
+/// </remarks>
+public sealed unsafe class Qsbr : IDisposable
+{
+    internal const int LineSize = 128;
+
+    /// <summary>How long <see cref="Synchronize"/> spins before it sleeps and kicks.</summary>
+    private static readonly long SpinTicks = Stopwatch.Frequency * 5 / 1_000_000; // 5 µs
+    private const long FirstSleepNs = 2_000, MaxSleepNs = 1_000_000;
+
+    private readonly ulong* _gp;                    // own 128-byte block: read by every reader
+    private readonly Lock _registryLock = new();
+    private readonly List<nint> _records = [];      // every record ever handed out (live or free)
+    private readonly Stack<nint> _freeRecords = new();
+    private readonly HashSet<QsbrThread> _threads = [];
+    private readonly Lock _gpLock = new();          // one grace period at a time
+    private nint[] _snapshot = [];                   // reused under _gpLock
+    private long _gracePeriods;
+    private bool _disposed;
+
+    private readonly object _deferLock = new(); // Monitor: the reclaimer and Barrier wait on it
+    private List<(nint Ptr, Action? Callback)> _deferred = [];
+    private long _deferredQueued, _deferredDone;
+    private Thread? _reclaimer;
+    private Exception? _reclaimError;
+
+    [ThreadStatic] private static bool t_timerSlackSet;
+
+    public Qsbr()
+    {
+        _gp = (ulong*)NativeMemory.AlignedAlloc(LineSize, LineSize);
+        NativeMemory.Clear(_gp, LineSize);
+        *_gp = 1; // 0 means "offline", so the first counter value is 1
+    }
+
+    /// <summary>How long a grace period may wait on one thread before <see cref="Stalled"/> fires.</summary>
+    public TimeSpan StallThreshold { get; set; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>
+    /// Raised (on the waiting updater's thread) when a grace period has waited
+    /// longer than <see cref="StallThreshold"/> for a thread. With no handler
+    /// the diagnostic goes to stderr.
+    /// </summary>
+    public event Action<QsbrStall>? Stalled;
+
+    /// <summary>Grace periods completed so far.</summary>
+    public long GracePeriods => Volatile.Read(ref _gracePeriods);
+
+    /// <summary>Threads registered now.</summary>
+    public int ThreadCount { get { lock (_registryLock) return _threads.Count; } }
+
+    /// <summary>Registers the calling thread, online.</summary>
+    public QsbrThread Register(string? name = null)
+    {
+        lock (_registryLock)
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            QsbrRecord* rec;
+            if (_freeRecords.TryPop(out nint free))
+            {
+                rec = (QsbrRecord*)free;
+            }
+            else
+            {
+                rec = (QsbrRecord*)NativeMemory.AlignedAlloc(LineSize, LineSize);
+                _records.Add((nint)rec);
+            }
+            NativeMemory.Clear(rec, LineSize);
+            rec->ManagedThreadId = Environment.CurrentManagedThreadId;
+            rec->Tid = Interop.GetTid();
+            var thread = new QsbrThread(this, rec, _gp, name ?? Thread.CurrentThread.Name ?? $"tid {rec->Tid}");
+            _threads.Add(thread);
+            thread.Online();
+            return thread;
+        }
+    }
+
+    internal void Unregister(QsbrThread thread)
+    {
+        lock (_registryLock)
+        {
+            if (!_threads.Remove(thread)) return; // twice
+            thread.Offline();
+            // The record is recycled, never freed while the domain lives: an
+            // updater may still be scanning a snapshot that contains it, and a
+            // recycled record is at worst waited on needlessly, never freed memory.
+            thread.Record->ManagedThreadId = 0;
+            _freeRecords.Push((nint)thread.Record);
+        }
+    }
+
+    // Journey: rcu-synchronize
+    /// <summary>
+    /// Waits for a grace period: returns once every thread that was online at
+    /// the call has passed a quiescent state or gone offline. Spins briefly,
+    /// then sleeps in growing steps (never burns a core on a long wait) and
+    /// kicks the threads it still waits for. Called from a registered thread,
+    /// that thread counts as quiescent (it holds nothing while it waits here).
+    /// </summary>
+    public void Synchronize()
+    {
+        lock (_gpLock)
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            SynchronizeLocked();
+        }
+    }
+
+    private void SynchronizeLocked()
+    {
+        // Bump the counter with a full fence: our publication of the new
+        // version and the bump must be visible before we read any reader's
+        // word, or a reader coming online could load the old pointer after
+        // we had already read it as offline.
+        ulong target = (ulong)Interlocked.Increment(ref *(long*)_gp);
+
+        int n;
+        int self = Environment.CurrentManagedThreadId;
+        QsbrRecord* selfRecord = null;
+        lock (_registryLock)
+        {
+            n = _threads.Count;
+            if (_snapshot.Length < n) _snapshot = new nint[Math.Max(n, 2 * _snapshot.Length)];
+            int i = 0;
+            foreach (QsbrThread th in _threads)
+            {
+                if (th.Record->ManagedThreadId == self) { selfRecord = th.Record; continue; }
+                _snapshot[i++] = (nint)th.Record;
+            }
+            n = i;
+        }
+
+        WaitForReaders(_snapshot.AsSpan(0, n), target);
+
+        // Our own thread passed a quiescent state by calling us.
+        if (selfRecord != null && Volatile.Read(ref selfRecord->Ctr) != 0)
+            Volatile.Write(ref selfRecord->Ctr, target);
+        Interlocked.Increment(ref _gracePeriods);
+    }
+
+    private void WaitForReaders(Span<nint> pending, ulong target)
+    {
+        long start = Stopwatch.GetTimestamp();
+        DateTime startUtc = default;
+        long sleepNs = FirstSleepNs;
+        bool kicked = false, stallReported = false;
+        while (true)
+        {
+            // Drop every reader that is offline or has caught up.
+            int left = 0;
+            for (int i = 0; i < pending.Length; i++)
+            {
+                var rec = (QsbrRecord*)pending[i];
+                ulong ctr = Volatile.Read(ref rec->Ctr);
+                if (ctr == 0 || ctr >= target)
+                {
+                    if (kicked) Volatile.Write(ref rec->Kick, 0);
+                    continue;
+                }
+                pending[left++] = pending[i];
+            }
+            pending = pending[..left];
+            if (left == 0) return;
+
+            long elapsed = Stopwatch.GetTimestamp() - start;
+            if (elapsed < SpinTicks)
+            {
+                Thread.SpinWait(8);
+                continue;
+            }
+            if (!kicked)
+            {
+                foreach (nint r in pending) Volatile.Write(ref ((QsbrRecord*)r)->Kick, 1);
+                kicked = true;
+                startUtc = DateTime.UtcNow - Stopwatch.GetElapsedTime(start);
+            }
+            if (!stallReported && Stopwatch.GetElapsedTime(start) > StallThreshold)
+            {
+                stallReported = true;
+                ReportStall((QsbrRecord*)pending[0], target, startUtc, Stopwatch.GetElapsedTime(start));
+            }
+            SleepNs(sleepNs);
+            sleepNs = Math.Min(MaxSleepNs, sleepNs * 2);
+        }
+    }
+
+    private void ReportStall(QsbrRecord* rec, ulong target, DateTime sinceUtc, TimeSpan waited)
+    {
+        string name = "unknown";
+        lock (_registryLock)
+        {
+            foreach (QsbrThread th in _threads)
+                if (th.Record == rec) { name = th.Name; break; }
+        }
+        var stall = new QsbrStall(name, rec->Tid, target, sinceUtc, waited);
+        Action<QsbrStall>? handler = Stalled;
+        if (handler != null) handler(stall);
+        else Console.Error.WriteLine(stall.ToString());
+    }
+
+    /// <summary>
+    /// Sleeps a few microseconds. Thread.Sleep cannot sleep less than a
+    /// millisecond; clock_nanosleep can, once this thread's timer slack (50 µs
+    /// by default, by which the kernel may delay a wakeup to batch timers) is
+    /// cut to 1 µs.
+    /// </summary>
+    private static void SleepNs(long ns)
+    {
+        if (!t_timerSlackSet)
+        {
+            Interop.Prctl(Interop.PR_SET_TIMERSLACK, 1000, 0, 0, 0);
+            t_timerSlackSet = true;
+        }
+        var req = new Interop.TimeSpec { Seconds = ns / 1_000_000_000, Nanoseconds = ns % 1_000_000_000 };
+        Interop.ClockNanosleep(Interop.CLOCK_MONOTONIC, 0, &req, null); // EINTR: just wake early
+    }
+
+    // Journey: rcu-defer
+    /// <summary>
+    /// Frees <paramref name="ptr"/> (from NativeMemory.Alloc) after a grace
+    /// period, without blocking the caller: the call_rcu of liburcu. A
+    /// background thread batches what is queued and waits one grace period
+    /// for the whole batch.
+    /// </summary>
+    public void Defer(void* ptr) => Enqueue((nint)ptr, null);
+
+    /// <summary>Runs <paramref name="reclaim"/> after a grace period, on the reclaimer thread.</summary>
+    public void Defer(Action reclaim)
+    {
+        ArgumentNullException.ThrowIfNull(reclaim);
+        Enqueue(0, reclaim);
+    }
+
+    private void Enqueue(nint ptr, Action? callback)
+    {
+        lock (_deferLock)
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            _deferred.Add((ptr, callback));
+            _deferredQueued++;
+            if (_reclaimer == null)
+            {
+                _reclaimer = new Thread(ReclaimLoop) { IsBackground = true, Name = "qsbr-reclaim" };
+                _reclaimer.Start();
+            }
+            Monitor.PulseAll(_deferLock);
+        }
+    }
+
+    private void ReclaimLoop()
+    {
+        while (true)
+        {
+            List<(nint Ptr, Action? Callback)> batch;
+            lock (_deferLock)
+            {
+                while (_deferred.Count == 0 && !_disposed) Monitor.Wait(_deferLock);
+                if (_deferred.Count == 0) return; // disposed and drained
+                batch = _deferred;
+                _deferred = [];
+            }
+
+            // Also runs while Dispose drains the queue, after _disposed is set.
+            lock (_gpLock) SynchronizeLocked();
+            foreach (var (ptr, callback) in batch)
+            {
+                if (ptr != 0) NativeMemory.Free((void*)ptr);
+                else
+                {
+                    try { callback!(); }
+                    catch (Exception e) { _reclaimError ??= e; }
+                }
+            }
+
+            lock (_deferLock)
+            {
+                _deferredDone += batch.Count;
+                Monitor.PulseAll(_deferLock);
+            }
+        }
+    }
+
+    /// <summary>
+    /// Waits until everything deferred before this call has been reclaimed
+    /// (liburcu's rcu_barrier). A registered caller goes offline meanwhile,
+    /// so it does not hold up the grace period it waits for. Rethrows the
+    /// first exception a deferred callback threw.
+    /// </summary>
+    public void Barrier()
+    {
+        QsbrThread? self = FindCurrentThread();
+        bool wasOnline = self?.IsOnline == true;
+        if (wasOnline) self!.Offline();
+        try
+        {
+            lock (_deferLock)
+            {
+                long ticket = _deferredQueued;
+                while (_deferredDone < ticket) Monitor.Wait(_deferLock);
+            }
+        }
+        finally
+        {
+            if (wasOnline) self!.Online();
+        }
+        Exception? e = Interlocked.Exchange(ref _reclaimError, null);
+        if (e != null) throw new AggregateException("a deferred RCU callback failed", e);
+    }
+
+    private QsbrThread? FindCurrentThread()
+    {
+        int self = Environment.CurrentManagedThreadId;
+        lock (_registryLock)
+        {
+            foreach (QsbrThread th in _threads)
+                if (th.Record->ManagedThreadId == self) return th;
+        }
+        return null;
+    }
+
+    /// <summary>
+    /// Reclaims everything deferred, then frees the domain. Every thread must
+    /// have unregistered: a registered thread would be left holding freed memory.
+    /// </summary>
+    public void Dispose()
+    {
+        lock (_registryLock)
+        {
+            if (_disposed) return;
+            if (_threads.Count != 0)
+                throw new InvalidOperationException($"{_threads.Count} thread(s) still registered with the QSBR domain");
+        }
+        Thread? reclaimer;
+        lock (_deferLock)
+        {
+            lock (_gpLock) lock (_registryLock) _disposed = true;
+            reclaimer = _reclaimer;
+            Monitor.PulseAll(_deferLock);
+        }
+        reclaimer?.Join();
+        foreach (nint r in _records) NativeMemory.AlignedFree((void*)r);
+        _records.Clear();
+        NativeMemory.AlignedFree(_gp);
+        GC.SuppressFinalize(this);
+    }
+}

@@ -1,0 +1,103 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+
+namespace Sharpvisor.Native;
+
+/// <summary>
+/// The per-thread word QSBR is built on, one per registered thread, each alone
+/// in a 128-byte block (two cache lines: the adjacent-line prefetcher would
+/// otherwise make neighbours share). The reader writes <see cref="Ctr"/>; the
+/// updater reads it, and writes <see cref="Kick"/>.
+/// </summary>
+[StructLayout(LayoutKind.Explicit, Size = Qsbr.LineSize)]
+internal struct QsbrRecord
+{
+    /// <summary>0 while offline; otherwise the grace-period counter seen at the last quiescent state.</summary>
+    [FieldOffset(0)] public ulong Ctr;
+    /// <summary>Set by a waiting updater: "report a quiescent state soon". Compiled loops poll it.</summary>
+    [FieldOffset(8)] public int Kick;
+    /// <summary>Owner's managed thread id (0 while the record is free).</summary>
+    [FieldOffset(12)] public int ManagedThreadId;
+    /// <summary>Owner's kernel thread id, for diagnostics.</summary>
+    [FieldOffset(16)] public int Tid;
+}
+
+/// <summary>
+/// A thread's membership of a <see cref="Qsbr"/> domain. Only the thread that
+/// registered calls <see cref="QuiescentState"/>, <see cref="Offline"/> and
+/// <see cref="Online"/>; they are cheap enough to call between every two
+/// guest basic blocks.
+/// </summary>
+public sealed unsafe class QsbrThread : IDisposable
+{
+    private readonly Qsbr _domain;
+    private readonly ulong* _gp;
+    internal QsbrRecord* Record;
+
+    internal QsbrThread(Qsbr domain, QsbrRecord* record, ulong* gp, string name)
+    {
+        _domain = domain;
+        Record = record;
+        _gp = gp;
+        Name = name;
+    }
+
+    public string Name { get; }
+
+    /// <summary>Kernel thread id of the registered thread.</summary>
+    public int Tid => Record->Tid;
+
+    public bool IsOnline => Volatile.Read(ref Record->Ctr) != 0;
+
+    // Journey: rcu-qs
+    /// <summary>
+    /// Tells the domain that this thread holds no pointer it read from an
+    /// RCU-protected location: every older version may now be freed as far as
+    /// this thread is concerned. One load, one compare, and at most one plain
+    /// store, no fence: the acquire on the counter keeps this thread's later
+    /// loads of a protected pointer after it (so they see what was published
+    /// before the counter moved), and the release on our word keeps its
+    /// earlier loads before it. On x86 both are plain moves.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public void QuiescentState()
+    {
+        ulong gp = Volatile.Read(ref *_gp);
+        if (Record->Ctr != gp) Volatile.Write(ref Record->Ctr, gp);
+    }
+
+    /// <summary>
+    /// True when an updater has waited on this thread past its spin phase and
+    /// asks for a quiescent state soon. Translated code polls this in loops
+    /// that would otherwise run for long without passing a block boundary.
+    /// </summary>
+    public bool KickRequested
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        get => Volatile.Read(ref Record->Kick) != 0;
+    }
+
+    /// <summary>Address of the kick word, for compiled code that polls it inline.</summary>
+    public int* KickAddress => &Record->Kick;
+
+    /// <summary>
+    /// Leaves the domain before something that may block (a system call, a
+    /// sleep): updaters stop waiting for this thread. The thread must hold no
+    /// protected pointer across it.
+    /// </summary>
+    public void Offline() => Volatile.Write(ref Record->Ctr, 0UL);
+
+    /// <summary>Rejoins the domain after <see cref="Offline"/>.</summary>
+    public void Online()
+    {
+        // The one fence on the read side. Without it our store could sit in the
+        // store buffer while we load a protected pointer; an updater could then
+        // read our word as still offline and free what we just loaded. Online
+        // follows a blocking call, whose cost dwarfs the fence, so we pay it
+        // here rather than make every grace period a process-wide membarrier.
+        Interlocked.Exchange(ref Record->Ctr, Volatile.Read(ref *_gp));
+    }
+
+    /// <summary>Unregisters; the thread may not use the domain afterwards.</summary>
+    public void Dispose() => _domain.Unregister(this);
+}
