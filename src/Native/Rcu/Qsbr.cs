@@ -23,9 +23,19 @@ public sealed unsafe class Qsbr : IDisposable
 {
     internal const int LineSize = 128;
 
-    /// <summary>How long <see cref="Synchronize"/> spins before it sleeps and kicks.</summary>
-    private static readonly long SpinTicks = Stopwatch.Frequency * 5 / 1_000_000; // 5 µs
-    private const long FirstSleepNs = 2_000, MaxSleepNs = 1_000_000;
+    /// <summary>How long <see cref="Synchronize"/> spins before it kicks and blocks.</summary>
+    private static readonly long SpinTicks = Stopwatch.Frequency * 2 / 1_000_000; // 2 µs
+    /// <summary>How long it keeps scanning after the kick before it blocks (see WaitForReaders).</summary>
+    private static readonly long PostKickSpinTicks = Stopwatch.Frequency * 2 / 1_000_000; // 2 µs
+    /// <summary>
+    /// How long a blocked updater waits for a wakeup before it scans again: a
+    /// backstop for the stall report only, since kicked readers wake it. Longer
+    /// than a scheduler tick (4 ms at HZ=250) on purpose: a timeout that ends
+    /// before the next tick makes the kernel reprogram the timer device when
+    /// the wait starts and again when it is cut short, which in a VM is two
+    /// exits to the hypervisor, about 6 µs each on our CI machine.
+    /// </summary>
+    private static readonly TimeSpan WakeTimeout = TimeSpan.FromMilliseconds(10);
 
     private readonly ulong* _gp;                    // own 128-byte block: read by every reader
     private readonly Lock _registryLock = new();
@@ -33,6 +43,7 @@ public sealed unsafe class Qsbr : IDisposable
     private readonly Stack<nint> _freeRecords = new();
     private readonly HashSet<QsbrThread> _threads = [];
     private readonly Lock _gpLock = new();          // one grace period at a time
+    private readonly EventFd _wake = EventFd.Create(EventFdFlags.NonBlocking); // kicked readers -> the one waiting updater
     private nint[] _snapshot = [];                   // reused under _gpLock
     private long _gracePeriods;
     private bool _disposed;
@@ -42,8 +53,6 @@ public sealed unsafe class Qsbr : IDisposable
     private long _deferredQueued, _deferredDone;
     private Thread? _reclaimer;
     private Exception? _reclaimError;
-
-    [ThreadStatic] private static bool t_timerSlackSet;
 
     public Qsbr()
     {
@@ -112,8 +121,8 @@ public sealed unsafe class Qsbr : IDisposable
     /// <summary>
     /// Waits for a grace period: returns once every thread that was online at
     /// the call has passed a quiescent state or gone offline. Spins briefly,
-    /// then sleeps in growing steps (never burns a core on a long wait) and
-    /// kicks the threads it still waits for. Called from a registered thread,
+    /// then kicks the threads it still waits for and blocks until one of them
+    /// wakes it (never burns a core on a long wait). Called from a registered thread,
     /// that thread counts as quiescent (it holds nothing while it waits here).
     /// </summary>
     public void Synchronize()
@@ -161,7 +170,7 @@ public sealed unsafe class Qsbr : IDisposable
     {
         long start = Stopwatch.GetTimestamp();
         DateTime startUtc = default;
-        long sleepNs = FirstSleepNs;
+        long kickedAt = 0;
         bool kicked = false, stallReported = false;
         while (true)
         {
@@ -189,19 +198,45 @@ public sealed unsafe class Qsbr : IDisposable
             }
             if (!kicked)
             {
+                // Block rather than sleep: a short sleep does not give the CPU
+                // to a reader preempted on ours (the timer fires before we are
+                // switched out), and a long one overshoots. A kicked reader
+                // wakes us when it passes a quiescent state or goes offline.
                 foreach (nint r in pending) Volatile.Write(ref ((QsbrRecord*)r)->Kick, 1);
                 kicked = true;
                 startUtc = DateTime.UtcNow - Stopwatch.GetElapsedTime(start);
+                // A reader stores its word, then reads Kick, with no fence of
+                // its own (readers stay fence-free). So it may read Kick before
+                // our kick lands while its store still sits in its store
+                // buffer, where our scan cannot see it: neither of us would
+                // act. We fence our own side, and keep scanning a little past
+                // the kick, far longer than a store buffer takes to drain,
+                // before we block. A wakeup lost even so costs the backstop
+                // timeout below, never safety: only the words decide when the
+                // grace period ends. (A process-wide membarrier here would close
+                // the window formally, but costs ~30 µs of IPIs in a VM.)
+                Interlocked.MemoryBarrier();
+                kickedAt = Stopwatch.GetTimestamp();
+                continue;
+            }
+            if (Stopwatch.GetTimestamp() - kickedAt < PostKickSpinTicks)
+            {
+                Thread.SpinWait(8);
+                continue;
             }
             if (!stallReported && Stopwatch.GetElapsedTime(start) > StallThreshold)
             {
                 stallReported = true;
                 ReportStall((QsbrRecord*)pending[0], target, startUtc, Stopwatch.GetElapsedTime(start));
             }
-            SleepNs(sleepNs);
-            sleepNs = Math.Min(MaxSleepNs, sleepNs * 2);
+            // The counter keeps a wake that came before we block; stale ones
+            // (from readers of an earlier grace period) cost one more scan.
+            if (_wake.Wait(WakeTimeout)) _wake.TryRead(out _);
         }
     }
+
+    /// <summary>Wakes the updater blocked in <see cref="Synchronize"/>; called by a kicked reader.</summary>
+    internal void WakeUpdater() => _wake.TrySignal();
 
     private void ReportStall(QsbrRecord* rec, ulong target, DateTime sinceUtc, TimeSpan waited)
     {
@@ -215,23 +250,6 @@ public sealed unsafe class Qsbr : IDisposable
         Action<QsbrStall>? handler = Stalled;
         if (handler != null) handler(stall);
         else Console.Error.WriteLine(stall.ToString());
-    }
-
-    /// <summary>
-    /// Sleeps a few microseconds. Thread.Sleep cannot sleep less than a
-    /// millisecond; clock_nanosleep can, once this thread's timer slack (50 µs
-    /// by default, by which the kernel may delay a wakeup to batch timers) is
-    /// cut to 1 µs.
-    /// </summary>
-    private static void SleepNs(long ns)
-    {
-        if (!t_timerSlackSet)
-        {
-            Interop.Prctl(Interop.PR_SET_TIMERSLACK, 1000, 0, 0, 0);
-            t_timerSlackSet = true;
-        }
-        var req = new Interop.TimeSpec { Seconds = ns / 1_000_000_000, Nanoseconds = ns % 1_000_000_000 };
-        Interop.ClockNanosleep(Interop.CLOCK_MONOTONIC, 0, &req, null); // EINTR: just wake early
     }
 
     // Journey: rcu-defer
@@ -360,6 +378,7 @@ public sealed unsafe class Qsbr : IDisposable
         foreach (nint r in _records) NativeMemory.AlignedFree((void*)r);
         _records.Clear();
         NativeMemory.AlignedFree(_gp);
+        _wake.Dispose();
         GC.SuppressFinalize(this);
     }
 }

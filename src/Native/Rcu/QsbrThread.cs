@@ -14,7 +14,11 @@ internal struct QsbrRecord
 {
     /// <summary>0 while offline; otherwise the grace-period counter seen at the last quiescent state.</summary>
     [FieldOffset(0)] public ulong Ctr;
-    /// <summary>Set by a waiting updater: "report a quiescent state soon". Compiled loops poll it.</summary>
+    /// <summary>
+    /// Set by a waiting updater: "report a quiescent state soon, and wake me".
+    /// Compiled loops poll it; the reader reads it once per grace period, after
+    /// storing <see cref="Ctr"/>.
+    /// </summary>
     [FieldOffset(8)] public int Kick;
     /// <summary>Owner's managed thread id (0 while the record is free).</summary>
     [FieldOffset(12)] public int ManagedThreadId;
@@ -53,17 +57,33 @@ public sealed unsafe class QsbrThread : IDisposable
     /// <summary>
     /// Tells the domain that this thread holds no pointer it read from an
     /// RCU-protected location: every older version may now be freed as far as
-    /// this thread is concerned. One load, one compare, and at most one plain
-    /// store, no fence: the acquire on the counter keeps this thread's later
-    /// loads of a protected pointer after it (so they see what was published
-    /// before the counter moved), and the release on our word keeps its
-    /// earlier loads before it. On x86 both are plain moves.
+    /// this thread is concerned. One load, one compare, and (once per grace
+    /// period, when the counter has moved) one plain store: no lock, no
+    /// interlocked instruction, no fence. The acquire on the counter keeps
+    /// this thread's later loads of a protected pointer after it, so they see
+    /// what was published before the counter moved.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public void QuiescentState()
     {
         ulong gp = Volatile.Read(ref *_gp);
-        if (Record->Ctr != gp) Volatile.Write(ref Record->Ctr, gp);
+        if (Record->Ctr != gp) Report(gp);
+    }
+
+    /// <summary>
+    /// Stores our word, then wakes the updater if it kicked us (liburcu QSBR's
+    /// update-and-wakeup). The release store keeps this thread's earlier loads
+    /// of protected pointers before it. Our store could still sit in the store
+    /// buffer while we read Kick, and an updater that kicked us could read our
+    /// old word: a lost wakeup. The updater rules that out with a process-wide
+    /// barrier (membarrier) between its kick and its rescan, so that the read
+    /// side pays no fence (see Qsbr.WaitForReaders).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private void Report(ulong ctr)
+    {
+        Volatile.Write(ref Record->Ctr, ctr);
+        if (Volatile.Read(ref Record->Kick) != 0) _domain.WakeUpdater();
     }
 
     /// <summary>
@@ -85,7 +105,7 @@ public sealed unsafe class QsbrThread : IDisposable
     /// sleep): updaters stop waiting for this thread. The thread must hold no
     /// protected pointer across it.
     /// </summary>
-    public void Offline() => Volatile.Write(ref Record->Ctr, 0UL);
+    public void Offline() => Report(0);
 
     /// <summary>Rejoins the domain after <see cref="Offline"/>.</summary>
     public void Online()

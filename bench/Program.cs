@@ -1,0 +1,8 @@
+using BenchmarkDotNet.Running;
+
+// Runs the benchmarks picked on the command line, from the repository root:
+//   dotnet run -c Release --project bench -- --filter '*MapLookup*'
+//   dotnet run -c Release --project bench -- --filter '*' --job short   (quicker, noisier)
+// Each class compares a hot path with a baseline measured in the same run;
+// read the Ratio column (SynchronizeBench: the P50 column).
+BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args);

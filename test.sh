@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Builds everything (Release, warnings are errors) and runs every test.
+# Installs what the tests need first; safe to run again.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+# NuGet restores happen inside dotnet build. Later issues add apt packages
+# (gcc-multilib for the C guests) here.
+
+dotnet build aot.sln -c Release -nologo -clp:ErrorsOnly
+
+rm -rf TestResults
+status=0
+dotnet test tests/Sharpvisor.Tests.csproj -c Release --no-build -nologo \
+  --logger "console;verbosity=normal" --logger "trx;LogFileName=results.trx" \
+  --results-directory TestResults --blame-hang-timeout 5min || status=$?
+
+# One closing line any CI can read: "tests: N passed, N failed, N skipped".
+trx=TestResults/results.trx
+if [[ -f $trx ]]; then
+  counters=$(grep -o '<Counters [^>]*>' "$trx")
+  get() { sed -n "s/.* $1=\"\([0-9]*\)\".*/\1/p" <<<"$counters"; }
+  total=$(get total); executed=$(get executed); passed=$(get passed); failed=$(get failed)
+  echo "tests: $passed passed, $failed failed, $((total - executed)) skipped"
+  [[ $total -gt 0 && $failed -eq 0 ]] || status=1
+else
+  echo "tests: no results (the test run did not start)"
+  status=1
+fi
+exit $status

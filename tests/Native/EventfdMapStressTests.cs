@@ -1,0 +1,96 @@
+using System.Diagnostics;
+using Sharpvisor.Native;
+
+namespace Sharpvisor.Tests.Native;
+
+/// <summary>
+/// In the spirit of liburcu's test_urcu_qsbr and rcutorture: readers look up
+/// and signal as fast as they can while a writer attaches and detaches values
+/// without pause. Checking mode poisons every retired array, so a reader that
+/// ever touches one after its grace period is counted; and every successful
+/// signal must show up in the kernel's eventfd counters, value by value.
+/// </summary>
+[Collection(Serial.Name)]
+public class EventfdMapStressTests
+{
+    private const int Values = 16;
+    private const int Readers = 2;
+
+    [Theory]
+    [InlineData(EventfdMapReclaim.Synchronous)]
+    [InlineData(EventfdMapReclaim.Deferred)]
+    public void ReadersAndWriterRace_NoPoisonedRead_NoLostSignal(EventfdMapReclaim mode)
+    {
+        Assert.True(EventfdMap.Checking, "the stress test is meaningless without checking mode");
+        TimeSpan duration = TimeSpan.FromSeconds(3);
+        long poisonedBefore = EventfdMap.PoisonedReads;
+
+        using var qsbr = new Qsbr();
+        var efds = Enumerable.Range(0, Values).Select(_ => EventFd.Create()).ToArray();
+        var hits = new long[Readers, Values + 1];
+        long lookups = 0, updates = 0;
+        var stop = new ManualResetEventSlim();
+
+        using (var map = new EventfdMap(qsbr, mode))
+        {
+            var readers = Enumerable.Range(0, Readers).Select(r => new Thread(() =>
+            {
+                using QsbrThread self = qsbr.Register($"reader{r}");
+                var rng = new Random(r);
+                long n = 0;
+                while (!stop.IsSet)
+                {
+                    for (int i = 0; i < 256; i++)
+                    {
+                        uint v = (uint)rng.Next(1, Values + 1);
+                        if (map.TrySignal(v)) hits[r, v]++;
+                        self.QuiescentState();
+                    }
+                    n += 256;
+                    if ((n & 0xfff) == 0) { self.Offline(); self.Online(); } // the blocking-call path too
+                }
+                Interlocked.Add(ref lookups, n);
+            }) { Name = $"reader{r}" }).ToList();
+
+            var writer = new Thread(() =>
+            {
+                var rng = new Random(42);
+                var attached = new bool[Values + 1];
+                while (!stop.IsSet)
+                {
+                    int v = rng.Next(1, Values + 1);
+                    if (attached[v]) map.Remove((uint)v);
+                    else map.Add((uint)v, efds[v - 1].Handle);
+                    attached[v] = !attached[v];
+                    updates++;
+                }
+            }) { Name = "writer" };
+
+            readers.ForEach(t => t.Start());
+            writer.Start();
+            Thread.Sleep(duration);
+            stop.Set();
+            writer.Join();
+            readers.ForEach(t => t.Join());
+        }
+
+        long totalHits = 0;
+        for (int v = 1; v <= Values; v++)
+        {
+            long expected = 0;
+            for (int r = 0; r < Readers; r++) expected += hits[r, v];
+            efds[v - 1].TryRead(out ulong counted);
+            Assert.Equal((ulong)expected, counted);
+            totalHits += expected;
+            efds[v - 1].Dispose();
+        }
+
+        Assert.Equal(poisonedBefore, EventfdMap.PoisonedReads);
+        // It really raced: plenty of updates, lookups, hits and misses.
+        Assert.True(updates > 500, $"only {updates} updates");
+        Assert.True(totalHits > 10_000, $"only {totalHits} hits");
+        Assert.True(lookups - totalHits > 10_000, $"only {lookups - totalHits} misses");
+        Assert.True(qsbr.GracePeriods > 0);
+        TestContext.Current.TestOutputHelper?.WriteLine($"{mode}: {lookups} lookups, {totalHits} hits, {updates} updates, {qsbr.GracePeriods} grace periods in {duration.TotalSeconds} s");
+    }
+}
