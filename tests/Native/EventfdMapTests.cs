@@ -230,37 +230,65 @@ public class EventfdMapLifetimeTests
         Assert.False(map.TrySignal(1)); // after Dispose: an empty map, never freed memory
     }
 
-    [Fact]
-    public void GracePeriod_HoldsTheWriterBack_WhileAReaderScansTheOldArray()
+    private const uint Held = 0x7777;
+
+    /// <summary>
+    /// Starts <c>TrySignal(Held)</c> on a reader and holds it between loading
+    /// the array and scanning it (checking mode's hook), then runs
+    /// <paramref name="whileHeld"/>, which retires that array, and lets the
+    /// reader finish. Returns what the signal returned and how many poisoned
+    /// reads it made.
+    /// </summary>
+    private static (bool Signalled, long Poisoned) SignalWithReaderHeldInScan(
+        EventfdMap map, RcuReader reader, Action whileHeld, Action? afterRelease = null)
     {
         Assert.True(EventfdMap.Checking, "tests must run with the map's checking mode on");
-        using var qsbr = new Qsbr();
-        using var map = new EventfdMap(qsbr);
-        using var efd = EventFd.Create();
-        map.Add(0x7777, efd.Handle);
         long poisonedBefore = EventfdMap.PoisonedReads;
-
+        bool signalled = false;
         using var inScan = new ManualResetEventSlim();
         using var resume = new ManualResetEventSlim();
-        using var reader = new RcuReader(qsbr);
-        EventfdMap.s_afterLoadHook = v => { if (v == 0x7777) { inScan.Set(); resume.Wait(); } };
+        EventfdMap.s_afterLoadHook = v => { if (v == Held) { inScan.Set(); resume.Wait(); } };
         try
         {
-            var signal = reader.Run(_ => Assert.True(map.TrySignal(0x7777)));
+            var signal = reader.Run(_ => signalled = map.TrySignal(Held));
             Assert.True(inScan.Wait(TimeSpan.FromSeconds(10)));
-            var add = TaskAssert.OnThread(() => map.Add(0x8888, efd.Handle)); // retires the array the reader holds
-            reader.AssertUpdaterWaiting(add);
+            whileHeld();
             resume.Set();
             TaskAssert.Completes(signal);
-            reader.Run(t => t.QuiescentState()).Wait();
-            TaskAssert.Completes(add);
+            afterRelease?.Invoke();
         }
         finally
         {
             EventfdMap.s_afterLoadHook = null;
             resume.Set();
         }
-        Assert.Equal(poisonedBefore, EventfdMap.PoisonedReads);
+        return (signalled, EventfdMap.PoisonedReads - poisonedBefore);
+    }
+
+    [Fact]
+    public void GracePeriod_HoldsTheWriterBack_WhileAReaderScansTheOldArray()
+    {
+        using var qsbr = new Qsbr();
+        using var map = new EventfdMap(qsbr);
+        using var efd = EventFd.Create();
+        map.Add(Held, efd.Handle);
+        using var reader = new RcuReader(qsbr);
+        Task add = Task.CompletedTask;
+
+        var (signalled, poisoned) = SignalWithReaderHeldInScan(map, reader,
+            whileHeld: () =>
+            {
+                add = TaskAssert.OnThread(() => map.Add(0x8888, efd.Handle)); // retires the array the reader holds
+                reader.AssertUpdaterWaiting(add);
+            },
+            afterRelease: () =>
+            {
+                reader.Run(t => t.QuiescentState()).Wait();
+                TaskAssert.Completes(add);
+            });
+
+        Assert.True(signalled);
+        Assert.Equal(0, poisoned);
         Assert.Equal(1UL, FdSnapshot.EventFdCount(efd.Handle.Fd));
     }
 
@@ -272,26 +300,13 @@ public class EventfdMapLifetimeTests
         using var qsbr = new Qsbr();
         using var map = new EventfdMap(qsbr) { UnsafeSkipGracePeriodForTests = true };
         using var efd = EventFd.Create();
-        map.Add(0x7777, efd.Handle);
-        long poisonedBefore = EventfdMap.PoisonedReads;
-
-        using var inScan = new ManualResetEventSlim();
-        using var resume = new ManualResetEventSlim();
+        map.Add(Held, efd.Handle);
         using var reader = new RcuReader(qsbr);
-        EventfdMap.s_afterLoadHook = v => { if (v == 0x7777) { inScan.Set(); resume.Wait(); } };
-        try
-        {
-            var signal = reader.Run(_ => Assert.False(map.TrySignal(0x7777)));
-            Assert.True(inScan.Wait(TimeSpan.FromSeconds(10)));
-            TaskAssert.Completes(TaskAssert.OnThread(() => map.Add(0x8888, efd.Handle)));
-            resume.Set();
-            TaskAssert.Completes(signal);
-        }
-        finally
-        {
-            EventfdMap.s_afterLoadHook = null;
-            resume.Set();
-        }
-        Assert.Equal(poisonedBefore + 1, EventfdMap.PoisonedReads);
+
+        var (signalled, poisoned) = SignalWithReaderHeldInScan(map, reader,
+            whileHeld: () => TaskAssert.Completes(TaskAssert.OnThread(() => map.Add(0x8888, efd.Handle))));
+
+        Assert.False(signalled);
+        Assert.Equal(1, poisoned);
     }
 }
