@@ -73,11 +73,11 @@ public sealed unsafe class QsbrThread : IDisposable
     /// <summary>
     /// Stores our word, then wakes the updater if it kicked us (liburcu QSBR's
     /// update-and-wakeup). The release store keeps this thread's earlier loads
-    /// of protected pointers before it. Our store could still sit in the store
-    /// buffer while we read Kick, and an updater that kicked us could read our
-    /// old word: a lost wakeup. The updater rules that out with a process-wide
-    /// barrier (membarrier) between its kick and its rescan, so that the read
-    /// side pays no fence (see Qsbr.WaitForReaders).
+    /// of protected pointers before it. No fence: our store could still sit in
+    /// the store buffer while we read Kick, so an updater that kicked us could
+    /// miss both our word and a wakeup. The updater keeps scanning for a while
+    /// after its kick before it blocks, and blocks with a timeout, so that
+    /// window costs at most latency, never safety (see Qsbr.WaitForReaders).
     /// </summary>
     [MethodImpl(MethodImplOptions.NoInlining)]
     private void Report(ulong ctr)
