@@ -57,10 +57,8 @@ public unsafe class MapLookupBench
         }
         _last = ValueAt(Entries - 1);
 
-        var array = (EventfdMap.Header*)NativeMemory.Alloc(
-            (nuint)(sizeof(EventfdMap.Header) + Entries * sizeof(EventfdMap.Entry)));
-        array->Magic = EventfdMap.LiveMagic;
-        array->Count = Entries;
+        // The map's own allocator, so the baseline's layout cannot drift from the map's.
+        var array = (EventfdMap.Header*)EventfdMap.AllocateArray(Entries);
         var entries = (EventfdMap.Entry*)(array + 1);
         for (int i = 0; i < Entries; i++)
             entries[i] = new EventfdMap.Entry { Value = ValueAt(i), Fd = _map.Lookup(ValueAt(i)) };

@@ -279,7 +279,8 @@ public sealed unsafe class EventfdMap : IDisposable
         lock (_quarantine) _quarantine.Add(array);
     }
 
-    private static nint AllocateArray(int count)
+    /// <summary>A live array of <paramref name="count"/> entries (entries uninitialised), from NativeMemory.Alloc.</summary>
+    internal static nint AllocateArray(int count)
     {
         var map = (Header*)NativeMemory.Alloc((nuint)(sizeof(Header) + count * sizeof(Entry)));
         map->Magic = LiveMagic;
