@@ -1,0 +1,157 @@
+using System.Numerics;
+using System.Runtime.CompilerServices;
+
+namespace Sharpvisor.Jit.Cpu;
+
+/// <summary>
+/// Computes EFLAGS from the lazy record, and evaluates conditions. Both
+/// backends call these, so the flags a guest sees never depend on the engine.
+/// </summary>
+public static unsafe class LazyFlags
+{
+    /// <summary>Packs an operation and an operand size (1, 2 or 4 bytes) as <see cref="CpuState.CcOp"/> holds them.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static uint Pack(LazyOp op, int size) => (uint)op | ((uint)size << 8);
+
+    /// <summary>EFLAGS with the arithmetic flags computed; the record is left as it is.</summary>
+    public static uint Materialize(CpuState* s)
+    {
+        uint cc = s->CcOp;
+        if ((LazyOp)(byte)cc == LazyOp.None)
+            return s->Flags;
+        return (s->Flags & ~Eflags.Arith) | Arith(cc, s->CcA, s->CcB, s->CcRes, s->CcCarry);
+    }
+
+    /// <summary>Folds the lazy record into <see cref="CpuState.Flags"/> (before an instruction changes only some flags).</summary>
+    public static void Settle(CpuState* s)
+    {
+        s->Flags = Materialize(s);
+        s->CcOp = (uint)LazyOp.None;
+    }
+
+    /// <summary>The six arithmetic flags of a recorded operation.</summary>
+    public static uint Arith(uint cc, uint a, uint b, uint res, uint carry)
+    {
+        int size = (int)(cc >> 8);
+        int bits = size * 8;
+        uint mask = size == 4 ? uint.MaxValue : (1u << bits) - 1;
+        uint sign = 1u << (bits - 1);
+        a &= mask; b &= mask; res &= mask;
+
+        uint f = 0;
+        switch ((LazyOp)(byte)cc)
+        {
+            case LazyOp.Add:
+                if (res < a) f |= Eflags.CF;
+                if (((a ^ res) & (b ^ res) & sign) != 0) f |= Eflags.OF;
+                f |= (a ^ b ^ res) & Eflags.AF;
+                break;
+            case LazyOp.Adc:
+                if (carry != 0 ? res <= a : res < a) f |= Eflags.CF;
+                if (((a ^ res) & (b ^ res) & sign) != 0) f |= Eflags.OF;
+                f |= (a ^ b ^ res) & Eflags.AF;
+                break;
+            case LazyOp.Sub:
+                if (a < b) f |= Eflags.CF;
+                if (((a ^ b) & (a ^ res) & sign) != 0) f |= Eflags.OF;
+                f |= (a ^ b ^ res) & Eflags.AF;
+                break;
+            case LazyOp.Sbb:
+                if (carry != 0 ? a <= b : a < b) f |= Eflags.CF;
+                if (((a ^ b) & (a ^ res) & sign) != 0) f |= Eflags.OF;
+                f |= (a ^ b ^ res) & Eflags.AF;
+                break;
+            case LazyOp.Logic:
+                break;
+            case LazyOp.Inc:
+                if (carry != 0) f |= Eflags.CF;
+                if (res == sign) f |= Eflags.OF;
+                if ((res & 0xF) == 0) f |= Eflags.AF;
+                break;
+            case LazyOp.Dec:
+                if (carry != 0) f |= Eflags.CF;
+                if (res == sign - 1) f |= Eflags.OF;
+                if ((res & 0xF) == 0xF) f |= Eflags.AF;
+                break;
+            case LazyOp.Shl:
+                // b is the count (1..31); bits shifted past the operand leave CF = 0.
+                if (b <= (uint)bits && ((a >> (bits - (int)b)) & 1) != 0) f |= Eflags.CF;
+                if ((((res & sign) != 0 ? 1u : 0u) ^ (f & Eflags.CF)) != 0) f |= Eflags.OF;
+                break;
+            case LazyOp.Shr:
+                if (((a >> ((int)b - 1)) & 1) != 0) f |= Eflags.CF;
+                if ((a & sign) != 0) f |= Eflags.OF;
+                break;
+            case LazyOp.Sar:
+            {
+                int signed = (int)(a << (32 - bits)) >> (32 - bits);
+                int by = (int)b - 1 > 31 ? 31 : (int)b - 1;
+                if (((signed >> by) & 1) != 0) f |= Eflags.CF;
+                break;
+            }
+            case LazyOp.Mul:
+                if (a != 0) f |= Eflags.CF | Eflags.OF;
+                break;
+        }
+        if (res == 0) f |= Eflags.ZF;
+        if ((res & sign) != 0) f |= Eflags.SF;
+        if ((BitOperations.PopCount(res & 0xFF) & 1) == 0) f |= Eflags.PF;
+        return f;
+    }
+
+    /// <summary>
+    /// Evaluates condition <paramref name="cc"/> (x86 order: O NO B AE E NE BE A
+    /// S NS P NP L GE LE G). A compare, the common case, skips materializing.
+    /// </summary>
+    public static bool Condition(CpuState* s, int cc)
+    {
+        uint op = s->CcOp;
+        if (op == Pack(LazyOp.Sub, 4))
+        {
+            uint a = s->CcA, b = s->CcB;
+            bool r = (cc >> 1) switch
+            {
+                1 => a < b,
+                2 => a == b,
+                3 => a <= b,
+                6 => (int)a < (int)b,
+                7 => (int)a <= (int)b,
+                _ => FromFlags(Materialize(s), cc & ~1),
+            };
+            return r ^ ((cc & 1) != 0);
+        }
+        return FromFlags(Materialize(s), cc);
+    }
+
+    /// <summary>Evaluates a condition on materialized EFLAGS.</summary>
+    public static bool FromFlags(uint f, int cc)
+    {
+        bool r = (cc >> 1) switch
+        {
+            0 => (f & Eflags.OF) != 0,
+            1 => (f & Eflags.CF) != 0,
+            2 => (f & Eflags.ZF) != 0,
+            3 => (f & (Eflags.CF | Eflags.ZF)) != 0,
+            4 => (f & Eflags.SF) != 0,
+            5 => (f & Eflags.PF) != 0,
+            6 => ((f & Eflags.SF) != 0) != ((f & Eflags.OF) != 0),
+            _ => (f & Eflags.ZF) != 0 || (((f & Eflags.SF) != 0) != ((f & Eflags.OF) != 0)),
+        };
+        return r ^ ((cc & 1) != 0);
+    }
+
+    /// <summary>CF alone (adc, sbb, rcl, rcr read just this).</summary>
+    public static uint Carry(CpuState* s)
+    {
+        uint cc = s->CcOp;
+        switch ((LazyOp)(byte)cc)
+        {
+            case LazyOp.None: return s->Flags & Eflags.CF;
+            case LazyOp.Logic: return 0;
+            case LazyOp.Inc:
+            case LazyOp.Dec: return s->CcCarry != 0 ? 1u : 0u;
+            case LazyOp.Sub when (cc >> 8) == 4: return s->CcA < s->CcB ? 1u : 0u;
+            default: return Arith(cc, s->CcA, s->CcB, s->CcRes, s->CcCarry) & Eflags.CF;
+        }
+    }
+}

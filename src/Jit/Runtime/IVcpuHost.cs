@@ -1,0 +1,24 @@
+namespace Sharpvisor.Jit.Runtime;
+
+/// <summary>
+/// What the engine needs from the machine around it: the VMM implements it.
+/// Both calls come on the vCPU's own thread, in line from translated code, with
+/// <see cref="Vcpu.State"/> exact (registers written back, EFLAGS computable,
+/// EIP at the instruction after the <c>int $0x1f</c> or <c>hlt</c>).
+/// </summary>
+public interface IVcpuHost
+{
+    /// <summary>
+    /// <c>int $0x1f</c>: EAX = call number, EBX/ECX/EDX/ESI = arguments; the
+    /// host writes the result to EAX. Returns null to carry on with the next
+    /// instruction, or the reason to stop the vCPU.
+    /// </summary>
+    VcpuExit? Hypercall(Vcpu vcpu);
+
+    /// <summary>
+    /// <c>hlt</c>: wait until an interrupt is pending (without consuming it).
+    /// Returns null to carry on, or the reason to stop (a deadlock when nothing
+    /// can ever wake the vCPU).
+    /// </summary>
+    VcpuExit? Halt(Vcpu vcpu);
+}
