@@ -1,16 +1,27 @@
+using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using Sharpvisor.Jit.Cpu;
+using Sharpvisor.Jit.Frontend;
+using Sharpvisor.Jit.IR;
+using Sharpvisor.Jit.Threaded;
 using Sharpvisor.Native;
 
 namespace Sharpvisor.Jit.Runtime;
 
 /// <summary>
-/// One virtual CPU: its registers and the loop that runs translated blocks on
-/// the calling thread until the guest stops it or the host asks it to stop.
+/// One virtual CPU: its registers and the dispatch loop that runs translated
+/// blocks on the calling thread until the guest stops or the host asks it to.
 /// </summary>
 public sealed unsafe partial class Vcpu : IDisposable
 {
+    private const int JumpCacheSize = 4096;
+
     private CpuState* _state;
+    private readonly Translator _translator;
+    private readonly Block?[] _jumpCache = new Block?[JumpCacheSize];
+    private VcpuExit? _exit;
+    private VcpuExit? _stopRequest;
+    internal VcpuStats _stats;
 
     public Vcpu(ExecutionEngine engine, int index, IVcpuHost host)
     {
@@ -19,6 +30,9 @@ public sealed unsafe partial class Vcpu : IDisposable
         Host = host;
         _state = (CpuState*)NativeMemory.AlignedAlloc((nuint)sizeof(CpuState), 64);
         _state->Reset();
+        _translator = new Translator(engine.Memory);
+        MemoryBase = engine.Memory.Base;
+        MemorySize = engine.Memory.Size;
     }
 
     public ExecutionEngine Engine { get; }
@@ -29,12 +43,137 @@ public sealed unsafe partial class Vcpu : IDisposable
     public ref CpuState State => ref *_state;
 
     internal CpuState* StatePointer => _state;
+    internal readonly byte* MemoryBase;
+    internal readonly ulong MemorySize;
+    internal byte* CodePages => Engine.CodePages;
 
-    /// <summary>Runs guest code from <c>State.Eip</c> until the vCPU stops; never throws for anything the guest does.</summary>
-    public VcpuExit Run() => throw new NotImplementedException("engine under construction");
+    /// <summary>Dispatcher figures: how block exits found their next block.</summary>
+    public VcpuStats Stats => _stats;
 
-    /// <summary>Asks a running vCPU to stop at the next block boundary (any thread may call).</summary>
-    public void RequestStop(VcpuExit exit) => throw new NotImplementedException("engine under construction");
+    /// <summary>The QSBR registration of the thread inside <see cref="Run"/>, if the engine has a domain.</summary>
+    public QsbrThread? Qsbr { get; private set; }
+
+    /// <summary>Asks a running vCPU to stop at the next block boundary (any thread may call; the first request wins).</summary>
+    public void RequestStop(VcpuExit exit) => Interlocked.CompareExchange(ref _stopRequest, exit, null);
+
+    /// <summary>True once a stop was requested (a host blocking in Halt polls this).</summary>
+    public bool StopRequested => Volatile.Read(ref _stopRequest) != null;
+
+    // Journey: dispatch
+    /// <summary>
+    /// Runs guest code from <c>State.Eip</c> until the vCPU stops. Never throws
+    /// for anything the guest does: a fault is an exit with a reason.
+    /// </summary>
+    public VcpuExit Run()
+    {
+        CpuState* s = _state;
+        Qsbr = Engine.Qsbr?.Register($"vcpu{Index}");
+        try
+        {
+            Block? prev = null;
+            int how = Interpreter.Continue;
+            while (true)
+            {
+                // Between two blocks this vCPU holds no pointer into RCU-protected
+                // data: a quiescent state, one load and one store.
+                Qsbr?.QuiescentState();
+                if (Volatile.Read(ref _stopRequest) is { } request)
+                    return _exit = request;
+
+                uint eip = s->Eip;
+                Block? block = how switch
+                {
+                    Interpreter.Taken => prev!.Taken,
+                    Interpreter.Fallthrough => prev!.Fallthrough,
+                    _ => null,
+                };
+                if (block != null && !block.Invalid)
+                {
+                    _stats.Linked++;
+                }
+                else
+                {
+                    block = Lookup(eip);
+                    if (block == null)
+                        return _exit = VcpuExit.Fault($"instruction fetch at 0x{eip:x8} outside RAM ({MemorySize >> 20} MiB)");
+                    if (how == Interpreter.Taken) prev!.Taken = block;
+                    else if (how == Interpreter.Fallthrough) prev!.Fallthrough = block;
+                }
+
+                how = Execute(s, block);
+                if (how == Interpreter.Stop)
+                    return _exit!;
+                prev = block;
+            }
+        }
+        catch (Exception e)
+        {
+            // A bug of ours, not the guest's: report it as data, keep the host up.
+            return _exit = new VcpuExit(StopReason.Error, $"internal error at eip 0x{s->Eip:x8}: {e.GetType().Name}: {e.Message}");
+        }
+        finally
+        {
+            Qsbr?.Dispose();
+            Qsbr = null;
+        }
+    }
+
+    /// <summary>Runs one block: its compiled region if there is one, else the threaded backend.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private int Execute(CpuState* s, Block block)
+    {
+        _stats.Blocks++;
+        if (Engine.Kind == EngineKind.Il)
+        {
+            if (block.Region is { } region)
+            {
+                _stats.RegionEntries++;
+                return region.Entry(s, this);
+            }
+            if (++block.Executions >= Engine.HotThreshold && !block.RegionTried)
+            {
+                block.RegionTried = true;
+                if (IL.RegionCompiler.TryCompile(this, block) is { } compiled)
+                {
+                    _stats.RegionEntries++;
+                    return compiled.Entry(s, this);
+                }
+            }
+        }
+        return Interpreter.Run(this, s, block);
+    }
+
+    /// <summary>Jump cache, then the engine's block cache, then the translator.</summary>
+    private Block? Lookup(uint eip)
+    {
+        int slot = (int)((eip ^ (eip >> 12)) & (JumpCacheSize - 1));
+        var cached = _jumpCache[slot];
+        if (cached != null && cached.Start == eip && !cached.Invalid)
+        {
+            _stats.JumpCacheHits++;
+            return cached;
+        }
+        if (eip >= MemorySize)
+            return null;
+        _stats.Lookups++;
+        var block = Engine.GetBlock(eip, _translator);
+        _jumpCache[slot] = block;
+        return block;
+    }
+
+    /// <summary>Finds or translates the block at <paramref name="eip"/> (region formation uses it).</summary>
+    internal Block? BlockAt(uint eip) => eip < MemorySize ? Engine.GetBlock(eip, _translator) : null;
+
+    /// <summary>Stops the vCPU with <paramref name="exit"/>; EIP is set to <paramref name="eip"/>.</summary>
+    internal int Stop(CpuState* s, VcpuExit exit, uint eip)
+    {
+        s->Eip = eip;
+        _exit = exit;
+        return Interpreter.Stop;
+    }
+
+    internal int MemoryFault(CpuState* s, uint address, uint size, string access, uint eip) =>
+        Stop(s, VcpuExit.Fault($"{access} of {size} byte{(size == 1 ? "" : "s")} at 0x{address:x8} outside RAM ({MemorySize >> 20} MiB) at eip 0x{eip:x8}"), eip);
 
     public void Dispose()
     {
@@ -42,6 +181,31 @@ public sealed unsafe partial class Vcpu : IDisposable
         {
             NativeMemory.AlignedFree(_state);
             _state = null;
+        }
+    }
+}
+
+/// <summary>
+/// How block exits found their successor: a cached link, the jump cache, a
+/// compiled region entry, or a full lookup (cache or translation).
+/// </summary>
+public struct VcpuStats
+{
+    public long Blocks;
+    public long Linked;
+    public long JumpCacheHits;
+    public long Lookups;
+    public long RegionEntries;
+    /// <summary>Exits taken inside compiled regions without returning to the dispatcher.</summary>
+    public long RegionInternalBranches;
+
+    /// <summary>Share of block exits served by a link, the jump cache or a region (not a full lookup).</summary>
+    public readonly double FastExitShare
+    {
+        get
+        {
+            double total = Blocks + RegionInternalBranches;
+            return total == 0 ? 0 : 1 - Lookups / total;
         }
     }
 }

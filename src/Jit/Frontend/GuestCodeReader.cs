@@ -1,0 +1,24 @@
+using Iced.Intel;
+
+namespace Sharpvisor.Jit.Frontend;
+
+/// <summary>
+/// Feeds Iced's decoder straight from guest RAM. Past the end of RAM it reports
+/// no more bytes, which the decoder turns into an error value, never a throw.
+/// </summary>
+internal sealed unsafe class GuestCodeReader : CodeReader
+{
+    private readonly byte* _base;
+    private readonly ulong _size;
+    private ulong _pos;
+
+    public GuestCodeReader(byte* memBase, ulong size)
+    {
+        _base = memBase;
+        _size = size;
+    }
+
+    public void Seek(uint address) => _pos = address;
+
+    public override int ReadByte() => _pos < _size ? _base[_pos++] : -1;
+}

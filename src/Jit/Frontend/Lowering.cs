@@ -1,0 +1,296 @@
+using Iced.Intel;
+using Sharpvisor.Jit.IR;
+
+namespace Sharpvisor.Jit.Frontend;
+
+/// <summary>
+/// Lowers one decoded x86 instruction into micro-ops. Split by family
+/// (<c>Lowering.*.cs</c>); this file holds the operand plumbing.
+/// </summary>
+/// <remarks>
+/// Ordering rule for precise faults: every op that can fault (a load, a store,
+/// a check, a divide) comes before the first write to a guest register, so a
+/// faulting instruction leaves the registers as they were before it.
+/// </remarks>
+internal sealed partial class Lowering
+{
+    private readonly BlockBuilder _b;
+
+    public Lowering(BlockBuilder builder) => _b = builder;
+
+    private ref readonly Instruction I => ref _b.Insn;
+
+    // Journey: decode-lower
+    /// <summary>
+    /// Lowers the current instruction. Returns false if it is not supported
+    /// (a <see cref="Uop.Fault"/> op has then been emitted instead).
+    /// </summary>
+    public bool Lower()
+    {
+        bool ok = I.Mnemonic switch
+        {
+            Mnemonic.Mov => Mov(),
+            Mnemonic.Movzx => MovExtend(signed: false),
+            Mnemonic.Movsx => MovExtend(signed: true),
+            Mnemonic.Lea => Lea(),
+            Mnemonic.Add => Alu(Uop.Add),
+            Mnemonic.Adc => Alu(Uop.Adc),
+            Mnemonic.Sub => Alu(Uop.Sub),
+            Mnemonic.Sbb => Alu(Uop.Sbb),
+            Mnemonic.And => Alu(Uop.And),
+            Mnemonic.Or => Alu(Uop.Or),
+            Mnemonic.Xor => Alu(Uop.Xor),
+            Mnemonic.Cmp => Alu(Uop.Sub, writeBack: false),
+            Mnemonic.Test => Alu(Uop.And, writeBack: false),
+            Mnemonic.Inc => Unary(Uop.Inc),
+            Mnemonic.Dec => Unary(Uop.Dec),
+            Mnemonic.Not => Unary(Uop.Not),
+            Mnemonic.Neg => Neg(),
+            Mnemonic.Shl or Mnemonic.Sal => Shift(Uop.Shl),
+            Mnemonic.Shr => Shift(Uop.Shr),
+            Mnemonic.Sar => Shift(Uop.Sar),
+            Mnemonic.Rol => Shift(Uop.Rol),
+            Mnemonic.Ror => Shift(Uop.Ror),
+            Mnemonic.Rcl => Shift(Uop.Rcl),
+            Mnemonic.Rcr => Shift(Uop.Rcr),
+            Mnemonic.Shld => DoubleShift(Uop.Shld),
+            Mnemonic.Shrd => DoubleShift(Uop.Shrd),
+            Mnemonic.Mul => MulOne(signed: false),
+            Mnemonic.Imul => Imul(),
+            Mnemonic.Div => Div(signed: false),
+            Mnemonic.Idiv => Div(signed: true),
+            Mnemonic.Cdq => SignSplit(4),
+            Mnemonic.Cwd => SignSplit(2),
+            Mnemonic.Cwde => Widen(2),
+            Mnemonic.Cbw => Widen(1),
+            Mnemonic.Xchg => Xchg(),
+            Mnemonic.Cmpxchg => Cmpxchg(),
+            Mnemonic.Xadd => Xadd(),
+            Mnemonic.Bswap => Bswap(),
+            Mnemonic.Bt => BitTest(0),
+            Mnemonic.Bts => BitTest(1),
+            Mnemonic.Btr => BitTest(2),
+            Mnemonic.Btc => BitTest(3),
+            Mnemonic.Bsf => BitScan(Uop.Bsf),
+            Mnemonic.Bsr => BitScan(Uop.Bsr),
+            Mnemonic.Lzcnt => BitScan(Uop.Lzcnt),
+            Mnemonic.Tzcnt => BitScan(Uop.Tzcnt),
+            Mnemonic.Popcnt => BitScan(Uop.Popcnt),
+            Mnemonic.Jmp => Jmp(),
+            Mnemonic.Call => Call(),
+            Mnemonic.Ret => Ret(),
+            Mnemonic.Push => Push(),
+            Mnemonic.Pop => Pop(),
+            Mnemonic.Pushad => Pushad(),
+            Mnemonic.Popad => Popad(),
+            Mnemonic.Pushfd => Pushfd(),
+            Mnemonic.Popfd => Popfd(),
+            Mnemonic.Leave => Leave(),
+            Mnemonic.Enter => Enter(),
+            Mnemonic.Nop or Mnemonic.Pause or Mnemonic.Endbr32 => true,
+            Mnemonic.Cpuid => System(Uop.Cpuid),
+            Mnemonic.Rdtsc => System(Uop.Rdtsc),
+            Mnemonic.Hlt => System(Uop.Hlt),
+            Mnemonic.Int => Int(),
+            Mnemonic.Clc => FlagOp(0),
+            Mnemonic.Stc => FlagOp(1),
+            Mnemonic.Cmc => FlagOp(2),
+            Mnemonic.Cld => FlagOp(3),
+            Mnemonic.Std => FlagOp(4),
+            Mnemonic.Sahf => Sahf(),
+            Mnemonic.Lahf => Lahf(),
+            Mnemonic.Movsb or Mnemonic.Movsw or Mnemonic.Movsd => StringOp(StringKind.Movs),
+            Mnemonic.Stosb or Mnemonic.Stosw or Mnemonic.Stosd => StringOp(StringKind.Stos),
+            Mnemonic.Lodsb or Mnemonic.Lodsw or Mnemonic.Lodsd => StringOp(StringKind.Lods),
+            Mnemonic.Cmpsb or Mnemonic.Cmpsw or Mnemonic.Cmpsd => StringOp(StringKind.Cmps),
+            Mnemonic.Scasb or Mnemonic.Scasw or Mnemonic.Scasd => StringOp(StringKind.Scas),
+            _ => Conditional(),
+        };
+        if (!ok)
+            Unsupported();
+        return ok;
+    }
+
+    /// <summary>Jcc, SETcc and CMOVcc share Iced's condition code.</summary>
+    private bool Conditional()
+    {
+        if (I.ConditionCode == ConditionCode.None)
+            return false;
+        if (I.IsJccShort || I.IsJccNear)
+            return Jcc();
+        if (IsSetcc(I.Code))
+            return SetCc();
+        if (IsCmovcc(I.Code))
+            return CMov();
+        return false;
+    }
+
+    private static bool IsSetcc(Code c) => c >= Code.Seto_rm8 && c <= Code.Setg_rm8;
+
+    private static bool IsCmovcc(Code c) => c >= Code.Cmovo_r16_rm16 && c <= Code.Cmovg_r64_rm64;
+
+    /// <summary>x86 condition number (0 = o ... 15 = g) of the current instruction.</summary>
+    private int Cc => (int)I.ConditionCode - 1;
+
+    private void Unsupported()
+    {
+        var formatter = new NasmFormatter();
+        var output = new StringOutput();
+        formatter.Format(I, output);
+        string what = I.Code == Code.INVALID ? "invalid or truncated instruction" : $"unsupported instruction '{output.ToStringAndReset()}'";
+        Fault($"{what} at eip 0x{_b.Eip:x8}");
+    }
+
+    /// <summary>Emits a stop with a message naming the instruction (bytes are added by the translator).</summary>
+    public void Fault(string message)
+    {
+        int index = _b.AddMessage(message);
+        ref var op = ref _b.Emit(Uop.Fault);
+        op.Imm = (uint)index;
+    }
+
+    // ---- operands ----
+
+    private static byte RegSlot(Register r) => (byte)(r.GetFullRegister32() - Register.EAX);
+
+    private static bool IsHigh8(Register r) => r is Register.AH or Register.CH or Register.DH or Register.BH;
+
+    private int OpSize(int i) => I.GetOpKind(i) switch
+    {
+        OpKind.Register => I.GetOpRegister(i).GetSize(),
+        OpKind.Memory => I.MemorySize.GetSize(),
+        _ => i == 0 ? 4 : OpSize(0),
+    };
+
+    private bool IsReg(int i) => I.GetOpKind(i) == OpKind.Register;
+
+    private bool IsMem(int i) => I.GetOpKind(i) == OpKind.Memory;
+
+    private bool IsImm(int i) => I.GetOpKind(i) is OpKind.Immediate8 or OpKind.Immediate16 or OpKind.Immediate32
+        or OpKind.Immediate8to16 or OpKind.Immediate8to32 or OpKind.Immediate8_2nd;
+
+    /// <summary>Copies the instruction's memory operand (flat segments: the segment is ignored).</summary>
+    private void SetMem(ref MicroOp op)
+    {
+        op.Base = I.MemoryBase == Register.None ? MicroOp.Zero : RegSlot(I.MemoryBase);
+        op.Index = I.MemoryIndex == Register.None ? MicroOp.Zero : RegSlot(I.MemoryIndex);
+        op.Scale = (byte)(I.MemoryIndexScale switch { 1 => 0, 2 => 1, 4 => 2, _ => 3 });
+        op.Disp = I.MemoryDisplacement32;
+    }
+
+    private byte Load(int size, bool signed = false)
+    {
+        byte t = _b.Temp();
+        ref var op = ref _b.Emit(Uop.Load, size);
+        op.D = t;
+        if (signed) op.Flags |= UopFlags.Signed;
+        SetMem(ref op);
+        return t;
+    }
+
+    private void Store(int size, byte value)
+    {
+        ref var op = ref _b.Emit(Uop.Store, size);
+        op.A = value;
+        SetMem(ref op);
+    }
+
+    private byte Const(uint value)
+    {
+        byte t = _b.Temp();
+        ref var op = ref _b.Emit(Uop.Mov);
+        op.D = t;
+        op.Flags = UopFlags.BImm;
+        op.Imm = value;
+        return t;
+    }
+
+    private void Mov(byte dst, byte src)
+    {
+        if (dst == src) return;
+        ref var op = ref _b.Emit(Uop.Mov);
+        op.D = dst;
+        op.B = src;
+    }
+
+    /// <summary>Reads a register piece zero-extended (sign-extended on request) into a slot.</summary>
+    private byte ReadReg(Register r, bool signed = false)
+    {
+        int size = r.GetSize();
+        byte slot = RegSlot(r);
+        if (size == 4)
+            return slot;
+        byte t = _b.Temp();
+        ref var op = ref _b.Emit(Uop.Ext, size);
+        op.D = t;
+        op.A = slot;
+        if (IsHigh8(r)) op.Flags |= UopFlags.High8;
+        if (signed) op.Flags |= UopFlags.Signed;
+        return t;
+    }
+
+    /// <summary>Operand <paramref name="i"/> as a slot, zero-extended from its size (or sign-extended).</summary>
+    private byte Read(int i, bool signed = false)
+    {
+        switch (I.GetOpKind(i))
+        {
+            case OpKind.Register:
+                return ReadReg(I.GetOpRegister(i), signed);
+            case OpKind.Memory:
+                return Load(I.MemorySize.GetSize(), signed);
+            default:
+                return Const(Immediate(i));
+        }
+    }
+
+    private uint Immediate(int i) => I.GetOpKind(i) switch
+    {
+        OpKind.Immediate8 => I.Immediate8,
+        OpKind.Immediate8_2nd => I.Immediate8_2nd,
+        OpKind.Immediate16 => I.Immediate16,
+        _ => (uint)I.GetImmediate(i),
+    };
+
+    /// <summary>Points op.B at operand <paramref name="i"/>: an immediate in place, else a slot.</summary>
+    private void SetB(ref MicroOp op, byte slotOrImmOperand, int i)
+    {
+        if (IsImm(i))
+        {
+            op.Flags |= UopFlags.BImm;
+            op.Imm = Immediate(i);
+        }
+        else
+        {
+            op.B = slotOrImmOperand;
+        }
+    }
+
+    /// <summary>Writes <paramref name="value"/> to a register piece (merging 8/16-bit writes).</summary>
+    private void WriteReg(Register r, byte value)
+    {
+        int size = r.GetSize();
+        byte slot = RegSlot(r);
+        if (size == 4)
+        {
+            Mov(slot, value);
+            return;
+        }
+        ref var op = ref _b.Emit(Uop.Merge, size);
+        op.D = slot;
+        op.A = value;
+        if (IsHigh8(r)) op.Flags |= UopFlags.High8;
+    }
+
+    /// <summary>Writes operand <paramref name="i"/> (register or memory).</summary>
+    private void Write(int i, byte value)
+    {
+        if (IsReg(i))
+            WriteReg(I.GetOpRegister(i), value);
+        else
+            Store(I.MemorySize.GetSize(), value);
+    }
+
+    /// <summary>Where an ALU result goes: straight into a 32-bit register, else a temporary.</summary>
+    private byte ResultSlot(int i) =>
+        IsReg(i) && I.GetOpRegister(i).GetSize() == 4 ? RegSlot(I.GetOpRegister(i)) : _b.Temp();
+}

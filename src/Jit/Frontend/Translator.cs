@@ -1,0 +1,105 @@
+using System.Diagnostics;
+using Iced.Intel;
+using Sharpvisor.Jit.IR;
+using Sharpvisor.Native;
+
+namespace Sharpvisor.Jit.Frontend;
+
+/// <summary>
+/// The front end both backends share: decodes guest code with Iced into a
+/// basic block and lowers it into micro-ops.
+/// </summary>
+/// <remarks>
+/// A block ends after a control transfer, before an instruction that starts on
+/// the next page (so invalidating a page never has to split a block), or at
+/// <see cref="MaxInstructions"/>. Not thread-safe: one per vCPU.
+/// </remarks>
+internal sealed unsafe class Translator
+{
+    public const int MaxInstructions = 64;
+    public const uint PageMask = ~(uint)(GuestMemory.PageSize - 1);
+
+    private readonly GuestMemory _memory;
+    private readonly GuestCodeReader _reader;
+    private readonly Decoder _decoder;
+    private readonly BlockBuilder _builder = new();
+    private readonly Lowering _lowering;
+
+    public Translator(GuestMemory memory)
+    {
+        _memory = memory;
+        _reader = new GuestCodeReader(memory.Base, memory.Size);
+        _decoder = Decoder.Create(32, _reader, DecoderOptions.None);
+        _lowering = new Lowering(_builder);
+    }
+
+    /// <summary>Guest instructions translated so far, and the time it took (ticks).</summary>
+    public long Instructions, Ticks;
+
+    // Journey: translate
+    /// <summary>Translates the block at <paramref name="eip"/>. The caller has checked that eip is in RAM.</summary>
+    public Block Translate(uint eip)
+    {
+        long t0 = Stopwatch.GetTimestamp();
+        _builder.Clear();
+        _reader.Seek(eip);
+        _decoder.IP = eip;
+        uint page = eip & PageMask;
+        int count = 0;
+        uint end = eip;
+        while (true)
+        {
+            _decoder.Decode(out Instruction insn);
+            _builder.BeginInstruction(insn);
+            count++;
+            end = insn.NextIP32;
+            if (insn.IsInvalid)
+            {
+                string why = _decoder.LastError == DecoderError.NoMoreBytes
+                    ? $"instruction fetch beyond RAM at eip 0x{insn.IP32:x8}"
+                    : $"invalid instruction (bytes {Bytes(insn.IP32, 15)}) at eip 0x{insn.IP32:x8}";
+                _lowering.Fault(why);
+                end = insn.IP32 + 1;
+                break;
+            }
+            if (!_lowering.Lower())
+            {
+                // Name the bytes too: the formatter alone cannot show a prefix it ignored.
+                ref var op = ref _builder.Ops[^1];
+                string[] msgs = _builder.Messages;
+                _builder.Ops[^1].Imm = (uint)_builder.AddMessage(msgs[op.Imm].Replace(" at eip", $" (bytes {Bytes(insn.IP32, insn.Length)}) at eip"));
+                break;
+            }
+            if (EndsBlock(in insn) || count >= MaxInstructions || (insn.NextIP32 & PageMask) != page)
+                break;
+        }
+
+        // Fall through into the next block if the last op does not transfer control.
+        var last = _builder.Ops[^1].Kind;
+        if (last is not (Uop.Jmp or Uop.Jcc or Uop.JmpInd or Uop.Fault))
+        {
+            ref var j = ref _builder.Emit(Uop.Jmp);
+            j.Imm = end;
+        }
+
+        FlagLiveness.Run(_builder.Ops);
+        var block = new Block(eip, end, _builder.ToArray(), _builder.Messages, count);
+        Instructions += count;
+        Ticks += Stopwatch.GetTimestamp() - t0;
+        return block;
+    }
+
+    private static bool EndsBlock(in Instruction insn) =>
+        insn.FlowControl is not (FlowControl.Next or FlowControl.Interrupt) || insn.Mnemonic == Mnemonic.Hlt;
+
+    private string Bytes(uint at, int length)
+    {
+        var sb = new System.Text.StringBuilder();
+        for (int i = 0; i < length && at + (uint)i < _memory.Size; i++)
+        {
+            if (i > 0) sb.Append(' ');
+            sb.Append(_memory.Base[at + (uint)i].ToString("x2"));
+        }
+        return sb.ToString();
+    }
+}

@@ -1,0 +1,63 @@
+namespace Sharpvisor.Jit.IR;
+
+/// <summary>
+/// A translated basic block: guest code from <see cref="Start"/> up to a
+/// control transfer, a page boundary or the length cap, as micro-ops.
+/// Immutable once published, except for the execution counters and the
+/// links the dispatcher caches.
+/// </summary>
+public sealed class Block
+{
+    public Block(uint start, uint end, MicroOp[] ops, string[] messages, int guestInstructions)
+    {
+        Start = start;
+        End = end;
+        Ops = ops;
+        Messages = messages;
+        GuestInstructions = guestInstructions;
+    }
+
+    public uint Start { get; }
+    /// <summary>One past the last byte of guest code the block was translated from.</summary>
+    public uint End { get; }
+    public MicroOp[] Ops { get; }
+    /// <summary>Fault messages, indexed by a <see cref="Uop.Fault"/> op's Imm.</summary>
+    public string[] Messages { get; }
+    public int GuestInstructions { get; }
+
+    /// <summary>Set when the guest wrote to the code it came from; jump caches and links check it.</summary>
+    public volatile bool Invalid;
+
+    /// <summary>Times the dispatcher entered this block (tiering input).</summary>
+    public int Executions;
+
+    /// <summary>Successor links (taken, fallthrough) the dispatcher follows without a lookup.</summary>
+    public Block? Taken, Fallthrough;
+
+    /// <summary>Compiled code covering this block, if it is the head of a compiled region.</summary>
+    public CompiledRegion? Region;
+
+    /// <summary>True once a region compile has been tried from here (succeeded or not).</summary>
+    public bool RegionTried;
+
+    /// <summary>Heads of the compiled regions that contain this block (to drop them if it is invalidated).</summary>
+    public List<Block>? MemberOf;
+
+    public override string ToString() => $"block {Start:x8}-{End:x8} ({GuestInstructions} insns, {Ops.Length} uops)";
+}
+
+/// <summary>Entry of a compiled region: returns 0 to continue at <c>state->Eip</c>, nonzero to stop.</summary>
+public unsafe delegate int RegionEntry(Cpu.CpuState* state, Runtime.Vcpu vcpu);
+
+/// <summary>A hot region compiled into one method (IL backend).</summary>
+public sealed class CompiledRegion
+{
+    public CompiledRegion(RegionEntry entry, Block[] blocks)
+    {
+        Entry = entry;
+        Blocks = blocks;
+    }
+
+    public RegionEntry Entry { get; }
+    public Block[] Blocks { get; }
+}

@@ -1,0 +1,369 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using Sharpvisor.Jit.Cpu;
+using Sharpvisor.Jit.IR;
+using Sharpvisor.Jit.Runtime;
+
+namespace Sharpvisor.Jit.Threaded;
+
+/// <summary>
+/// The threaded backend: runs a block's pre-decoded micro-ops with one dense
+/// switch. Always available (it needs no dynamic code), so it is the engine
+/// inside the native-AOT binary and the cold tier under the IL engine.
+/// </summary>
+internal static unsafe partial class Interpreter
+{
+    /// <summary>Run results the dispatcher acts on.</summary>
+    public const int Continue = 0, Stop = 1, Taken = 2, Fallthrough = 3;
+
+    // Journey: threaded-run
+    /// <summary>
+    /// Runs <paramref name="block"/> from its first op to an exit. Returns
+    /// <see cref="Continue"/>, <see cref="Taken"/> or <see cref="Fallthrough"/>
+    /// with <c>s->Eip</c> set, or <see cref="Stop"/> with the vCPU's exit set.
+    /// </summary>
+    public static int Run(Vcpu v, CpuState* s, Block block) => Run(v, s, block, 0, int.MaxValue);
+
+    /// <summary>Runs ops from <paramref name="start"/> until an exit, or until the op at <paramref name="stopAt"/> (then <see cref="Continue"/> at that op's EIP).</summary>
+    public static int Run(Vcpu v, CpuState* s, Block block, int start, int stopAt)
+    {
+        uint* r = s->Slots;
+        byte* mem = v.MemoryBase;
+        ulong memSize = v.MemorySize;
+        byte* code = v.CodePages;
+        ref MicroOp first = ref MemoryMarshal.GetArrayDataReference(block.Ops);
+        for (int i = start; ; i++)
+        {
+            if (i == stopAt)
+            {
+                s->Eip = Unsafe.Add(ref first, i).Eip;
+                return Continue;
+            }
+            ref MicroOp op = ref Unsafe.Add(ref first, i);
+            uint b = (op.Flags & UopFlags.BImm) != 0 ? op.Imm : r[op.B];
+            switch (op.Kind)
+            {
+                case Uop.Mov:
+                    r[op.D] = b;
+                    break;
+                case Uop.Ext:
+                    r[op.D] = Extend(r[op.A], op.Size, op.Flags);
+                    break;
+                case Uop.Merge:
+                    r[op.D] = MergeInto(r[op.D], r[op.A], op.Size, op.Flags);
+                    break;
+                case Uop.Lea:
+                    r[op.D] = r[op.Base] + (r[op.Index] << op.Scale) + op.Disp;
+                    break;
+                case Uop.Load:
+                {
+                    uint ea = r[op.Base] + (r[op.Index] << op.Scale) + op.Disp;
+                    if ((ulong)ea + op.Size > memSize)
+                        return v.MemoryFault(s, ea, op.Size, "read", op.Eip);
+                    r[op.D] = LoadValue(mem + ea, op.Size, op.Flags);
+                    break;
+                }
+                case Uop.Store:
+                {
+                    uint ea = r[op.Base] + (r[op.Index] << op.Scale) + op.Disp;
+                    if ((ulong)ea + op.Size > memSize)
+                        return v.MemoryFault(s, ea, op.Size, "write", op.Eip);
+                    uint value = r[op.A];
+                    if ((code[ea >> 12] | code[(ea + op.Size - 1) >> 12]) != 0
+                        && v.Engine.OnCodeWrite(ea, op.Size, value))
+                    {
+                        StoreValue(mem + ea, op.Size, value);
+                        return FinishAfterCodeWrite(v, s, block, i);
+                    }
+                    StoreValue(mem + ea, op.Size, value);
+                    break;
+                }
+                case Uop.Check:
+                {
+                    uint ea = r[op.Base] + (r[op.Index] << op.Scale) + op.Disp;
+                    if ((ulong)ea + op.Imm > memSize)
+                        return v.MemoryFault(s, ea, op.Imm, "access", op.Eip);
+                    break;
+                }
+                case Uop.Add:
+                {
+                    uint a = r[op.A], res = a + b;
+                    r[op.D] = res;
+                    if ((op.Flags & UopFlags.SetFlags) != 0) Record(s, LazyOp.Add, op.Size, a, b, res);
+                    break;
+                }
+                case Uop.Sub:
+                {
+                    uint a = r[op.A], res = a - b;
+                    r[op.D] = res;
+                    if ((op.Flags & UopFlags.SetFlags) != 0) Record(s, LazyOp.Sub, op.Size, a, b, res);
+                    break;
+                }
+                case Uop.And:
+                {
+                    uint res = r[op.A] & b;
+                    r[op.D] = res;
+                    if ((op.Flags & UopFlags.SetFlags) != 0) Record(s, LazyOp.Logic, op.Size, 0, 0, res);
+                    break;
+                }
+                case Uop.Or:
+                {
+                    uint res = r[op.A] | b;
+                    r[op.D] = res;
+                    if ((op.Flags & UopFlags.SetFlags) != 0) Record(s, LazyOp.Logic, op.Size, 0, 0, res);
+                    break;
+                }
+                case Uop.Xor:
+                {
+                    uint res = r[op.A] ^ b;
+                    r[op.D] = res;
+                    if ((op.Flags & UopFlags.SetFlags) != 0) Record(s, LazyOp.Logic, op.Size, 0, 0, res);
+                    break;
+                }
+                case Uop.Adc:
+                {
+                    uint a = r[op.A], c = LazyFlags.Carry(s), res = a + b + c;
+                    r[op.D] = res;
+                    if ((op.Flags & UopFlags.SetFlags) != 0) { Record(s, LazyOp.Adc, op.Size, a, b, res); s->CcCarry = c; }
+                    break;
+                }
+                case Uop.Sbb:
+                {
+                    uint a = r[op.A], c = LazyFlags.Carry(s), res = a - b - c;
+                    r[op.D] = res;
+                    if ((op.Flags & UopFlags.SetFlags) != 0) { Record(s, LazyOp.Sbb, op.Size, a, b, res); s->CcCarry = c; }
+                    break;
+                }
+                case Uop.Inc:
+                case Uop.Dec:
+                {
+                    uint a = r[op.A], res = op.Kind == Uop.Inc ? a + 1 : a - 1;
+                    if ((op.Flags & UopFlags.SetFlags) != 0)
+                    {
+                        uint c = LazyFlags.Carry(s);
+                        Record(s, op.Kind == Uop.Inc ? LazyOp.Inc : LazyOp.Dec, op.Size, a, 1, res);
+                        s->CcCarry = c;
+                    }
+                    r[op.D] = res;
+                    break;
+                }
+                case Uop.Not:
+                    r[op.D] = ~r[op.A];
+                    break;
+                case Uop.Shl:
+                {
+                    uint a = r[op.A], c = b & 31, res = a << (int)c;
+                    r[op.D] = res;
+                    if (c != 0 && (op.Flags & UopFlags.SetFlags) != 0) Record(s, LazyOp.Shl, op.Size, a, c, res);
+                    break;
+                }
+                case Uop.Shr:
+                {
+                    uint a = r[op.A], c = b & 31, res = a >> (int)c;
+                    r[op.D] = res;
+                    if (c != 0 && (op.Flags & UopFlags.SetFlags) != 0) Record(s, LazyOp.Shr, op.Size, a, c, res);
+                    break;
+                }
+                case Uop.Sar:
+                {
+                    uint a = r[op.A], c = b & 31, res = (uint)((int)a >> (int)c);
+                    r[op.D] = res;
+                    if (c != 0 && (op.Flags & UopFlags.SetFlags) != 0) Record(s, LazyOp.Sar, op.Size, a, c, res);
+                    break;
+                }
+                case Uop.Rol:
+                case Uop.Ror:
+                case Uop.Rcl:
+                case Uop.Rcr:
+                    r[op.D] = Rotate(s, op.Kind, op.Size, r[op.A], b & 31, (op.Flags & UopFlags.SetFlags) != 0);
+                    break;
+                case Uop.Shld:
+                case Uop.Shrd:
+                    r[op.D] = DoubleShift(s, op.Kind, op.Size, r[op.A], b,
+                        (op.Flags & UopFlags.CountImm) != 0 ? op.Imm : r[op.Base] & 31, (op.Flags & UopFlags.SetFlags) != 0);
+                    break;
+                case Uop.Mul:
+                {
+                    uint a = r[op.A];
+                    long p = (long)(int)a * (int)b;
+                    uint res = (uint)p;
+                    r[op.D] = res;
+                    if ((op.Flags & UopFlags.SetFlags) != 0)
+                    {
+                        bool overflow = op.Size == 4 ? p != (int)p : p != (short)p;
+                        Record(s, LazyOp.Mul, op.Size, overflow ? 1u : 0u, 0, res);
+                    }
+                    break;
+                }
+                case Uop.MulWide:
+                    MulWide(s, r, ref op, b);
+                    break;
+                case Uop.Div:
+                    if (!Divide(r, op.Size, (op.Flags & UopFlags.Signed) != 0, r[op.A]))
+                        return v.Stop(s, VcpuExit.Fault($"divide error (#DE) at eip 0x{op.Eip:x8}"), op.Eip);
+                    break;
+                case Uop.Bswap:
+                    r[op.D] = System.Buffers.Binary.BinaryPrimitives.ReverseEndianness(r[op.A]);
+                    break;
+                case Uop.Bsf:
+                case Uop.Bsr:
+                case Uop.Lzcnt:
+                case Uop.Tzcnt:
+                case Uop.Popcnt:
+                    r[op.D] = BitScan(s, op.Kind, op.Size, r[op.A], r[op.D], (op.Flags & UopFlags.SetFlags) != 0);
+                    break;
+                case Uop.Bt:
+                    r[op.D] = BitTest(s, op.Cc, op.Size, r[op.A], b, (op.Flags & UopFlags.SetFlags) != 0);
+                    break;
+                case Uop.SetCc:
+                    r[op.D] = LazyFlags.Condition(s, op.Cc) ? 1u : 0u;
+                    break;
+                case Uop.CMov:
+                    if (LazyFlags.Condition(s, op.Cc)) r[op.D] = r[op.A];
+                    break;
+                case Uop.GetCf:
+                    r[op.D] = LazyFlags.Carry(s);
+                    break;
+                case Uop.Pushf:
+                    r[op.D] = LazyFlags.Materialize(s);
+                    break;
+                case Uop.Popf:
+                    s->Flags = (r[op.A] & Eflags.PopfWritable) | Eflags.Reserved1;
+                    s->CcOp = (uint)LazyOp.None;
+                    break;
+                case Uop.FlagOp:
+                    FlagOp(s, r, ref op);
+                    break;
+                case Uop.Jmp:
+                    s->Eip = op.Imm;
+                    return Taken;
+                case Uop.Jcc:
+                    if (LazyFlags.Condition(s, op.Cc))
+                    {
+                        s->Eip = op.Imm;
+                        return Taken;
+                    }
+                    s->Eip = op.Next;
+                    return Fallthrough;
+                case Uop.JmpInd:
+                    s->Eip = r[op.A];
+                    return Continue;
+                case Uop.Cpuid:
+                    Cpuid(v, r);
+                    break;
+                case Uop.Rdtsc:
+                {
+                    ulong tsc = v.Engine.ReadTsc();
+                    r[0] = (uint)tsc;
+                    r[2] = (uint)(tsc >> 32);
+                    break;
+                }
+                case Uop.Hypercall:
+                {
+                    s->Eip = op.Next;
+                    VcpuExit? exit = v.Host.Hypercall(v);
+                    if (exit != null)
+                        return v.Stop(s, exit, op.Next);
+                    break;
+                }
+                case Uop.Hlt:
+                {
+                    s->Eip = op.Next;
+                    VcpuExit? exit = v.Host.Halt(v);
+                    if (exit != null)
+                        return v.Stop(s, exit, op.Next);
+                    break;
+                }
+                case Uop.String:
+                {
+                    int status = StringOp(v, s, ref op);
+                    if (status != Continue)
+                        return status;
+                    break;
+                }
+                case Uop.Fault:
+                    return v.Stop(s, VcpuExit.Fault(block.Messages[op.Imm]), op.Eip);
+                default:
+                    return v.Stop(s, new VcpuExit(StopReason.Error, $"internal error: micro-op {op.Kind} has no threaded handler"), op.Eip);
+            }
+        }
+    }
+
+    /// <summary>
+    /// The guest just wrote to code this block may have been translated from:
+    /// finish the current instruction's remaining ops, then leave the block so
+    /// that the next instruction is fetched anew (x86 orders self-modifying code
+    /// this way for the writing CPU).
+    /// </summary>
+    private static int FinishAfterCodeWrite(Vcpu v, CpuState* s, Block block, int i)
+    {
+        var ops = block.Ops;
+        uint eip = ops[i].Eip;
+        int end = i + 1;
+        while (end < ops.Length && ops[end].Eip == eip)
+            end++;
+        if (end == i + 1)
+        {
+            s->Eip = ops[i].Next;
+            return Continue;
+        }
+        int status = Run(v, s, block, i + 1, end);
+        if (status == Continue && end < ops.Length)
+            s->Eip = ops[i].Next;
+        return status == Stop ? Stop : Continue;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static void Record(CpuState* s, LazyOp op, int size, uint a, uint b, uint res)
+    {
+        s->CcOp = (uint)op | ((uint)size << 8);
+        s->CcA = a;
+        s->CcB = b;
+        s->CcRes = res;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static uint Extend(uint v, int size, UopFlags flags)
+    {
+        if ((flags & UopFlags.High8) != 0) v >>= 8;
+        if ((flags & UopFlags.Signed) != 0)
+            return size == 1 ? (uint)(sbyte)v : (uint)(short)v;
+        return size == 1 ? (byte)v : (ushort)v;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static uint MergeInto(uint reg, uint value, int size, UopFlags flags)
+    {
+        if ((flags & UopFlags.High8) != 0)
+            return (reg & 0xFFFF00FFu) | ((value & 0xFF) << 8);
+        return size == 1 ? (reg & 0xFFFFFF00u) | (value & 0xFF) : (reg & 0xFFFF0000u) | (value & 0xFFFF);
+    }
+
+    // Guest memory is accessed with volatile semantics so that the JIT never
+    // hoists a load out of a guest spin-wait on memory another vCPU writes.
+    // x86-64 allows these to be unaligned.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static uint LoadValue(byte* p, int size, UopFlags flags)
+    {
+        uint x = size switch
+        {
+            1 => Volatile.Read(ref *p),
+            2 => Volatile.Read(ref Unsafe.AsRef<ushort>(p)),
+            _ => Volatile.Read(ref Unsafe.AsRef<uint>(p)),
+        };
+        if ((flags & UopFlags.Signed) != 0)
+            return size == 1 ? (uint)(sbyte)x : size == 2 ? (uint)(short)x : x;
+        return x;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static void StoreValue(byte* p, int size, uint value)
+    {
+        switch (size)
+        {
+            case 1: Volatile.Write(ref *p, (byte)value); break;
+            case 2: Volatile.Write(ref Unsafe.AsRef<ushort>(p), (ushort)value); break;
+            default: Volatile.Write(ref Unsafe.AsRef<uint>(p), value); break;
+        }
+    }
+}
