@@ -140,6 +140,31 @@ public static unsafe class LazyFlags
         return r ^ ((cc & 1) != 0);
     }
 
+    /// <summary>
+    /// <see cref="Condition(CpuState*, int)"/> on a record held outside the
+    /// state (the IL backend keeps it in locals); <c>s->Flags</c> supplies the
+    /// materialized flags when <paramref name="op"/> is <see cref="LazyOp.None"/>.
+    /// </summary>
+    public static bool ConditionOf(int cc, uint op, uint a, uint b, uint res, uint carry, CpuState* s)
+    {
+        if ((LazyOp)(byte)op == LazyOp.None)
+            return FromFlags(s->Flags, cc);
+        return FromFlags((s->Flags & ~Eflags.Arith) | Arith(op, a, b, res, carry), cc);
+    }
+
+    /// <summary>CF of a record held outside the state.</summary>
+    public static uint CarryOf(uint op, uint a, uint b, uint res, uint carry, CpuState* s)
+    {
+        switch ((LazyOp)(byte)op)
+        {
+            case LazyOp.None: return s->Flags & Eflags.CF;
+            case LazyOp.Logic: return 0;
+            case LazyOp.Inc:
+            case LazyOp.Dec: return carry != 0 ? 1u : 0u;
+            default: return Arith(op, a, b, res, carry) & Eflags.CF;
+        }
+    }
+
     /// <summary>CF alone (adc, sbb, rcl, rcr read just this).</summary>
     public static uint Carry(CpuState* s)
     {

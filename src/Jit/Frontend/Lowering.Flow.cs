@@ -53,11 +53,13 @@ internal sealed partial class Lowering
         {
             ref var op = ref _b.Emit(Uop.Jmp);
             op.Imm = I.NearBranch32;
+            op.Flags = UopFlags.Call;
         }
         else
         {
             ref var op = ref _b.Emit(Uop.JmpInd);
             op.A = target;
+            op.Flags = UopFlags.Call;
         }
         return true;
     }

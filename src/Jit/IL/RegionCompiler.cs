@@ -1,10 +1,79 @@
+using System.Diagnostics;
+using System.Diagnostics.CodeAnalysis;
 using Sharpvisor.Jit.IR;
 using Sharpvisor.Jit.Runtime;
 
 namespace Sharpvisor.Jit.IL;
 
-/// <summary>Compiles hot regions of blocks into one DynamicMethod each (placeholder until the IL backend lands).</summary>
+/// <summary>
+/// Tiering: when a block gets hot, gathers the blocks reachable from it by
+/// direct branches (and the return points of the calls among them) into a
+/// region and compiles the region into one DynamicMethod, so a hot loop runs
+/// as one method with guest registers in IL locals.
+/// </summary>
 internal static class RegionCompiler
 {
-    public static CompiledRegion? TryCompile(Vcpu vcpu, Block head) => null;
+    /// <summary>Most blocks in one region: compile time grows with it (~110 µs for a small method here).</summary>
+    public const int MaxBlocks = 24;
+
+    // Journey: tiering
+    [UnconditionalSuppressMessage("AOT", "IL3050", Justification = "Only called when Engines.IsIlAvailable (checked by the ExecutionEngine constructor).")]
+    public static CompiledRegion? TryCompile(Vcpu vcpu, Block head)
+    {
+        if (!Engines.IsIlAvailable)
+            return null;
+        long t0 = Stopwatch.GetTimestamp();
+        var blocks = Gather(vcpu, head);
+        CompiledRegion? region;
+        try
+        {
+            region = new RegionEmitter(vcpu, blocks).Compile();
+        }
+        catch (Exception e) when (e is InvalidProgramException or NotSupportedException or InvalidOperationException)
+        {
+            // A region we failed to compile keeps running threaded: slower, never wrong.
+            Interlocked.Increment(ref vcpu.Engine._regionFailures);
+            vcpu.Engine.LastRegionFailure = $"{head}: {e.GetType().Name}: {e.Message}";
+            return null;
+        }
+        Interlocked.Add(ref vcpu.Engine._regionTicks, Stopwatch.GetTimestamp() - t0);
+        Interlocked.Increment(ref vcpu.Engine._regions);
+        if (blocks.Any(b => b.Invalid))
+            return null; // the guest rewrote one of them while we compiled
+        foreach (var b in blocks)
+            lock (b)
+                (b.MemberOf ??= new List<Block>()).Add(head);
+        head.Region = region;
+        return region;
+    }
+
+    private static List<Block> Gather(Vcpu vcpu, Block head)
+    {
+        var list = new List<Block> { head };
+        var seen = new HashSet<uint> { head.Start };
+        Span<uint> next = stackalloc uint[2];
+        for (int i = 0; i < list.Count && list.Count < MaxBlocks; i++)
+        {
+            var b = list[i];
+            ref readonly MicroOp last = ref b.Ops[^1];
+            int n = 0;
+            if (last.Kind is Uop.Jmp or Uop.Jcc) next[n++] = last.Imm;
+            if (last.Kind is Uop.Jcc) next[n++] = last.Next;
+            // A call's return point: the callee's ret can branch back to it inside the region.
+            if (last.Kind is Uop.Jmp or Uop.JmpInd && IsCall(b)) next[n++] = last.Next;
+            for (int k = 0; k < n && list.Count < MaxBlocks; k++)
+            {
+                uint target = next[k];
+                if (!seen.Add(target)) continue;
+                var t = vcpu.BlockAt(target);
+                if (t == null || t.Invalid) continue;
+                // Code that never ran is most likely a cold path: leave it out.
+                if (t.Executions == 0 && t.Start != last.Next) continue;
+                list.Add(t);
+            }
+        }
+        return list;
+    }
+
+    private static bool IsCall(Block b) => (b.Ops[^1].Flags & UopFlags.Call) != 0;
 }

@@ -92,6 +92,8 @@ public enum UopFlags : byte
     RepNe = 32,
     /// <summary>Shld/Shrd count is Imm.</summary>
     CountImm = 64,
+    /// <summary>On Jmp/JmpInd: the jump of a call (Next is the return point).</summary>
+    Call = 128,
 }
 
 public enum StringKind : byte { Movs, Stos, Lods, Cmps, Scas }

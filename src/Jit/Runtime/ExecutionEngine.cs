@@ -49,6 +49,9 @@ public sealed unsafe partial class ExecutionEngine : IDisposable
     private long _translations, _translatedInstructions, _translationTicks, _invalidations, _codeWrites;
     internal long _regions, _regionTicks, _regionFailures;
 
+    /// <summary>Why the last region compile failed (diagnostics; such regions keep running threaded).</summary>
+    public string? LastRegionFailure { get; internal set; }
+
     public EngineStats Stats => new(
         Interlocked.Read(ref _translations), Interlocked.Read(ref _translatedInstructions),
         TimeSpan.FromTicks(Stopwatch.GetElapsedTime(0, Interlocked.Read(ref _translationTicks)).Ticks),

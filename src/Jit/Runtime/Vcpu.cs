@@ -175,6 +175,20 @@ public sealed unsafe partial class Vcpu : IDisposable
     internal int MemoryFault(CpuState* s, uint address, uint size, string access, uint eip) =>
         Stop(s, VcpuExit.Fault($"{access} of {size} byte{(size == 1 ? "" : "s")} at 0x{address:x8} outside RAM ({MemorySize >> 20} MiB) at eip 0x{eip:x8}"), eip);
 
+    // ---- called from compiled regions ----
+
+    private static readonly int* s_noKick = (int*)NativeMemory.AllocZeroed(sizeof(int));
+
+    /// <summary>The word an RCU updater sets to ask this vCPU for a quiescent state (a zero word without a domain).</summary>
+    internal int* KickPointer => Qsbr != null ? Qsbr.KickAddress : s_noKick;
+
+    internal int RegionMemoryFault(CpuState* s, uint address, uint size, int kind, uint eip) =>
+        MemoryFault(s, address, size, kind switch { 0 => "read", 1 => "write", _ => "access" }, eip);
+
+    internal bool RegionCodeWrite(uint address, int size, uint value) => Engine.OnCodeWrite(address, size, value);
+
+    internal void AddRegionBranches(int count) => _stats.RegionInternalBranches += count;
+
     public void Dispose()
     {
         if (_state != null)

@@ -420,7 +420,7 @@ internal static unsafe partial class Interpreter
                     {
                         // Re-enter through the dispatcher so that a copy over code takes effect at once.
                         s->Eip = op.Eip;
-                        return Continue;
+                        return Reenter;
                     }
                     break;
                 }

@@ -16,6 +16,15 @@ internal static unsafe partial class Interpreter
     /// <summary>Run results the dispatcher acts on.</summary>
     public const int Continue = 0, Stop = 1, Taken = 2, Fallthrough = 3;
 
+    /// <summary>From <see cref="Step"/>: the op ran and the next op of the block should run.</summary>
+    public const int Reached = 4;
+
+    /// <summary>From <see cref="StringOp"/>: leave the block, <c>s->Eip</c> is set.</summary>
+    internal const int Reenter = 5;
+
+    /// <summary>Runs exactly op <paramref name="index"/> (the IL backend's path for uncommon ops).</summary>
+    public static int Step(Vcpu v, CpuState* s, Block block, int index) => Run(v, s, block, index, index + 1);
+
     // Journey: threaded-run
     /// <summary>
     /// Runs <paramref name="block"/> from its first op to an exit. Returns
@@ -35,10 +44,7 @@ internal static unsafe partial class Interpreter
         for (int i = start; ; i++)
         {
             if (i == stopAt)
-            {
-                s->Eip = Unsafe.Add(ref first, i).Eip;
-                return Continue;
-            }
+                return Reached;
             ref MicroOp op = ref Unsafe.Add(ref first, i);
             uint b = (op.Flags & UopFlags.BImm) != 0 ? op.Imm : r[op.B];
             switch (op.Kind)
@@ -278,7 +284,7 @@ internal static unsafe partial class Interpreter
                 {
                     int status = StringOp(v, s, ref op);
                     if (status != Continue)
-                        return status;
+                        return status == Reenter ? Continue : status;
                     break;
                 }
                 case Uop.Fault:
@@ -308,7 +314,7 @@ internal static unsafe partial class Interpreter
             return Continue;
         }
         int status = Run(v, s, block, i + 1, end);
-        if (status == Continue && end < ops.Length)
+        if (status == Reached)
             s->Eip = ops[i].Next;
         return status == Stop ? Stop : Continue;
     }
