@@ -100,7 +100,9 @@ public sealed unsafe partial class Vcpu : IDisposable
                     else if (how == Interpreter.Fallthrough) prev!.Fallthrough = block;
                 }
 
-                how = Execute(s, block);
+                how = Engine.Kind == EngineKind.Threaded
+                    ? ExecuteChained(s, ref block)
+                    : Execute(s, block);
                 if (how == Interpreter.Stop)
                     return _exit!;
                 prev = block;
@@ -141,6 +143,12 @@ public sealed unsafe partial class Vcpu : IDisposable
             }
         }
         return Interpreter.Run(this, s, block);
+    }
+
+    private int ExecuteChained(CpuState* s, ref Block block)
+    {
+        _stats.Blocks++;
+        return Interpreter.RunChained(this, s, ref block);
     }
 
     /// <summary>Jump cache, then the engine's block cache, then the translator.</summary>

@@ -22,6 +22,31 @@ internal static unsafe partial class Interpreter
     /// <summary>From <see cref="StringOp"/>: leave the block, <c>s->Eip</c> is set.</summary>
     internal const int Reenter = 5;
 
+    /// <summary>Blocks run back to back through their links before control returns to the dispatcher.</summary>
+    public const int ChainBudget = 256;
+
+    /// <summary>
+    /// Runs <paramref name="block"/> and then, while each exit has a cached
+    /// link to its successor, the successors, without going back to the
+    /// dispatcher. Leaves <paramref name="block"/> at the last block run.
+    /// Stops chaining after <see cref="ChainBudget"/> blocks or when an RCU
+    /// updater kicks this vCPU, so quiescent states and stop requests are seen.
+    /// </summary>
+    public static int RunChained(Vcpu v, CpuState* s, ref Block block)
+    {
+        int* kick = v.KickPointer;
+        for (int budget = ChainBudget; ; budget--)
+        {
+            int how = Run(v, s, block, 0, int.MaxValue);
+            Block? next = how == Taken ? block.Taken : how == Fallthrough ? block.Fallthrough : null;
+            if (next == null || next.Invalid || budget == 0 || *kick != 0)
+                return how;
+            v._stats.Linked++;
+            v._stats.Blocks++;
+            block = next;
+        }
+    }
+
     /// <summary>Runs exactly op <paramref name="index"/> (the IL backend's path for uncommon ops).</summary>
     public static int Step(Vcpu v, CpuState* s, Block block, int index) => Run(v, s, block, index, index + 1);
 
