@@ -57,4 +57,28 @@ public class ProcessPathTests
         Assert.Equal(native.Stdout, r.Stdout);
         Assert.Equal(0, r.Status);
     }
+
+    /// <summary>Needs the engine: SIGINT stops a spinning guest cleanly, status 130, one line.</summary>
+    [Fact]
+    public void Sigint_StopsTheVcpuCleanly_Exits130()
+    {
+        using var dir = new Sharpvisor.Tests.Vmm.TempDir();
+        string loop = dir.Write("loop.bin", [0xEB, 0xFE]); // jmp $
+        var start = new System.Diagnostics.ProcessStartInfo("dotnet")
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        foreach (string a in new[] { SharpvisorDll(), "run", loop, "--flat", "0x1000", "--engine", "threaded", "--timeout", "60" })
+            start.ArgumentList.Add(a);
+        using var p = System.Diagnostics.Process.Start(start)!;
+        Task<string> stderr = p.StandardError.ReadToEndAsync();
+        Thread.Sleep(1500); // past runtime start-up and signal registration
+        using (var kill = System.Diagnostics.Process.Start("kill", ["-INT", p.Id.ToString()])) kill.WaitForExit();
+        Assert.True(p.WaitForExit(TimeSpan.FromSeconds(30)), "still running 30 s after SIGINT");
+        Assert.Equal(130, p.ExitCode);
+        string line = Assert.Single(stderr.Result.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+        Assert.Contains("SIGINT", line);
+    }
 }
