@@ -4,8 +4,16 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-# NuGet restores happen inside dotnet build. Later issues add apt packages
-# (gcc-multilib for the C guests) here.
+# NuGet restores happen inside dotnet build. The C guests need a gcc that
+# builds 32-bit code: install gcc-multilib only when `gcc -m32` fails (CI
+# starts from a fresh machine; a developer's usually has it already).
+if ! echo 'int x;' | gcc -m32 -x c -c -o /dev/null - 2>/dev/null; then
+  echo "test.sh: gcc -m32 does not work; installing gcc-multilib"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq gcc gcc-multilib >/dev/null
+fi
+./guests/build.sh
 
 dotnet build aot.sln -c Release -nologo -clp:ErrorsOnly
 

@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Builds every guest twice into guests/build/: NAME.elf for Sharpvisor (guest
+# ABI v1, hypercalls) and NAME.linux, the same source as a static i386 Linux
+# program (-DSV_LINUX: int $0x80 syscalls), whose output the tests compare
+# with the guest's. Benchmarks land in guests/build/bench/.
+#
+# Idempotent and fast: a target is rebuilt only when it is older than its
+# source, sv.h, start.S, link.ld or this script. Malformed images for the
+# loader tests are made by the tests themselves (tests/Vmm/TestElf.cs), so
+# they need no compiler.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+CC=${CC:-gcc}
+# -mgeneral-regs-only: ABI v1 has no x87/SSE state, so no floating point or
+# vector code may appear. -fno-pic: fixed addresses, no GOT. No stack
+# protector or unwind tables: nothing in a freestanding guest provides them.
+CFLAGS=(-m32 -O2 -ffreestanding -nostdlib -static -mgeneral-regs-only -fno-pic
+        -fno-stack-protector -fno-asynchronous-unwind-tables -fcf-protection=none
+        -Wall -Wextra -Werror -T link.ld -Wl,--build-id=none)
+# Per-program extras; strings.c wants gcc's inline rep-string expansions.
+declare -A EXTRA=([strings]=-minline-all-stringops)
+
+programs=(hello sort int64 switch strings recursion hash)
+benches=(sieve crc32 sort interp)
+
+if ! echo 'int x;' | "$CC" -m32 -x c -c -o /dev/null - 2>/dev/null; then
+  echo "guests/build.sh: '$CC -m32' does not work (install gcc-multilib)" >&2
+  exit 1
+fi
+
+common=(sv.h start.S link.ld build.sh)
+built=0
+# build SOURCE OUTPUT_STEM EXTRA_FLAGS
+build() {
+  local src=$1 out=$2 extra=$3 variant
+  for variant in elf linux; do
+    local target=$out.$variant stale=0 dep
+    for dep in "$src" "${common[@]}"; do
+      [[ $target -nt $dep ]] || stale=1
+    done
+    (( stale )) || continue
+    local define=()
+    [[ $variant == linux ]] && define=(-DSV_LINUX)
+    # shellcheck disable=SC2086 # $extra is zero or more flags
+    "$CC" "${CFLAGS[@]}" $extra "${define[@]}" -o "$target.tmp" start.S "$src" -lgcc
+    mv "$target.tmp" "$target" # never leave a half-written target that looks new
+    built=$((built + 1))
+  done
+}
+
+mkdir -p build/bench
+for p in "${programs[@]}"; do build "$p.c" "build/$p" "${EXTRA[$p]:-}"; done
+for b in "${benches[@]}"; do build "bench/$b.c" "build/bench/$b" ""; done
+echo "guests: $built built, $(( (${#programs[@]} + ${#benches[@]}) * 2 - built )) up to date (guests/build/)"

@@ -1,0 +1,227 @@
+using System.CommandLine;
+using System.CommandLine.Help;
+using System.CommandLine.Invocation;
+using System.CommandLine.Parsing;
+using System.Globalization;
+using System.Runtime.InteropServices;
+using System.Text;
+using Sharpvisor.Jit.Runtime;
+using Sharpvisor.Vmm.Loader;
+
+namespace Sharpvisor.Vmm.Launcher;
+
+/// <summary>
+/// The <c>sharpvisor</c> command line: <c>run</c>, <c>smoke</c>, <c>--help</c>,
+/// <c>--version</c>. Output goes to the streams it is given, so tests run it
+/// in process with captured output; Program passes the real ones.
+/// </summary>
+/// <remarks>
+/// System.CommandLine rather than ConsoleAppFramework (both AOT-safe): CAF's
+/// generated runner reports through process-wide state (Environment.ExitCode,
+/// a static error sink), gives a parse error status 1, which a guest may
+/// also return, and prints an unhandled exception with its stack trace.
+/// System.CommandLine hands back a ParseResult whose errors we turn into
+/// status 64 and one line, with no global state, so parallel tests can each
+/// run their own command line.
+/// </remarks>
+public static class Cli
+{
+    /// <summary>Parses <paramref name="args"/>, does what they ask, returns the exit status (see <see cref="ExitStatus"/>).</summary>
+    /// <param name="stdout">The guest's console output, help and version; written through, flushed before return.</param>
+    /// <param name="stderr">At most one line for a stop other than a shutdown, then the --regs JSON line.</param>
+    /// <param name="handleSignals">Turn SIGINT/SIGTERM into a clean vCPU stop (the real process only).</param>
+    public static int Execute(string[] args, Stream stdout, TextWriter stderr, bool handleSignals = false)
+    {
+        try
+        {
+            return Dispatch(args, stdout, stderr, handleSignals);
+        }
+        catch (Exception e)
+        {
+            // The last line of defence: whatever escaped is our bug or the
+            // host's trouble, reported as one line, never as a stack trace.
+            stderr.WriteLine($"sharpvisor: internal error: {e.GetType().Name}: {OneLine(e.Message)}");
+            return (int)ExitStatus.Internal;
+        }
+        finally
+        {
+            try { stdout.Flush(); } catch (IOException) { } // stdout may be a closed pipe
+        }
+    }
+
+    private static int Dispatch(string[] args, Stream stdout, TextWriter stderr, bool handleSignals)
+    {
+        var image = new Argument<string>("IMAGE") { Description = "an ELF32 i386 executable, or a flat binary with --flat" };
+        image.Validators.Add(r =>
+        {
+            // An unknown option in IMAGE's place would otherwise be taken for a file name.
+            string value = r.GetValueOrDefault<string>() ?? "";
+            if (value.StartsWith('-') && value.Length > 1) r.AddError($"unknown option '{value}'");
+        });
+        var engine = new Option<string>("--engine")
+        {
+            Description = "translator backend (il needs the JIT build; the native-AOT build has threaded only)",
+            HelpName = "il|threaded",
+            DefaultValueFactory = _ => Engines.Default == EngineKind.Il ? "il" : "threaded",
+        };
+        engine.AcceptOnlyFromAmong("il", "threaded");
+        var mem = new Option<ulong>("--mem")
+        {
+            Description = "guest RAM: bytes, or with K, M, G (powers of 1024); a multiple of 4K, at most 3G",
+            HelpName = "SIZE",
+            DefaultValueFactory = _ => MachineConfig.DefaultMemorySize,
+            CustomParser = r => SizeParser.TryParseMemory(r.Tokens[0].Value, out ulong size, out string error) ? size : Fail<ulong>(r, error),
+        };
+        var flat = new Option<uint?>("--flat")
+        {
+            Description = "load IMAGE as a flat binary at ADDR (also the entry point)",
+            HelpName = "ADDR",
+            CustomParser = r => SizeParser.TryParseAddress(r.Tokens[0].Value, out uint address, out string error) ? address : Fail<uint?>(r, error),
+        };
+        var regs = new Option<bool>("--regs") { Description = "print the stop reason and registers as one JSON line, last on stderr" };
+        var timeout = new Option<double?>("--timeout")
+        {
+            Description = "stop the guest after SECONDS (exit 82)",
+            HelpName = "SECONDS",
+            CustomParser = r => double.TryParse(r.Tokens[0].Value, NumberStyles.Float, CultureInfo.InvariantCulture, out double s)
+                                && s > 0 && s <= 1e7
+                ? s
+                : Fail<double?>(r, $"--timeout '{r.Tokens[0].Value}' must be a number of seconds, above 0 and at most 1e7"),
+        };
+        var run = new Command("run", "run a guest image until it shuts down") { image, engine, mem, flat, regs, timeout };
+
+        var notifications = new Argument<int>("NOTIFICATIONS")
+        {
+            Description = "how many notifications the vCPU-like thread sends",
+            DefaultValueFactory = _ => 100_000,
+        };
+        notifications.Validators.Add(r =>
+        {
+            if (r.GetValueOrDefault<int>() <= 0) r.AddError("NOTIFICATIONS must be a positive integer");
+        });
+        var smoke = new Command("smoke", "drive the native layer (eventfds, RCU map) end to end") { notifications };
+
+        var version = new Option<bool>("--version") { Description = "print the version and exit" };
+        var root = new RootCommand("Sharpvisor: runs 32-bit x86 guests (guest ABI v1, docs/guest-abi.md).") { run, smoke };
+        // Our own --version, so it prints "sharpvisor X.Y.Z" as before, with no commit suffix.
+        foreach (Option o in root.Options.Where(o => o is VersionOption).ToList()) root.Options.Remove(o);
+        root.Options.Add(version);
+        root.SetAction(_ => 0); // so a bare --version is not "Required command was not provided"
+        root.Directives.Clear(); // "[diagram]" and friends are not part of our interface
+        HelpOption help = root.Options.OfType<HelpOption>().Single();
+        help.Action = new HelpWithExitStatuses((HelpAction)help.Action!);
+
+        // No response files: an image path may start with '@'.
+        ParseResult parsed = root.Parse(args, new ParserConfiguration { ResponseFileTokenReplacer = null });
+
+        using var text = new StreamWriter(stdout, new UTF8Encoding(false), bufferSize: 4096, leaveOpen: true) { AutoFlush = true };
+        if (parsed.Action is HelpWithExitStatuses)
+            return parsed.Invoke(new InvocationConfiguration { Output = text, Error = stderr });
+        if (parsed.Errors.Count > 0)
+            return Usage(stderr, string.Join("; ", parsed.Errors.Select(e => e.Message)));
+        if (parsed.GetValue(version))
+        {
+            text.WriteLine($"sharpvisor {typeof(Cli).Assembly.GetName().Version?.ToString(3)}");
+            return 0;
+        }
+
+        Command chosen = parsed.CommandResult.Command;
+        if (chosen == smoke)
+            return SmokeRun.Run(parsed.GetValue(notifications), text);
+        if (chosen != run)
+            return Usage(stderr, "a command is required: run or smoke");
+
+        var options = new RunOptions(
+            parsed.GetValue(image)!,
+            parsed.GetValue(engine) == "il" ? EngineKind.Il : EngineKind.Threaded,
+            parsed.GetValue(mem),
+            parsed.GetValue(flat),
+            parsed.GetValue(regs),
+            parsed.GetValue(timeout) is double seconds ? TimeSpan.FromSeconds(seconds) : null);
+        return Run(options, stdout, stderr, handleSignals);
+    }
+
+    /// <summary><c>sharpvisor run</c>: load, run, report.</summary>
+    public static int Run(RunOptions options, Stream stdout, TextWriter stderr, bool handleSignals = false)
+    {
+        if (options.Engine == EngineKind.Il && !Engines.IsIlAvailable)
+            // A usage error rather than "unavailable" (69): the option is
+            // wrong for this binary, and another value works right away.
+            return Usage(stderr, "--engine il needs dynamic code, which this native-AOT build does not have; use --engine threaded (or the JIT build)");
+
+        GuestImage image;
+        try
+        {
+            image = ImageLoader.Read(options.ImagePath, options.MemorySize, options.FlatAddress);
+        }
+        catch (ImageException e)
+        {
+            stderr.WriteLine($"sharpvisor: {e.Message}");
+            return (int)e.Status;
+        }
+
+        using var machine = new Machine(new MachineConfig(options.MemorySize, options.Engine), image, stdout);
+        using PosixSignalRegistration? sigint = handleSignals ? StopOn(machine, PosixSignal.SIGINT, 2, "SIGINT") : null;
+        using PosixSignalRegistration? sigterm = handleSignals ? StopOn(machine, PosixSignal.SIGTERM, 15, "SIGTERM") : null;
+
+        VcpuExit exit = machine.Run(options.Timeout);
+        int status = ExitStatuses.For(exit);
+        stdout.Flush(); // the guest's output first, then our line about why it stopped
+        if (exit.Reason != StopReason.Shutdown)
+            stderr.WriteLine($"sharpvisor: {Describe(exit, machine.Vcpu.State.Eip)}");
+        if (options.Regs)
+            stderr.WriteLine(RegsReport.Format(exit, status, [machine.Vcpu]));
+        return status;
+    }
+
+    /// <summary>
+    /// Cancelling the default action keeps the process alive until the vCPU
+    /// has stopped at a block boundary; then Run returns and we exit with
+    /// 128 + the signal, after flushing the guest's output.
+    /// </summary>
+    private static PosixSignalRegistration StopOn(Machine machine, PosixSignal signal, int number, string name) =>
+        PosixSignalRegistration.Create(signal, context =>
+        {
+            context.Cancel = true;
+            machine.RequestStop(new VcpuExit(StopReason.Signal, $"{name} received, vCPU stopped", Signal: number));
+        });
+
+    /// <summary>One line naming what happened. A fault's message from the engine already says where.</summary>
+    internal static string Describe(VcpuExit exit, uint eip) => exit.Reason switch
+    {
+        StopReason.Fault => $"guest fault: {OneLine(exit.Message)}",
+        StopReason.Deadlock => $"deadlock: {OneLine(exit.Message)}",
+        StopReason.Timeout => $"timeout: {OneLine(exit.Message)} (guest eip 0x{eip:x})",
+        StopReason.Signal => $"stopped: {OneLine(exit.Message)} (guest eip 0x{eip:x})",
+        StopReason.Shutdown => OneLine(exit.Message),
+        _ => $"internal error: {OneLine(exit.Message)}",
+    };
+
+    private static int Usage(TextWriter stderr, string message)
+    {
+        stderr.WriteLine($"sharpvisor: {OneLine(message)} (see sharpvisor --help)");
+        return (int)ExitStatus.Usage;
+    }
+
+    private static T Fail<T>(ArgumentResult result, string error)
+    {
+        result.AddError(error);
+        return default!;
+    }
+
+    /// <summary>Line breaks and tabs (System.CommandLine puts both in its messages) become single spaces.</summary>
+    private static string OneLine(string s) =>
+        string.Join(' ', s.ReplaceLineEndings(" ").Replace('\t', ' ').Split(' ', StringSplitOptions.RemoveEmptyEntries));
+
+    /// <summary>The standard help, then the exit-status table, which a script writer needs most.</summary>
+    private sealed class HelpWithExitStatuses(HelpAction standard) : SynchronousCommandLineAction
+    {
+        public override int Invoke(ParseResult parseResult)
+        {
+            standard.Invoke(parseResult);
+            TextWriter output = parseResult.InvocationConfiguration.Output;
+            output.WriteLine(ExitStatuses.HelpTable);
+            return 0;
+        }
+    }
+}

@@ -1,0 +1,12 @@
+using Sharpvisor.Jit.Runtime;
+
+namespace Sharpvisor.Vmm.Launcher;
+
+/// <summary>What <c>sharpvisor run</c> was asked to do, after parsing.</summary>
+public sealed record RunOptions(
+    string ImagePath,
+    EngineKind Engine,
+    ulong MemorySize,
+    uint? FlatAddress,
+    bool Regs,
+    TimeSpan? Timeout);
