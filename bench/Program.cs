@@ -5,4 +5,8 @@ using BenchmarkDotNet.Running;
 //   dotnet run -c Release --project bench -- --filter '*' --job short   (quicker, noisier)
 // Each class compares a hot path with a baseline measured in the same run;
 // read the Ratio column (SynchronizeBench: the P50 column).
+//   dotnet run -c Release --project bench -- guests   (the engines against qemu-i386 on the C kernels)
+if (args.Length > 0 && args[0] == "guests")
+    return Sharpvisor.Bench.GuestKernels.Run(args[1..]);
 BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args);
+return 0;

@@ -1,0 +1,116 @@
+using System.Diagnostics;
+using Sharpvisor.Jit.Runtime;
+using Sharpvisor.Vmm;
+using Sharpvisor.Vmm.Loader;
+
+namespace Sharpvisor.Bench;
+
+/// <summary>
+/// The engines against QEMU's TCG on the same C: each kernel in
+/// guests/bench is built twice (guest ELF, static i386 Linux program) and run
+/// natively, under qemu-i386, and under `sharpvisor run` with each engine,
+/// interleaved, in the same run. Whole-process wall time, median of the runs.
+/// Then one in-process IL run per kernel for the translator figures.
+/// </summary>
+/// <remarks>
+///   ./guests/build.sh &amp;&amp; dotnet build -c Release aot.sln
+///   dotnet run -c Release --project bench -- guests [--runs 3] [--threaded-runs 1] [--only crc32]
+/// </remarks>
+internal static class GuestKernels
+{
+    private static readonly string[] Kernels = ["sieve", "crc32", "sort", "interp"];
+
+    public static int Run(string[] args)
+    {
+        int runs = Option(args, "--runs", 3);
+        int threadedRuns = Option(args, "--threaded-runs", 1);
+        string? only = args.SkipWhile(a => a != "--only").Skip(1).FirstOrDefault();
+        string root = FindRoot();
+        string dll = Path.Combine(root, "src/Vmm/bin/Release/net10.0/sharpvisor.dll");
+        if (!File.Exists(dll)) return Fail($"{dll} is missing: dotnet build -c Release aot.sln");
+        bool qemu = Which("qemu-i386");
+        if (!qemu) Console.Error.WriteLine("qemu-i386 not found (apt-get install qemu-user): its column stays empty");
+
+        Console.WriteLine($"| kernel | native s | qemu-i386 s | IL s | threaded s | IL / qemu | IL / native | threaded speed / IL | µs per insn translated | fast exits |");
+        Console.WriteLine($"|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+        foreach (string k in Kernels)
+        {
+            if (only != null && only != k) continue;
+            string elf = Path.Combine(root, $"guests/build/bench/{k}.elf");
+            string linux = Path.Combine(root, $"guests/build/bench/{k}.linux");
+            if (!File.Exists(elf) || !File.Exists(linux)) return Fail($"{elf} is missing: ./guests/build.sh");
+            string expected = Capture(linux, []);
+            var native = new List<double>(); var tcg = new List<double>(); var il = new List<double>(); var th = new List<double>();
+            for (int i = 0; i < runs; i++)
+            {
+                native.Add(Time(linux, [], expected));
+                if (qemu) tcg.Add(Time("qemu-i386", [linux], expected));
+                il.Add(Time("dotnet", [dll, "run", "--engine", "il", elf], expected));
+                if (i < threadedRuns) th.Add(Time("dotnet", [dll, "run", "--engine", "threaded", elf], expected));
+            }
+            var (usPerInsn, fast) = Stats(elf);
+            double n = Median(native), q = qemu ? Median(tcg) : double.NaN, l = Median(il), t = th.Count > 0 ? Median(th) : double.NaN;
+            Console.WriteLine($"| {k} | {n:0.000} | {q:0.000} | {l:0.000} | {t:0.000} | {l / q:0.00} | {l / n:0.00} | {l / t:0.000} | {usPerInsn:0.0} | {fast:P2} |");
+        }
+        return 0;
+    }
+
+    /// <summary>Translator figures from one in-process IL run: front-end cost per instruction, and exits that avoided a full lookup.</summary>
+    private static (double UsPerInsn, double FastExits) Stats(string elf)
+    {
+        var image = ImageLoader.Read(elf, MachineConfig.DefaultMemorySize, null);
+        using var machine = new Machine(new MachineConfig(MachineConfig.DefaultMemorySize, EngineKind.Il), image, Stream.Null);
+        machine.Run();
+        return (machine.Engine.Stats.MicrosecondsPerInstruction, machine.Vcpu.Stats.FastExitShare);
+    }
+
+    private static double Time(string file, string[] args, string expected)
+    {
+        var sw = Stopwatch.StartNew();
+        string output = Capture(file, args);
+        double s = sw.Elapsed.TotalSeconds;
+        if (output != expected)
+            throw new InvalidOperationException($"{file} {string.Join(' ', args)}: output differs from the native run");
+        return s;
+    }
+
+    private static string Capture(string file, string[] args)
+    {
+        var psi = new ProcessStartInfo(file) { RedirectStandardOutput = true, UseShellExecute = false };
+        foreach (var a in args) psi.ArgumentList.Add(a);
+        using var p = Process.Start(psi)!;
+        string output = p.StandardOutput.ReadToEnd();
+        p.WaitForExit();
+        if (p.ExitCode != 0)
+            throw new InvalidOperationException($"{file} {string.Join(' ', args)} exited {p.ExitCode}");
+        return output;
+    }
+
+    private static double Median(List<double> xs)
+    {
+        var s = xs.Order().ToArray();
+        return s.Length % 2 == 1 ? s[s.Length / 2] : (s[s.Length / 2 - 1] + s[s.Length / 2]) / 2;
+    }
+
+    private static int Option(string[] args, string name, int fallback)
+    {
+        int i = Array.IndexOf(args, name);
+        return i >= 0 && i + 1 < args.Length && int.TryParse(args[i + 1], out int v) ? v : fallback;
+    }
+
+    private static bool Which(string program) =>
+        (Environment.GetEnvironmentVariable("PATH") ?? "").Split(':').Any(d => File.Exists(Path.Combine(d, program)));
+
+    private static string FindRoot()
+    {
+        for (var d = new DirectoryInfo(Directory.GetCurrentDirectory()); d != null; d = d.Parent)
+            if (File.Exists(Path.Combine(d.FullName, "aot.sln"))) return d.FullName;
+        return Directory.GetCurrentDirectory();
+    }
+
+    private static int Fail(string message)
+    {
+        Console.Error.WriteLine($"bench guests: {message}");
+        return 66;
+    }
+}
