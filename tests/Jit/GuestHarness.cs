@@ -1,0 +1,60 @@
+using Iced.Intel;
+using Sharpvisor.Jit.Cpu;
+using Sharpvisor.Jit.Runtime;
+using Sharpvisor.Native;
+
+namespace Sharpvisor.Tests.Jit;
+
+/// <summary>Runs a few hand-assembled instructions on one engine: code at 0x1000, `hlt` ends the run.</summary>
+internal sealed unsafe class GuestHarness : IDisposable, IVcpuHost
+{
+    public const uint CodeBase = 0x1000;
+    public const ulong RamSize = 1 << 20;
+
+    public GuestHarness(EngineKind kind, Action<Assembler> program, int hotThreshold = 64, Qsbr? qsbr = null)
+    {
+        Memory = GuestMemory.Allocate(RamSize);
+        var asm = new Assembler(32);
+        program(asm);
+        var stream = new MemoryStream();
+        asm.Assemble(new StreamCodeWriter(stream), CodeBase);
+        byte[] code = stream.ToArray();
+        code.CopyTo(new Span<byte>(Memory.Base + CodeBase, code.Length));
+        Engine = new ExecutionEngine(Memory, kind, qsbr) { HotThreshold = hotThreshold };
+        Vcpu = new Vcpu(Engine, 0, this);
+        Vcpu.State.Eip = CodeBase;
+        Vcpu.State[Gpr.Esp] = (uint)RamSize;
+        Vcpu.State.SetEflags(Eflags.Initial);
+    }
+
+    public GuestMemory Memory { get; }
+    public ExecutionEngine Engine { get; }
+    public Vcpu Vcpu { get; }
+    public ref CpuState State => ref Vcpu.State;
+
+    /// <summary>Called on every hypercall; returns null to continue.</summary>
+    public Func<Vcpu, VcpuExit?>? OnHypercall { get; set; }
+
+    public VcpuExit Run() => Vcpu.Run();
+
+    public uint Read32(uint address) => *(uint*)(Memory.Base + address);
+
+    public VcpuExit? Hypercall(Vcpu vcpu) => OnHypercall?.Invoke(vcpu) ?? VcpuExit.Fault("unexpected hypercall");
+
+    public VcpuExit? Halt(Vcpu vcpu) => new(StopReason.Shutdown, "hlt", 0);
+
+    public static TheoryData<EngineKind> Kinds => new(EngineKind.Threaded, EngineKind.Il);
+
+    public static void SkipIfUnavailable(EngineKind kind)
+    {
+        if (kind == EngineKind.Il && !Engines.IsIlAvailable)
+            Assert.Skip("the IL engine needs dynamic code");
+    }
+
+    public void Dispose()
+    {
+        Vcpu.Dispose();
+        Engine.Dispose();
+        Memory.Dispose();
+    }
+}
