@@ -101,27 +101,10 @@ public static unsafe class LazyFlags
 
     /// <summary>
     /// Evaluates condition <paramref name="cc"/> (x86 order: O NO B AE E NE BE A
-    /// S NS P NP L GE LE G). A compare, the common case, skips materializing.
+    /// S NS P NP L GE LE G) on the state's record.
     /// </summary>
-    public static bool Condition(CpuState* s, int cc)
-    {
-        uint op = s->CcOp;
-        if (op == Pack(LazyOp.Sub, 4))
-        {
-            uint a = s->CcA, b = s->CcB;
-            bool r = (cc >> 1) switch
-            {
-                1 => a < b,
-                2 => a == b,
-                3 => a <= b,
-                6 => (int)a < (int)b,
-                7 => (int)a <= (int)b,
-                _ => FromFlags(Materialize(s), cc & ~1),
-            };
-            return r ^ ((cc & 1) != 0);
-        }
-        return FromFlags(Materialize(s), cc);
-    }
+    public static bool Condition(CpuState* s, int cc) =>
+        ConditionOf(cc, s->CcOp, s->CcA, s->CcB, s->CcRes, s->CcCarry, s);
 
     /// <summary>Evaluates a condition on materialized EFLAGS.</summary>
     public static bool FromFlags(uint f, int cc)
@@ -144,10 +127,44 @@ public static unsafe class LazyFlags
     /// <see cref="Condition(CpuState*, int)"/> on a record held outside the
     /// state (the IL backend keeps it in locals); <c>s->Flags</c> supplies the
     /// materialized flags when <paramref name="op"/> is <see cref="LazyOp.None"/>.
+    /// A compare or a logic op, the common cases, is answered from the
+    /// operands without computing all six flags.
     /// </summary>
     public static bool ConditionOf(int cc, uint op, uint a, uint b, uint res, uint carry, CpuState* s)
     {
-        if ((LazyOp)(byte)op == LazyOp.None)
+        var kind = (LazyOp)(byte)op;
+        int test = cc >> 1;
+        if (kind == LazyOp.Sub && test is 1 or 2 or 3 or 4 or 6 or 7)
+        {
+            int size = (int)(op >> 8);
+            int shift = 32 - size * 8;
+            uint ua = (a << shift) >> shift, ub = (b << shift) >> shift;
+            int sa = (int)(a << shift) >> shift, sb = (int)(b << shift) >> shift;
+            bool r = test switch
+            {
+                1 => ua < ub,
+                2 => ua == ub,
+                3 => ua <= ub,
+                4 => (int)(res << shift) < 0,
+                6 => sa < sb,
+                _ => sa <= sb,
+            };
+            return r ^ ((cc & 1) != 0);
+        }
+        if (kind == LazyOp.Logic && test != 5)
+        {
+            int shift = 32 - (int)(op >> 8) * 8;
+            int v = (int)(res << shift);
+            bool r = test switch
+            {
+                0 or 1 => false,   // OF = CF = 0
+                2 or 3 => v == 0,  // ZF (CF = 0)
+                4 or 6 => v < 0,   // SF (OF = 0)
+                _ => v <= 0,       // ZF | SF
+            };
+            return r ^ ((cc & 1) != 0);
+        }
+        if (kind == LazyOp.None)
             return FromFlags(s->Flags, cc);
         return FromFlags((s->Flags & ~Eflags.Arith) | Arith(op, a, b, res, carry), cc);
     }

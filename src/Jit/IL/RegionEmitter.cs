@@ -550,6 +550,14 @@ internal sealed unsafe class RegionEmitter
         return set;
     }
 
+    /// <summary>Loads a record local narrowed to the operand size, zero- or sign-extended.</summary>
+    private void LdNarrow(LocalBuilder local, int size, bool signed)
+    {
+        _il.Emit(OpCodes.Ldloc, local);
+        if (size == 1) _il.Emit(signed ? OpCodes.Conv_I1 : OpCodes.Conv_U1);
+        else if (size == 2) _il.Emit(signed ? OpCodes.Conv_I2 : OpCodes.Conv_U2);
+    }
+
     private void EmitEa(in MicroOp op)
     {
         bool any = false;
@@ -612,15 +620,19 @@ internal sealed unsafe class RegionEmitter
         _il.Emit(OpCodes.Conv_U);
         _il.Emit(OpCodes.Add);
         _il.Emit(OpCodes.Ldind_U1);
-        _il.Emit(OpCodes.Ldc_I8, (long)_vcpu.CodePages);
-        _il.Emit(OpCodes.Conv_U);
-        _il.Emit(OpCodes.Ldloc, _ea);
-        LdC((uint)op.Size - 1); _il.Emit(OpCodes.Add);
-        LdC(12); _il.Emit(OpCodes.Shr_Un);
-        _il.Emit(OpCodes.Conv_U);
-        _il.Emit(OpCodes.Add);
-        _il.Emit(OpCodes.Ldind_U1);
-        _il.Emit(OpCodes.Or);
+        if (op.Size > 1)
+        {
+            // The last byte's page too: a 2- or 4-byte store can straddle two pages.
+            _il.Emit(OpCodes.Ldc_I8, (long)_vcpu.CodePages);
+            _il.Emit(OpCodes.Conv_U);
+            _il.Emit(OpCodes.Ldloc, _ea);
+            LdC((uint)op.Size - 1); _il.Emit(OpCodes.Add);
+            LdC(12); _il.Emit(OpCodes.Shr_Un);
+            _il.Emit(OpCodes.Conv_U);
+            _il.Emit(OpCodes.Add);
+            _il.Emit(OpCodes.Ldind_U1);
+            _il.Emit(OpCodes.Or);
+        }
         _il.Emit(OpCodes.Brfalse, plain);
         _il.Emit(OpCodes.Ldarg_2);
         _il.Emit(OpCodes.Ldloc, _ea);
@@ -802,15 +814,17 @@ internal sealed unsafe class RegionEmitter
     {
         bool negate = (cc & 1) != 0;
         int test = cc >> 1;
-        if (_lastSetter is { } last && last.Size == 4)
+        if (_lastSetter is { } last)
         {
             bool sub = last.Kind == Uop.Sub;
             bool logic = last.Kind is Uop.And or Uop.Or or Uop.Xor;
+            int size = last.Size;
             bool done = true;
             if (sub && test is 1 or 2 or 3 or 6 or 7)
             {
-                _il.Emit(OpCodes.Ldloc, _ccA);
-                _il.Emit(OpCodes.Ldloc, _ccB);
+                bool signedCompare = test >= 6;
+                LdNarrow(_ccA, size, signedCompare);
+                LdNarrow(_ccB, size, signedCompare);
                 switch (test)
                 {
                     case 1: _il.Emit(OpCodes.Clt_Un); break;                                   // b
@@ -822,17 +836,18 @@ internal sealed unsafe class RegionEmitter
             }
             else if ((sub || logic) && test == 4)
             {
-                _il.Emit(OpCodes.Ldloc, _ccRes); LdC(0); _il.Emit(OpCodes.Clt);           // s
+                LdNarrow(_ccRes, size, true); LdC(0); _il.Emit(OpCodes.Clt);                 // s
             }
-            else if (logic && test is 1 or 2 or 3 or 6 or 7)
+            else if (logic && test is 0 or 1 or 2 or 3 or 6 or 7)
             {
                 switch (test)
                 {
-                    case 1: LdC(0); break;                                                     // CF = 0
+                    case 0:
+                    case 1: LdC(0); break;                                                     // OF = 0, CF = 0
                     case 2:
-                    case 3: _il.Emit(OpCodes.Ldloc, _ccRes); LdC(0); _il.Emit(OpCodes.Ceq); break; // ZF (CF = 0)
-                    case 6: _il.Emit(OpCodes.Ldloc, _ccRes); LdC(0); _il.Emit(OpCodes.Clt); break; // SF (OF = 0)
-                    case 7: _il.Emit(OpCodes.Ldloc, _ccRes); LdC(0); _il.Emit(OpCodes.Cgt); negate = !negate; break; // ZF|SF
+                    case 3: LdNarrow(_ccRes, size, false); LdC(0); _il.Emit(OpCodes.Ceq); break; // ZF (CF = 0)
+                    case 6: LdNarrow(_ccRes, size, true); LdC(0); _il.Emit(OpCodes.Clt); break;  // SF (OF = 0)
+                    case 7: LdNarrow(_ccRes, size, true); LdC(0); _il.Emit(OpCodes.Cgt); negate = !negate; break; // ZF|SF
                 }
             }
             else
