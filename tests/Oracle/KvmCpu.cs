@@ -19,9 +19,18 @@ internal sealed class X86Regs
 }
 
 /// <summary>A KVM run that ended in anything but hlt: a triple fault, port I/O, a failed entry...</summary>
-internal sealed class KvmExitException(uint exitReason, string message) : Exception(message)
+internal sealed class KvmExitException(uint exitReason, string message, uint suberror = 0) : Exception(message)
 {
     public uint ExitReason { get; } = exitReason;
+
+    /// <summary>For KVM_EXIT_INTERNAL_ERROR, the kernel's suberror.</summary>
+    public uint Suberror { get; } = suberror;
+
+    /// <summary>
+    /// KVM had to emulate the instruction and its emulator does not know it:
+    /// a gap in the oracle, not a fault of the guest program.
+    /// </summary>
+    public bool IsEmulationGap => ExitReason == KVM_EXIT_INTERNAL_ERROR && Suberror == KVM_INTERNAL_ERROR_EMULATION;
 }
 
 /// <summary>
@@ -164,7 +173,7 @@ internal sealed unsafe class KvmCpu : IDisposable
             uint reason = _run->exit_reason;
             if (reason == KVM_EXIT_HLT) return ReadRegs();
             if (reason == KVM_EXIT_INTR) continue;
-            throw new KvmExitException(reason, DescribeExit(reason));
+            throw new KvmExitException(reason, DescribeExit(reason), reason == KVM_EXIT_INTERNAL_ERROR ? _run->internal_suberror : 0);
         }
     }
 
@@ -189,11 +198,25 @@ internal sealed unsafe class KvmCpu : IDisposable
             KVM_EXIT_IO => $"port I/O: {(_run->io_direction == KVM_EXIT_IO_IN ? "in" : "out")} port 0x{_run->io_port:x}, size {_run->io_size}",
             KVM_EXIT_MMIO => $"access outside RAM: {(_run->mmio_is_write != 0 ? "write" : "read")} of {_run->mmio_len} bytes at 0x{_run->mmio_phys_addr:x}",
             KVM_EXIT_FAIL_ENTRY => $"VM entry failed, hardware reason 0x{_run->fail_entry_hardware_entry_failure_reason:x}",
-            KVM_EXIT_INTERNAL_ERROR => $"KVM internal error, suberror {_run->internal_suberror}",
+            KVM_EXIT_INTERNAL_ERROR => DescribeInternalError(),
             KVM_EXIT_EXCEPTION => $"exception {_run->ex_exception}, error code {_run->ex_error_code}",
             _ => "unexpected exit",
         };
         return $"{ExitName(reason)} at {where}: {detail}";
+    }
+
+    /// <summary>
+    /// Suberror 1 is KVM_INTERNAL_ERROR_EMULATION: an exit made KVM emulate the
+    /// instruction, and its emulator does not know it. The data words say
+    /// which (the kernel puts the instruction bytes there).
+    /// </summary>
+    private string DescribeInternalError()
+    {
+        uint n = Math.Min(_run->internal_ndata, 16u);
+        var words = new string[n];
+        for (int i = 0; i < n; i++) words[i] = $"{_run->internal_data[i]:x}";
+        string kind = _run->internal_suberror == KVM_INTERNAL_ERROR_EMULATION ? " (KVM_INTERNAL_ERROR_EMULATION: KVM had to emulate an instruction its emulator lacks)" : "";
+        return $"KVM internal error, suberror {_run->internal_suberror}{kind}, data [{string.Join(' ', words)}]";
     }
 
     /// <summary>

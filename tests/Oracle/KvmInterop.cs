@@ -60,6 +60,9 @@ internal static unsafe partial class KvmInterop
 
     internal const byte KVM_EXIT_IO_IN = 0;
 
+    // kvm_run.internal.suberror
+    internal const uint KVM_INTERNAL_ERROR_EMULATION = 1;
+
     [LibraryImport(Libc, EntryPoint = "open", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     internal static partial int open(string path, int flags);
 
