@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using Sharpvisor.Jit.Runtime;
 
 namespace Sharpvisor.Tests.Oracle;
@@ -18,7 +19,7 @@ public class DifferentialTests
     {
         KvmCollection.SkipUnlessUsable();
         var program = SnippetProgram.Build(InstructionForms.Get(form));
-        Assert.Equal(program.Vectors.Length, KvmResultsOrSkip(program).Length);
+        Assert.Equal(program.Vectors.Length, KvmResultsOrSkip(program, useModel: false).Oracle.Length);
     }
 
     [Theory, MemberData(nameof(Forms))]
@@ -31,31 +32,37 @@ public class DifferentialTests
     {
         KvmCollection.SkipUnlessUsable();
         var program = SnippetProgram.Build(InstructionForms.Get(form));
-        VectorResult[] expected = KvmResultsOrSkip(program);
+        (string oracle, VectorResult[] expected) = KvmResultsOrSkip(program, useModel: true);
         VectorResult[] actual = SnippetRunner.OnEngine(program, kind);
-        string? diff = ResultComparison.Compare(program, "KVM", expected, kind.ToString(), actual, maskUndefinedFlags: true);
+        string? diff = ResultComparison.Compare(program, oracle, expected, kind.ToString(), actual, maskUndefinedFlags: true);
         if (diff != null) Assert.Fail(diff);
     }
 
     /// <summary>
-    /// The KVM results, or a skip where KVM here is no oracle for the form:
-    /// a probe found it runs the instruction wrongly, or its emulator lacks
-    /// the instruction altogether. Anything else KVM reports (a triple fault,
-    /// say) is a broken program and fails.
+    /// The KVM results, where KVM here is an oracle for the form. Where it is
+    /// not (a probe found it runs the instruction wrongly, or its emulator
+    /// lacks the instruction altogether), the form's model if it has one and
+    /// <paramref name="useModel"/> allows, else a skip that says why. Anything
+    /// else KVM reports (a triple fault, say) is a broken program and fails.
     /// </summary>
-    private static VectorResult[] KvmResultsOrSkip(SnippetProgram program)
+    private static (string Oracle, VectorResult[] Results) KvmResultsOrSkip(SnippetProgram program, bool useModel)
     {
-        if (program.Form.OracleGap?.Invoke() is { } gap)
-            Assert.Skip($"KVM here is no oracle for '{program.Form.Name}': {gap}");
-        try
+        string? gap = program.Form.OracleGap?.Invoke();
+        if (gap == null)
         {
-            return SnippetRunner.OnKvm(program);
+            try
+            {
+                return ("KVM", SnippetRunner.OnKvm(program));
+            }
+            catch (KvmExitException e) when (e.IsEmulationGap)
+            {
+                gap = e.Message;
+            }
         }
-        catch (KvmExitException e) when (e.IsEmulationGap)
-        {
-            Assert.Skip($"KVM here cannot run '{program.Form.Name}': {e.Message}");
-            throw; // not reached: Skip throws
-        }
+        if (useModel && program.Form.Model is { } model)
+            return ("model", program.Vectors.Select(model).ToArray());
+        Assert.Skip($"KVM here is no oracle for '{program.Form.Name}'{(program.Form.Model == null ? "" : " (an engine test compares it with its model instead)")}: {gap}");
+        throw new UnreachableException(); // Skip throws
     }
 }
 

@@ -564,6 +564,7 @@ internal static class InstructionForms
                 Fixup = (v, _, i) => { if (i % 5 == 4) SetRegValue(v, src, 0); },
                 UndefinedFor = v => destUndefinedOnZero && RegValue(v, src) == 0 ? new Undefined(0, Bit(Gpr.Ecx)) : Undefined.None,
                 OracleGap = gap,
+                Model = op == "Bsf" || op == "Bsr" ? null : v => CountModel(op, bits, v, RegValue(v, src), dst),
             });
         }
         Code mem = C($"{op}_r32_rm32");
@@ -576,7 +577,48 @@ internal static class InstructionForms
             Fixup = (v, _, i) => { if (i % 5 == 4) v.Mem[0] = 0; },
             UndefinedFor = v => destUndefinedOnZero && v.Mem[0] == 0 ? new Undefined(0, Bit(Gpr.Edx)) : Undefined.None,
             OracleGap = gap,
+            Model = op == "Bsf" || op == "Bsr" ? null : v => CountModel(op, 32, v, v.Mem[0], Register.EDX),
         });
+    }
+
+    /// <summary>
+    /// lzcnt, tzcnt and popcnt for KVMs that cannot run them (see
+    /// <see cref="OracleGaps"/>): the count comes from the host CPU's own
+    /// instruction through the .NET intrinsic, the flags from the SDM
+    /// (CF = source is zero, ZF = result is zero; popcnt clears all but ZF,
+    /// which says the source is zero).
+    /// </summary>
+    private static VectorResult CountModel(string op, int bits, Vector v, uint src, Register dst)
+    {
+        src &= SizeMask(bits);
+        uint flags = v.Flags & ~Arith;
+        uint result;
+        switch (op)
+        {
+            case "Lzcnt":
+                result = (System.Runtime.Intrinsics.X86.Lzcnt.IsSupported
+                    ? System.Runtime.Intrinsics.X86.Lzcnt.LeadingZeroCount(src)
+                    : (uint)System.Numerics.BitOperations.LeadingZeroCount(src)) - (uint)(32 - bits);
+                if (src == 0) flags |= CF;
+                break;
+            case "Tzcnt":
+                result = src == 0 ? (uint)bits
+                    : System.Runtime.Intrinsics.X86.Bmi1.IsSupported
+                        ? System.Runtime.Intrinsics.X86.Bmi1.TrailingZeroCount(src)
+                        : (uint)System.Numerics.BitOperations.TrailingZeroCount(src);
+                if (src == 0) flags |= CF;
+                break;
+            default:
+                result = System.Runtime.Intrinsics.X86.Popcnt.IsSupported
+                    ? System.Runtime.Intrinsics.X86.Popcnt.PopCount(src)
+                    : (uint)System.Numerics.BitOperations.PopCount(src);
+                break;
+        }
+        if (op == "Popcnt" ? src == 0 : result == 0) flags |= ZF;
+        var after = new Vector { Mem = (uint[])v.Mem.Clone() };
+        v.Regs.CopyTo(after.Regs, 0);
+        SetRegValue(after, dst, result);
+        return new VectorResult(after.Regs, flags, after.Mem);
     }
 
     // ---- setcc cmovcc jcc loop ---------------------------------------------------

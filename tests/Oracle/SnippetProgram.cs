@@ -81,6 +81,12 @@ internal sealed class Form
     public int VectorCount { get; init; } = 32;
     /// <summary>Why KVM here cannot serve as this form's oracle (see <see cref="OracleGaps"/>); null when it can.</summary>
     public Func<string?>? OracleGap { get; init; }
+    /// <summary>
+    /// Where KVM has a gap, what the form computes, for a second-best oracle
+    /// (the form's values still come from the host CPU where it can supply
+    /// them); null leaves such a form untested against anything but itself.
+    /// </summary>
+    public Func<Vector, VectorResult>? Model { get; init; }
 
     public Undefined Undefined(Vector v)
     {
