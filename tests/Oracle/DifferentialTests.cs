@@ -19,7 +19,7 @@ public class DifferentialTests
     {
         KvmCollection.SkipUnlessUsable();
         var program = SnippetProgram.Build(InstructionForms.Get(form));
-        Assert.Equal(program.Vectors.Length, KvmResultsOrSkip(program, useModel: false).Oracle.Length);
+        Assert.Equal(program.Vectors.Length, KvmResultsOrSkip(program, useModel: false).Results.Length);
     }
 
     [Theory, MemberData(nameof(Forms))]
