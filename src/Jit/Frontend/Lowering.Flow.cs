@@ -16,6 +16,17 @@ internal sealed partial class Lowering
         return true;
     }
 
+    /// <summary>jecxz and loop/loope/loopne (the 32-bit address-size forms that count in ECX).</summary>
+    private bool JmpCx(CxBranch kind, Code expected)
+    {
+        if (I.Code != expected)
+            return false; // a 0x67 prefix would count in CX
+        ref var op = ref _b.Emit(Uop.JmpCx);
+        op.Cc = (byte)kind;
+        op.Imm = I.NearBranch32;
+        return true;
+    }
+
     private bool Jmp()
     {
         if (I.GetOpKind(0) is OpKind.NearBranch32 or OpKind.NearBranch16)
@@ -237,9 +248,16 @@ internal sealed partial class Lowering
 
     private bool Enter()
     {
-        // Nesting levels above 0 copy frame pointers; gcc never emits them.
-        if (I.Code != Code.Enterd_imm16_imm8 || I.Immediate8_2nd != 0)
+        if (I.Code != Code.Enterd_imm16_imm8)
             return false;
+        if ((I.Immediate8_2nd & 31) != 0)
+        {
+            // Nesting levels copy frame pointers: rare (gcc never emits them), so one op does it all.
+            ref var enter = ref _b.Emit(Uop.Enter);
+            enter.Imm = I.Immediate16;
+            enter.Cc = (byte)(I.Immediate8_2nd & 31);
+            return true;
+        }
         byte sp = PushValue(Ebp, 4);
         Mov(Ebp, sp);
         ref var sub = ref _b.Emit(Uop.Sub);

@@ -132,7 +132,7 @@ internal sealed unsafe class RegionEmitter
             for (; k < ops.Length && ops[k].Eip == ops[oi].Eip; k++)
             {
                 EmitOp(bi, k);
-                if (ops[k].Kind is Uop.Jmp or Uop.Jcc or Uop.JmpInd) { left = true; break; }
+                if (ops[k].Kind is Uop.Jmp or Uop.Jcc or Uop.JmpInd or Uop.JmpCx) { left = true; break; }
             }
             if (!left)
                 ExitTo(ops[oi].Next);
@@ -481,6 +481,33 @@ internal sealed unsafe class RegionEmitter
                 var taken = _il.DefineLabel();
                 EmitCondition(op.Cc);
                 _il.Emit(OpCodes.Brtrue, taken);
+                GoTo(bi, op.Next);
+                _il.MarkLabel(taken);
+                GoTo(bi, op.Imm);
+                return;
+            }
+            case Uop.JmpCx:
+            {
+                var taken = _il.DefineLabel();
+                var notTaken = _il.DefineLabel();
+                if (op.Cc == (byte)CxBranch.Jecxz)
+                {
+                    Ld(1);
+                    _il.Emit(OpCodes.Brfalse, taken);
+                }
+                else
+                {
+                    Ld(1); LdC(1); _il.Emit(OpCodes.Sub); St(1);
+                    Ld(1);
+                    _il.Emit(OpCodes.Brfalse, notTaken);
+                    if (op.Cc != (byte)CxBranch.Loop)
+                    {
+                        EmitCondition(op.Cc == (byte)CxBranch.Loope ? 4 : 5);
+                        _il.Emit(OpCodes.Brfalse, notTaken);
+                    }
+                    _il.Emit(OpCodes.Br, taken);
+                }
+                _il.MarkLabel(notTaken);
                 GoTo(bi, op.Next);
                 _il.MarkLabel(taken);
                 GoTo(bi, op.Imm);

@@ -63,6 +63,8 @@ public enum Uop : byte
     Jcc,
     /// <summary>EIP = A (ret, indirect call and jmp).</summary>
     JmpInd,
+    /// <summary>ECX branches (Cc = <see cref="CxBranch"/>): EIP = taken ? Imm : Next; loop* decrement ECX first.</summary>
+    JmpCx,
 
     // --- system: run in line, may stop the vCPU ---
     Cpuid, Rdtsc,
@@ -70,6 +72,8 @@ public enum Uop : byte
     Hypercall,
     /// <summary><c>hlt</c>.</summary>
     Hlt,
+    /// <summary><c>enter Imm, Cc</c> with a nesting level (level 0 is lowered to plain ops).</summary>
+    Enter,
     /// <summary>movs/stos/lods/cmps/scas (Cc = <see cref="StringKind"/>), with rep/repe/repne in flags.</summary>
     String,
     /// <summary>Stops the vCPU: an instruction the engines do not run (Imm indexes the block's messages).</summary>
@@ -97,3 +101,6 @@ public enum UopFlags : byte
 }
 
 public enum StringKind : byte { Movs, Stos, Lods, Cmps, Scas }
+
+/// <summary>The branches on ECX.</summary>
+public enum CxBranch : byte { Jecxz, Loop, Loope, Loopne }

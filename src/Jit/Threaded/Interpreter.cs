@@ -279,6 +279,18 @@ internal static unsafe partial class Interpreter
                 case Uop.JmpInd:
                     s->Eip = r[op.A];
                     return Continue;
+                case Uop.JmpCx:
+                    if (CxTaken(s, r, op.Cc))
+                    {
+                        s->Eip = op.Imm;
+                        return Taken;
+                    }
+                    s->Eip = op.Next;
+                    return Fallthrough;
+                case Uop.Enter:
+                    if (!Enter(v, s, ref op, out int enterStatus))
+                        return enterStatus;
+                    break;
                 case Uop.Cpuid:
                     Cpuid(v, r);
                     break;

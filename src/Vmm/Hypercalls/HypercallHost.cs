@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using Sharpvisor.Jit.Cpu;
 using Sharpvisor.Jit.Runtime;
 using Sharpvisor.Native;
@@ -59,9 +60,17 @@ public sealed class HypercallHost : IVcpuHost, IDisposable
         if (timeoutMicroseconds == 0)
             return new VcpuExit(StopReason.Deadlock,
                 $"LHCALL_HALT without a timeout at eip 0x{s.Eip - 2:x}, and ABI v1 has no interrupt source to wake it");
-        // Round up to whole milliseconds (the wait's resolution): the guest
-        // asked to sleep at least this long. A stop request cuts it short.
-        _stopping.Wait(TimeSpan.FromMilliseconds(Math.Ceiling(timeoutMicroseconds / 1000.0)));
+        // The guest asked to sleep at least this long. The event's timed wait
+        // counts in coarse milliseconds and can return a few early, so wait
+        // again for whatever the monotonic clock says is left. A stop request
+        // cuts the sleep short.
+        long deadline = Stopwatch.GetTimestamp() + (long)(timeoutMicroseconds * (Stopwatch.Frequency / 1e6));
+        for (long left; (left = deadline - Stopwatch.GetTimestamp()) > 0;)
+        {
+            double ms = Math.Ceiling(left * 1000.0 / Stopwatch.Frequency);
+            if (_stopping.Wait(TimeSpan.FromMilliseconds(ms)))
+                break;
+        }
         s[Gpr.Eax] = 0; // no interrupt was pending: a timeout
         return null;
     }
