@@ -83,7 +83,7 @@ internal sealed unsafe class Translator
         }
 
         FlagLiveness.Run(_builder.Ops);
-        var block = new Block(eip, end, _builder.ToArray(), _builder.Messages, count);
+        var block = new Block(eip, end, Peephole.Run(_builder.ToArray()), _builder.Messages, count);
         Instructions += count;
         Ticks += Stopwatch.GetTimestamp() - t0;
         return block;

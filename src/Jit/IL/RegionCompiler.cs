@@ -58,7 +58,8 @@ internal static class RegionCompiler
             ref readonly MicroOp last = ref b.Ops[^1];
             int n = 0;
             if (last.Kind is Uop.Jmp or Uop.Jcc or Uop.JmpCx) next[n++] = last.Imm;
-            if (last.Kind is Uop.Jcc or Uop.JmpCx) next[n++] = last.Next;
+            if (last.Kind is Uop.AluJcc) next[n++] = last.Disp;
+            if (last.Kind is Uop.Jcc or Uop.JmpCx or Uop.AluJcc) next[n++] = last.Next;
             // A call's return point: the callee's ret can branch back to it inside the region.
             if (last.Kind is Uop.Jmp or Uop.JmpInd && IsCall(b)) next[n++] = last.Next;
             for (int k = 0; k < n && list.Count < MaxBlocks; k++)

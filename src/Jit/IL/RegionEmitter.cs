@@ -132,7 +132,7 @@ internal sealed unsafe class RegionEmitter
             for (; k < ops.Length && ops[k].Eip == ops[oi].Eip; k++)
             {
                 EmitOp(bi, k);
-                if (ops[k].Kind is Uop.Jmp or Uop.Jcc or Uop.JmpInd or Uop.JmpCx) { left = true; break; }
+                if (ops[k].Kind is Uop.Jmp or Uop.Jcc or Uop.JmpInd or Uop.JmpCx or Uop.AluJcc) { left = true; break; }
             }
             if (!left)
                 ExitTo(ops[oi].Next);
@@ -305,6 +305,37 @@ internal sealed unsafe class RegionEmitter
         MicroOp op = _blocks[bi].Ops[oi];
         switch (op.Kind)
         {
+            case Uop.AluJcc:
+            {
+                // Split the threaded backend's fused pair again: the JIT fuses it better.
+                var alu = op;
+                alu.Kind = (Uop)op.Scale;
+                alu.Scale = 0;
+                EmitBinary(alu);
+                var taken = _il.DefineLabel();
+                EmitCondition(op.Cc);
+                _il.Emit(OpCodes.Brtrue, taken);
+                GoTo(bi, op.Next);
+                _il.MarkLabel(taken);
+                GoTo(bi, op.Disp);
+                return;
+            }
+            case Uop.LoadAlu:
+            {
+                var alu = op;
+                alu.Kind = (Uop)op.Cc;
+                alu.Flags &= ~UopFlags.BImm;
+                EmitEa(op);
+                _il.Emit(OpCodes.Stloc, _ea);
+                BoundsCheck(op, op.Size, 0);
+                var t = _il.DeclareLocal(typeof(uint));
+                EmitHostAddress();
+                _il.Emit(OpCodes.Volatile);
+                _il.Emit(op.Size switch { 1 => OpCodes.Ldind_U1, 2 => OpCodes.Ldind_U2, _ => OpCodes.Ldind_U4 });
+                _il.Emit(OpCodes.Stloc, t);
+                EmitBinary(alu, t);
+                return;
+            }
             case Uop.Mov:
                 LdB(op);
                 St(op.D);
@@ -577,6 +608,12 @@ internal sealed unsafe class RegionEmitter
         return set;
     }
 
+    private void LdOperandB(in MicroOp op, LocalBuilder? bLocal)
+    {
+        if (bLocal != null) _il.Emit(OpCodes.Ldloc, bLocal);
+        else LdB(op);
+    }
+
     /// <summary>Loads a record local narrowed to the operand size, zero- or sign-extended.</summary>
     private void LdNarrow(LocalBuilder local, int size, bool signed)
     {
@@ -695,7 +732,7 @@ internal sealed unsafe class RegionEmitter
         _il.Emit(OpCodes.Stloc, _ccOp);
     }
 
-    private void EmitBinary(in MicroOp op)
+    private void EmitBinary(in MicroOp op, LocalBuilder? bLocal = null)
     {
         OpCode code = op.Kind switch
         {
@@ -708,7 +745,7 @@ internal sealed unsafe class RegionEmitter
         if (!op.SetsFlags)
         {
             Ld(op.A);
-            LdB(op);
+            LdOperandB(op, bLocal);
             _il.Emit(code);
             St(op.D);
             return;
@@ -717,7 +754,7 @@ internal sealed unsafe class RegionEmitter
         if (logic)
         {
             Ld(op.A);
-            LdB(op);
+            LdOperandB(op, bLocal);
             _il.Emit(code);
             _il.Emit(OpCodes.Dup);
             _il.Emit(OpCodes.Stloc, _ccRes);
@@ -728,7 +765,7 @@ internal sealed unsafe class RegionEmitter
         {
             Ld(op.A);
             _il.Emit(OpCodes.Stloc, _ccA);
-            LdB(op);
+            LdOperandB(op, bLocal);
             _il.Emit(OpCodes.Stloc, _ccB);
             _il.Emit(OpCodes.Ldloc, _ccA);
             _il.Emit(OpCodes.Ldloc, _ccB);

@@ -63,6 +63,15 @@ public enum Uop : byte
     Jcc,
     /// <summary>EIP = A (ret, indirect call and jmp).</summary>
     JmpInd,
+    /// <summary>
+    /// Fused compare-and-branch (cmp/test/sub/and + jcc): D = A op B with the
+    /// lazy flags recorded (op in <see cref="MicroOp.Scale"/>: Sub or And),
+    /// then EIP = condition Cc ? Imm : Next. Made by the peephole pass; the
+    /// threaded backend saves a dispatch, the IL backend splits it again.
+    /// </summary>
+    AluJcc,
+    /// <summary>Fused load and ALU op: D = A op (memory at ea), op in Cc (Add, Sub, And, Or, Xor), flags as the op.</summary>
+    LoadAlu,
     /// <summary>ECX branches (Cc = <see cref="CxBranch"/>): EIP = taken ? Imm : Next; loop* decrement ECX first.</summary>
     JmpCx,
 

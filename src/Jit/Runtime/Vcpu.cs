@@ -197,6 +197,9 @@ public sealed unsafe partial class Vcpu : IDisposable
 
     internal void AddRegionBranches(int count) => _stats.RegionInternalBranches += count;
 
+    /// <summary>The last block a chained threaded run executed (the dispatcher links from it).</summary>
+    internal Block ChainEnd = null!;
+
     public void Dispose()
     {
         if (_state != null)

@@ -34,21 +34,14 @@ internal static unsafe partial class Interpreter
     /// </summary>
     public static int RunChained(Vcpu v, CpuState* s, ref Block block)
     {
-        int* kick = v.KickPointer;
-        for (int budget = ChainBudget; ; budget--)
-        {
-            int how = Run(v, s, block, 0, int.MaxValue);
-            Block? next = how == Taken ? block.Taken : how == Fallthrough ? block.Fallthrough : null;
-            if (next == null || next.Invalid || budget == 0 || *kick != 0)
-                return how;
-            v._stats.Linked++;
-            v._stats.Blocks++;
-            block = next;
-        }
+        v.ChainEnd = block;
+        int how = Run(v, s, block, 0, int.MaxValue, ChainBudget);
+        block = v.ChainEnd;
+        return how;
     }
 
     /// <summary>Runs exactly op <paramref name="index"/> (the IL backend's path for uncommon ops).</summary>
-    public static int Step(Vcpu v, CpuState* s, Block block, int index) => Run(v, s, block, index, index + 1);
+    public static int Step(Vcpu v, CpuState* s, Block block, int index) => Run(v, s, block, index, index + 1, 0);
 
     // Journey: threaded-run
     /// <summary>
@@ -56,11 +49,19 @@ internal static unsafe partial class Interpreter
     /// <see cref="Continue"/>, <see cref="Taken"/> or <see cref="Fallthrough"/>
     /// with <c>s->Eip</c> set, or <see cref="Stop"/> with the vCPU's exit set.
     /// </summary>
-    public static int Run(Vcpu v, CpuState* s, Block block) => Run(v, s, block, 0, int.MaxValue);
+    public static int Run(Vcpu v, CpuState* s, Block block) => Run(v, s, block, 0, int.MaxValue, 0);
 
-    /// <summary>Runs ops from <paramref name="start"/> until an exit, or until the op at <paramref name="stopAt"/> (then <see cref="Continue"/> at that op's EIP).</summary>
-    public static int Run(Vcpu v, CpuState* s, Block block, int start, int stopAt)
+    /// <summary>
+    /// Runs ops from <paramref name="start"/> until an exit, or until the op at
+    /// <paramref name="stopAt"/> (then <see cref="Reached"/>). With a
+    /// <paramref name="chain"/> budget, a taken or fallthrough exit whose
+    /// successor is linked carries on in that block without returning (the
+    /// last block run is left in <see cref="Vcpu.ChainEnd"/>).
+    /// </summary>
+    public static int Run(Vcpu v, CpuState* s, Block block, int start, int stopAt, int chain)
     {
+        int* kick = v.KickPointer;
+        int how;
         uint* r = s->Slots;
         byte* mem = v.MemoryBase;
         ulong memSize = v.MemorySize;
@@ -71,12 +72,14 @@ internal static unsafe partial class Interpreter
             if (i == stopAt)
                 return Reached;
             ref MicroOp op = ref Unsafe.Add(ref first, i);
-            uint b = (op.Flags & UopFlags.BImm) != 0 ? op.Imm : r[op.B];
             switch (op.Kind)
             {
                 case Uop.Mov:
+                {
+                    uint b = B(ref op, r);
                     r[op.D] = b;
                     break;
+                }
                 case Uop.Ext:
                     r[op.D] = Extend(r[op.A], op.Size, op.Flags);
                     break;
@@ -118,6 +121,7 @@ internal static unsafe partial class Interpreter
                 }
                 case Uop.Add:
                 {
+                    uint b = B(ref op, r);
                     uint a = r[op.A], res = a + b;
                     r[op.D] = res;
                     if ((op.Flags & UopFlags.SetFlags) != 0) Record(s, LazyOp.Add, op.Size, a, b, res);
@@ -125,6 +129,7 @@ internal static unsafe partial class Interpreter
                 }
                 case Uop.Sub:
                 {
+                    uint b = B(ref op, r);
                     uint a = r[op.A], res = a - b;
                     r[op.D] = res;
                     if ((op.Flags & UopFlags.SetFlags) != 0) Record(s, LazyOp.Sub, op.Size, a, b, res);
@@ -132,6 +137,7 @@ internal static unsafe partial class Interpreter
                 }
                 case Uop.And:
                 {
+                    uint b = B(ref op, r);
                     uint res = r[op.A] & b;
                     r[op.D] = res;
                     if ((op.Flags & UopFlags.SetFlags) != 0) Record(s, LazyOp.Logic, op.Size, 0, 0, res);
@@ -139,6 +145,7 @@ internal static unsafe partial class Interpreter
                 }
                 case Uop.Or:
                 {
+                    uint b = B(ref op, r);
                     uint res = r[op.A] | b;
                     r[op.D] = res;
                     if ((op.Flags & UopFlags.SetFlags) != 0) Record(s, LazyOp.Logic, op.Size, 0, 0, res);
@@ -146,6 +153,7 @@ internal static unsafe partial class Interpreter
                 }
                 case Uop.Xor:
                 {
+                    uint b = B(ref op, r);
                     uint res = r[op.A] ^ b;
                     r[op.D] = res;
                     if ((op.Flags & UopFlags.SetFlags) != 0) Record(s, LazyOp.Logic, op.Size, 0, 0, res);
@@ -153,6 +161,7 @@ internal static unsafe partial class Interpreter
                 }
                 case Uop.Adc:
                 {
+                    uint b = B(ref op, r);
                     uint a = r[op.A], c = LazyFlags.Carry(s), res = a + b + c;
                     r[op.D] = res;
                     if ((op.Flags & UopFlags.SetFlags) != 0) { Record(s, LazyOp.Adc, op.Size, a, b, res); s->CcCarry = c; }
@@ -160,6 +169,7 @@ internal static unsafe partial class Interpreter
                 }
                 case Uop.Sbb:
                 {
+                    uint b = B(ref op, r);
                     uint a = r[op.A], c = LazyFlags.Carry(s), res = a - b - c;
                     r[op.D] = res;
                     if ((op.Flags & UopFlags.SetFlags) != 0) { Record(s, LazyOp.Sbb, op.Size, a, b, res); s->CcCarry = c; }
@@ -183,6 +193,7 @@ internal static unsafe partial class Interpreter
                     break;
                 case Uop.Shl:
                 {
+                    uint b = B(ref op, r);
                     uint a = r[op.A], c = b & 31, res = a << (int)c;
                     r[op.D] = res;
                     if (c != 0 && (op.Flags & UopFlags.SetFlags) != 0) Record(s, LazyOp.Shl, op.Size, a, c, res);
@@ -190,6 +201,7 @@ internal static unsafe partial class Interpreter
                 }
                 case Uop.Shr:
                 {
+                    uint b = B(ref op, r);
                     uint a = r[op.A], c = b & 31, res = a >> (int)c;
                     r[op.D] = res;
                     if (c != 0 && (op.Flags & UopFlags.SetFlags) != 0) Record(s, LazyOp.Shr, op.Size, a, c, res);
@@ -197,6 +209,7 @@ internal static unsafe partial class Interpreter
                 }
                 case Uop.Sar:
                 {
+                    uint b = B(ref op, r);
                     uint a = r[op.A], c = b & 31, res = (uint)((int)a >> (int)c);
                     r[op.D] = res;
                     if (c != 0 && (op.Flags & UopFlags.SetFlags) != 0) Record(s, LazyOp.Sar, op.Size, a, c, res);
@@ -206,15 +219,16 @@ internal static unsafe partial class Interpreter
                 case Uop.Ror:
                 case Uop.Rcl:
                 case Uop.Rcr:
-                    r[op.D] = Rotate(s, op.Kind, op.Size, r[op.A], b & 31, (op.Flags & UopFlags.SetFlags) != 0);
+                    r[op.D] = Rotate(s, op.Kind, op.Size, r[op.A], B(ref op, r) & 31, (op.Flags & UopFlags.SetFlags) != 0);
                     break;
                 case Uop.Shld:
                 case Uop.Shrd:
-                    r[op.D] = DoubleShift(s, op.Kind, op.Size, r[op.A], b,
+                    r[op.D] = DoubleShift(s, op.Kind, op.Size, r[op.A], B(ref op, r),
                         (op.Flags & UopFlags.CountImm) != 0 ? op.Imm : r[op.Base] & 31, (op.Flags & UopFlags.SetFlags) != 0);
                     break;
                 case Uop.Mul:
                 {
+                    uint b = B(ref op, r);
                     uint a = r[op.A];
                     long p = (long)(int)a * (int)b;
                     uint res = (uint)p;
@@ -227,7 +241,7 @@ internal static unsafe partial class Interpreter
                     break;
                 }
                 case Uop.MulWide:
-                    MulWide(s, r, ref op, b);
+                    MulWide(s, r, ref op, B(ref op, r));
                     break;
                 case Uop.Div:
                     if (!Divide(r, op.Size, (op.Flags & UopFlags.Signed) != 0, r[op.A]))
@@ -244,7 +258,7 @@ internal static unsafe partial class Interpreter
                     r[op.D] = BitScan(s, op.Kind, op.Size, r[op.A], r[op.D], (op.Flags & UopFlags.SetFlags) != 0);
                     break;
                 case Uop.Bt:
-                    r[op.D] = BitTest(s, op.Cc, op.Size, r[op.A], b, (op.Flags & UopFlags.SetFlags) != 0);
+                    r[op.D] = BitTest(s, op.Cc, op.Size, r[op.A], B(ref op, r), (op.Flags & UopFlags.SetFlags) != 0);
                     break;
                 case Uop.SetCc:
                     r[op.D] = LazyFlags.Condition(s, op.Cc) ? 1u : 0u;
@@ -267,26 +281,80 @@ internal static unsafe partial class Interpreter
                     break;
                 case Uop.Jmp:
                     s->Eip = op.Imm;
-                    return Taken;
+                    how = Taken;
+                    goto Chain;
                 case Uop.Jcc:
                     if (LazyFlags.Condition(s, op.Cc))
                     {
                         s->Eip = op.Imm;
-                        return Taken;
+                        how = Taken;
+                        goto Chain;
                     }
                     s->Eip = op.Next;
-                    return Fallthrough;
+                    how = Fallthrough;
+                    goto Chain;
                 case Uop.JmpInd:
                     s->Eip = r[op.A];
                     return Continue;
+                case Uop.AluJcc:
+                {
+                    uint a = r[op.A], b = B(ref op, r);
+                    uint res;
+                    uint cc;
+                    if (op.Scale == (byte)Uop.Sub)
+                    {
+                        res = a - b;
+                        cc = (uint)LazyOp.Sub | ((uint)op.Size << 8);
+                    }
+                    else
+                    {
+                        res = a & b;
+                        cc = (uint)LazyOp.Logic | ((uint)op.Size << 8);
+                    }
+                    r[op.D] = res;
+                    s->CcOp = cc;
+                    s->CcA = a;
+                    s->CcB = b;
+                    s->CcRes = res;
+                    if (LazyFlags.ConditionOf(op.Cc, cc, a, b, res, 0, s))
+                    {
+                        s->Eip = op.Disp;
+                        how = Taken;
+                        goto Chain;
+                    }
+                    s->Eip = op.Next;
+                    how = Fallthrough;
+                    goto Chain;
+                }
+                case Uop.LoadAlu:
+                {
+                    uint ea = r[op.Base] + (r[op.Index] << op.Scale) + op.Disp;
+                    if ((ulong)ea + op.Size > memSize)
+                        return v.MemoryFault(s, ea, op.Size, "read", op.Eip);
+                    uint a = r[op.A], b = LoadValue(mem + ea, op.Size, 0), res;
+                    LazyOp lop;
+                    switch ((Uop)op.Cc)
+                    {
+                        case Uop.Add: res = a + b; lop = LazyOp.Add; break;
+                        case Uop.Sub: res = a - b; lop = LazyOp.Sub; break;
+                        case Uop.And: res = a & b; lop = LazyOp.Logic; break;
+                        case Uop.Or: res = a | b; lop = LazyOp.Logic; break;
+                        default: res = a ^ b; lop = LazyOp.Logic; break;
+                    }
+                    r[op.D] = res;
+                    if ((op.Flags & UopFlags.SetFlags) != 0) Record(s, lop, op.Size, a, b, res);
+                    break;
+                }
                 case Uop.JmpCx:
                     if (CxTaken(s, r, op.Cc))
                     {
                         s->Eip = op.Imm;
-                        return Taken;
+                        how = Taken;
+                        goto Chain;
                     }
                     s->Eip = op.Next;
-                    return Fallthrough;
+                    how = Fallthrough;
+                    goto Chain;
                 case Uop.Enter:
                     if (!Enter(v, s, ref op, out int enterStatus))
                         return enterStatus;
@@ -329,6 +397,25 @@ internal static unsafe partial class Interpreter
                 default:
                     return v.Stop(s, new VcpuExit(StopReason.Error, $"internal error: micro-op {op.Kind} has no threaded handler"), op.Eip);
             }
+            continue;
+
+        Chain:
+            // Journey: threaded-chain
+            // A direct exit whose successor is already linked carries on here:
+            // no return, no lookup. The budget and the RCU kick bound how long
+            // the dispatcher goes without a quiescent state and a stop check.
+            Block? next = how == Taken ? block.Taken : block.Fallthrough;
+            if (chain <= 0 || next == null || next.Invalid || *kick != 0)
+            {
+                if (chain > 0) v.ChainEnd = block;
+                return how;
+            }
+            chain--;
+            v._stats.Linked++;
+            v._stats.Blocks++;
+            block = next;
+            first = ref MemoryMarshal.GetArrayDataReference(block.Ops);
+            i = -1;
         }
     }
 
@@ -350,11 +437,15 @@ internal static unsafe partial class Interpreter
             s->Eip = ops[i].Next;
             return Continue;
         }
-        int status = Run(v, s, block, i + 1, end);
+        int status = Run(v, s, block, i + 1, end, 0);
         if (status == Reached)
             s->Eip = ops[i].Next;
         return status == Stop ? Stop : Continue;
     }
+
+    /// <summary>Operand B: the immediate or a slot.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static uint B(ref MicroOp op, uint* r) => (op.Flags & UopFlags.BImm) != 0 ? op.Imm : r[op.B];
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal static void Record(CpuState* s, LazyOp op, int size, uint a, uint b, uint res)
