@@ -61,6 +61,7 @@ internal static unsafe partial class Interpreter
     public static int Run(Vcpu v, CpuState* s, Block block, int start, int stopAt, int chain)
     {
         int* kick = v.KickPointer;
+        bool chaining = chain > 0;
         int how;
         uint* r = s->Slots;
         byte* mem = v.MemoryBase;
@@ -407,7 +408,8 @@ internal static unsafe partial class Interpreter
             Block? next = how == Taken ? block.Taken : block.Fallthrough;
             if (chain <= 0 || next == null || next.Invalid || *kick != 0)
             {
-                if (chain > 0) v.ChainEnd = block;
+                // The dispatcher links from the block that took this exit.
+                if (chaining) v.ChainEnd = block;
                 return how;
             }
             chain--;
