@@ -34,6 +34,13 @@ public sealed class Block
     /// <summary>Successor links (taken, fallthrough) the dispatcher follows without a lookup.</summary>
     public Block? Taken, Fallthrough;
 
+    /// <summary>
+    /// The block an indirect exit (ret, call through a pointer) went to last
+    /// time: followed only when its start matches the new target, which for a
+    /// function called from one hot loop is nearly always.
+    /// </summary>
+    public Block? Indirect;
+
     /// <summary>Compiled code covering this block, if it is the head of a compiled region.</summary>
     public CompiledRegion? Region;
 

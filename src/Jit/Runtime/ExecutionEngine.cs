@@ -93,6 +93,9 @@ public sealed unsafe partial class ExecutionEngine : IDisposable
         return block;
     }
 
+    /// <summary>Start addresses of the blocks in the cache (benchmarks replay their translation).</summary>
+    internal IEnumerable<uint> BlockStarts => _blocks.Keys;
+
     /// <summary>True if [address, address + length) overlaps a page holding translated code.</summary>
     internal bool TouchesCode(uint address, ulong length)
     {

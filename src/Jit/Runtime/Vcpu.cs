@@ -85,7 +85,7 @@ public sealed unsafe partial class Vcpu : IDisposable
                 {
                     Interpreter.Taken => prev!.Taken,
                     Interpreter.Fallthrough => prev!.Fallthrough,
-                    _ => null,
+                    _ => prev?.Indirect is { } indirect && indirect.Start == eip ? indirect : null,
                 };
                 if (block != null && !block.Invalid)
                 {
@@ -98,6 +98,7 @@ public sealed unsafe partial class Vcpu : IDisposable
                         return _exit = VcpuExit.Fault($"instruction fetch at 0x{eip:x8} outside RAM ({MemorySize >> 20} MiB)");
                     if (how == Interpreter.Taken) prev!.Taken = block;
                     else if (how == Interpreter.Fallthrough) prev!.Fallthrough = block;
+                    else if (how == Interpreter.Continue && prev != null) prev.Indirect = block;
                 }
 
                 how = Engine.Kind == EngineKind.Threaded

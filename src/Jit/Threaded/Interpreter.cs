@@ -296,7 +296,8 @@ internal static unsafe partial class Interpreter
                     goto Chain;
                 case Uop.JmpInd:
                     s->Eip = r[op.A];
-                    return Continue;
+                    how = Continue;
+                    goto Chain;
                 case Uop.AluJcc:
                 {
                     uint a = r[op.A], b = B(ref op, r);
@@ -405,7 +406,12 @@ internal static unsafe partial class Interpreter
             // A direct exit whose successor is already linked carries on here:
             // no return, no lookup. The budget and the RCU kick bound how long
             // the dispatcher goes without a quiescent state and a stop check.
-            Block? next = how == Taken ? block.Taken : block.Fallthrough;
+            Block? next = how switch
+            {
+                Taken => block.Taken,
+                Fallthrough => block.Fallthrough,
+                _ => block.Indirect is { } ind && ind.Start == s->Eip ? ind : null,
+            };
             if (chain <= 0 || next == null || next.Invalid || *kick != 0)
             {
                 // The dispatcher links from the block that took this exit.
