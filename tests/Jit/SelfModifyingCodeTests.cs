@@ -80,11 +80,6 @@ public class SelfModifyingCodeTests
         Assert.Equal(StopReason.Shutdown, exit.Reason);
         Assert.Equal(1000u, h.State[Gpr.Eax]);
         // Coarse tracking would invalidate on each of the 1000 writes; fine tracking stops after a few.
-        Assert.InRange(h.Engine.Stats.Invalidations, 1, ExecutionEngineLimits.FineTrackingAfter * 2);
+        Assert.InRange(h.Engine.Stats.Invalidations, 1, ExecutionEngine.FineTrackingAfter * 2);
     }
-}
-
-internal static class ExecutionEngineLimits
-{
-    public const long FineTrackingAfter = 4;
 }

@@ -136,13 +136,17 @@ internal sealed partial class Lowering
     /// <summary>x86 condition number (0 = o ... 15 = g) of the current instruction.</summary>
     private int Cc => (int)I.ConditionCode - 1;
 
+    private readonly NasmFormatter _formatter = new();
+    private readonly StringOutput _text = new();
+
+    /// <summary>Hex bytes of the current instruction (the translator supplies them).</summary>
+    public Func<uint, int, string> Bytes { get; set; } = (_, _) => "";
+
     private void Unsupported()
     {
-        var formatter = new NasmFormatter();
-        var output = new StringOutput();
-        formatter.Format(I, output);
-        string what = I.Code == Code.INVALID ? "invalid or truncated instruction" : $"unsupported instruction '{output.ToStringAndReset()}'";
-        Fault($"{what} at eip 0x{_b.Eip:x8}");
+        // Iced names the instruction; the bytes show prefixes a formatter may drop.
+        _formatter.Format(I, _text);
+        Fault($"unsupported instruction '{_text.ToStringAndReset()}' (bytes {Bytes(I.IP32, I.Length)}) at eip 0x{_b.Eip:x8}");
     }
 
     /// <summary>Emits a stop with a message naming the instruction (bytes are added by the translator).</summary>

@@ -30,7 +30,7 @@ internal sealed unsafe class Translator
         _memory = memory;
         _reader = new GuestCodeReader(memory.Base, memory.Size);
         _decoder = Decoder.Create(32, _reader, DecoderOptions.None);
-        _lowering = new Lowering(_builder);
+        _lowering = new Lowering(_builder) { Bytes = Bytes };
     }
 
     /// <summary>Guest instructions translated so far, and the time it took (ticks).</summary>
@@ -63,13 +63,7 @@ internal sealed unsafe class Translator
                 break;
             }
             if (!_lowering.Lower())
-            {
-                // Name the bytes too: the formatter alone cannot show a prefix it ignored.
-                ref var op = ref _builder.Ops[^1];
-                string[] msgs = _builder.Messages;
-                _builder.Ops[^1].Imm = (uint)_builder.AddMessage(msgs[op.Imm].Replace(" at eip", $" (bytes {Bytes(insn.IP32, insn.Length)}) at eip"));
-                break;
-            }
+                break; // the block ends with the fault op Lower emitted
             if (EndsBlock(in insn) || count >= MaxInstructions || (insn.NextIP32 & PageMask) != page)
                 break;
         }

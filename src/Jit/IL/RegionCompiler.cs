@@ -38,13 +38,9 @@ internal static class RegionCompiler
         }
         Interlocked.Add(ref vcpu.Engine._regionTicks, Stopwatch.GetTimestamp() - t0);
         Interlocked.Increment(ref vcpu.Engine._regions);
-        if (blocks.Any(b => b.Invalid))
-            return null; // the guest rewrote one of them while we compiled
-        foreach (var b in blocks)
-            lock (b)
-                (b.MemberOf ??= new List<Block>()).Add(head);
-        head.Region = region;
-        return region;
+        // Published under the engine's lock, so that an invalidation either
+        // sees the region (and drops it) or happened before (and we drop it).
+        return vcpu.Engine.AttachRegion(head, region) ? region : null;
     }
 
     private static List<Block> Gather(Vcpu vcpu, Block head)

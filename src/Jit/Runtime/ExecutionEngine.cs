@@ -159,6 +159,24 @@ public sealed unsafe partial class ExecutionEngine : IDisposable
         return any;
     }
 
+    /// <summary>
+    /// Makes <paramref name="region"/> the compiled code of <paramref name="head"/>,
+    /// unless the guest rewrote one of its blocks while it was being compiled.
+    /// </summary>
+    internal bool AttachRegion(Block head, CompiledRegion region)
+    {
+        lock (_pagesLock)
+        {
+            foreach (var b in region.Blocks)
+                if (b.Invalid)
+                    return false;
+            foreach (var b in region.Blocks)
+                (b.MemberOf ??= new List<Block>()).Add(head);
+            head.Region = region;
+            return true;
+        }
+    }
+
     /// <summary>Drops a block: out of the cache and the page lists; vCPUs see <see cref="Block.Invalid"/>.</summary>
     /// <remarks>
     /// Another vCPU may still be running the block or a region holding it: blocks
