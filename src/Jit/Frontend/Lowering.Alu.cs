@@ -63,8 +63,8 @@ internal sealed partial class Lowering
         op.A = a;
         SetB(ref op, b, 1);
         op.Flags |= UopFlags.SetFlags;
-        if (writeBack && !(IsReg(0) && I.GetOpRegister(0).GetSize() == 4))
-            Write(0, d);
+        if (writeBack)
+            WriteResult(d);
         return true;
     }
 
@@ -77,8 +77,7 @@ internal sealed partial class Lowering
         op.D = d;
         op.A = a;
         if (kind != Uop.Not) op.Flags |= UopFlags.SetFlags;
-        if (!(IsReg(0) && size == 4))
-            Write(0, d);
+        WriteResult(d);
         return true;
     }
 
@@ -92,8 +91,7 @@ internal sealed partial class Lowering
         op.A = MicroOp.Zero;
         op.B = a;
         op.Flags |= UopFlags.SetFlags;
-        if (!(IsReg(0) && size == 4))
-            Write(0, d);
+        WriteResult(d);
         return true;
     }
 
@@ -123,8 +121,7 @@ internal sealed partial class Lowering
             op.B = count;
         }
         op.Flags |= UopFlags.SetFlags;
-        if (!(IsReg(0) && size == 4))
-            Write(0, d);
+        WriteResult(d);
         return true;
     }
 
@@ -149,8 +146,7 @@ internal sealed partial class Lowering
             op.Base = count;
         }
         op.Flags |= UopFlags.SetFlags;
-        if (!(IsReg(0) && size == 4))
-            Write(0, d);
+        WriteResult(d);
         return true;
     }
 
@@ -367,8 +363,8 @@ internal sealed partial class Lowering
         op.A = a;
         SetB(ref op, bit, 1);
         op.Flags |= UopFlags.SetFlags;
-        if (which != 0 && !(IsReg(0) && size == 4))
-            Write(0, d);
+        if (which != 0)
+            WriteResult(d);
         return true;
     }
 

@@ -80,25 +80,27 @@ internal sealed partial class Lowering
         if (I.Code is not (Code.Retnd or Code.Retnd_imm16))
             return false;
         byte target = LoadStack(0, 4);
-        ref var add = ref _b.Emit(Uop.Add);
-        add.D = Esp;
-        add.A = Esp;
-        add.Flags = UopFlags.BImm;
-        add.Imm = 4u + (I.OpCount > 0 ? I.Immediate16 : 0u);
+        AddImm(Esp, Esp, 4 + (I.OpCount > 0 ? I.Immediate16 : 0));
         ref var op = ref _b.Emit(Uop.JmpInd);
         op.A = target;
         return true;
+    }
+
+    /// <summary>d = a + imm (or - imm), no flags: stack pointer arithmetic.</summary>
+    private void AddImm(byte d, byte a, int delta)
+    {
+        ref var op = ref _b.Emit(delta < 0 ? Uop.Sub : Uop.Add);
+        op.D = d;
+        op.A = a;
+        op.Flags = UopFlags.BImm;
+        op.Imm = (uint)Math.Abs(delta);
     }
 
     /// <summary>Stores <paramref name="value"/> below ESP; returns the slot holding the new ESP (not yet written).</summary>
     private byte PushValue(byte value, int size)
     {
         byte sp = _b.Temp();
-        ref var sub = ref _b.Emit(Uop.Sub);
-        sub.D = sp;
-        sub.A = Esp;
-        sub.Flags = UopFlags.BImm;
-        sub.Imm = (uint)size;
+        AddImm(sp, Esp, -size);
         ref var st = ref _b.Emit(Uop.Store, size);
         st.A = value;
         st.Base = sp;
@@ -141,11 +143,7 @@ internal sealed partial class Lowering
         int size = OpSize(0);
         byte v = LoadStack(0, size);
         byte sp = _b.Temp();
-        ref var add = ref _b.Emit(Uop.Add);
-        add.D = sp;
-        add.A = Esp;
-        add.Flags = UopFlags.BImm;
-        add.Imm = (uint)size;
+        AddImm(sp, Esp, size);
         if (IsMem(0))
         {
             // pop [esp+x] addresses with the incremented ESP.
@@ -177,11 +175,7 @@ internal sealed partial class Lowering
             st.Base = Esp;
             st.Disp = unchecked((uint)(-4 * (r + 1)));
         }
-        ref var sub = ref _b.Emit(Uop.Sub);
-        sub.D = Esp;
-        sub.A = Esp;
-        sub.Flags = UopFlags.BImm;
-        sub.Imm = 32;
+        AddImm(Esp, Esp, -32);
         return true;
     }
 
@@ -199,11 +193,7 @@ internal sealed partial class Lowering
             ld.Base = Esp;
             ld.Disp = (uint)(4 * (7 - r));
         }
-        ref var add = ref _b.Emit(Uop.Add);
-        add.D = Esp;
-        add.A = Esp;
-        add.Flags = UopFlags.BImm;
-        add.Imm = 32;
+        AddImm(Esp, Esp, 32);
         return true;
     }
 
@@ -219,11 +209,7 @@ internal sealed partial class Lowering
     private bool Popfd()
     {
         byte v = LoadStack(0, 4);
-        ref var add = ref _b.Emit(Uop.Add);
-        add.D = Esp;
-        add.A = Esp;
-        add.Flags = UopFlags.BImm;
-        add.Imm = 4;
+        AddImm(Esp, Esp, 4);
         ref var op = ref _b.Emit(Uop.Popf);
         op.A = v;
         return true;
@@ -237,11 +223,7 @@ internal sealed partial class Lowering
         ref var ld = ref _b.Emit(Uop.Load);
         ld.D = v;
         ld.Base = Ebp;
-        ref var add = ref _b.Emit(Uop.Add);
-        add.D = Esp;
-        add.A = Ebp;
-        add.Flags = UopFlags.BImm;
-        add.Imm = 4;
+        AddImm(Esp, Ebp, 4);
         Mov(Ebp, v);
         return true;
     }
@@ -260,11 +242,7 @@ internal sealed partial class Lowering
         }
         byte sp = PushValue(Ebp, 4);
         Mov(Ebp, sp);
-        ref var sub = ref _b.Emit(Uop.Sub);
-        sub.D = Esp;
-        sub.A = sp;
-        sub.Flags = UopFlags.BImm;
-        sub.Imm = I.Immediate16;
+        AddImm(Esp, sp, -I.Immediate16);
         return true;
     }
 }

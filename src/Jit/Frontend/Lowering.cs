@@ -298,6 +298,13 @@ internal sealed partial class Lowering
             Store(I.MemorySize.GetSize(), value);
     }
 
+    /// <summary>Stores a result computed into <see cref="ResultSlot"/>'s slot: nothing to do for a 32-bit register.</summary>
+    private void WriteResult(byte d)
+    {
+        if (!(IsReg(0) && I.GetOpRegister(0).GetSize() == 4))
+            Write(0, d);
+    }
+
     /// <summary>Where an ALU result goes: straight into a 32-bit register, else a temporary.</summary>
     private byte ResultSlot(int i) =>
         IsReg(i) && I.GetOpRegister(i).GetSize() == 4 ? RegSlot(I.GetOpRegister(i)) : _b.Temp();

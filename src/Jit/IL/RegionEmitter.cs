@@ -298,6 +298,16 @@ internal sealed unsafe class RegionEmitter
         _il.Emit(OpCodes.Br, _labels[to]);
     }
 
+    /// <summary>Consumes the condition on the stack: to <paramref name="taken"/> if true, else to <paramref name="fallthrough"/>.</summary>
+    private void Branch(int fromBlock, uint taken, uint fallthrough)
+    {
+        var yes = _il.DefineLabel();
+        _il.Emit(OpCodes.Brtrue, yes);
+        GoTo(fromBlock, fallthrough);
+        _il.MarkLabel(yes);
+        GoTo(fromBlock, taken);
+    }
+
     // ---- ops ----
 
     private void EmitOp(int bi, int oi)
@@ -312,12 +322,8 @@ internal sealed unsafe class RegionEmitter
                 alu.Kind = (Uop)op.Scale;
                 alu.Scale = 0;
                 EmitBinary(alu);
-                var taken = _il.DefineLabel();
                 EmitCondition(op.Cc);
-                _il.Emit(OpCodes.Brtrue, taken);
-                GoTo(bi, op.Next);
-                _il.MarkLabel(taken);
-                GoTo(bi, op.Disp);
+                Branch(bi, op.Disp, op.Next);
                 return;
             }
             case Uop.LoadAlu:
@@ -508,15 +514,9 @@ internal sealed unsafe class RegionEmitter
                 GoTo(bi, op.Imm);
                 return;
             case Uop.Jcc:
-            {
-                var taken = _il.DefineLabel();
                 EmitCondition(op.Cc);
-                _il.Emit(OpCodes.Brtrue, taken);
-                GoTo(bi, op.Next);
-                _il.MarkLabel(taken);
-                GoTo(bi, op.Imm);
+                Branch(bi, op.Imm, op.Next);
                 return;
-            }
             case Uop.JmpCx:
             {
                 var taken = _il.DefineLabel();

@@ -372,17 +372,11 @@ internal static unsafe partial class Interpreter
                     break;
                 }
                 case Uop.Hypercall:
-                {
-                    s->Eip = op.Next;
-                    VcpuExit? exit = v.Host.Hypercall(v);
-                    if (exit != null)
-                        return v.Stop(s, exit, op.Next);
-                    break;
-                }
                 case Uop.Hlt:
                 {
+                    // In line: the host sees exact state, EIP after the instruction.
                     s->Eip = op.Next;
-                    VcpuExit? exit = v.Host.Halt(v);
+                    VcpuExit? exit = op.Kind == Uop.Hypercall ? v.Host.Hypercall(v) : v.Host.Halt(v);
                     if (exit != null)
                         return v.Stop(s, exit, op.Next);
                     break;
