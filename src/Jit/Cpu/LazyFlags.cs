@@ -13,6 +13,7 @@ public static unsafe class LazyFlags
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static uint Pack(LazyOp op, int size) => (uint)op | ((uint)size << 8);
 
+    // Journey: lazy-flags
     /// <summary>EFLAGS with the arithmetic flags computed; the record is left as it is.</summary>
     public static uint Materialize(CpuState* s)
     {

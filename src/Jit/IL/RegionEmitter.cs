@@ -75,6 +75,7 @@ internal sealed unsafe class RegionEmitter
                 _returnPoints.Add(b.Ops[^1].Next);
     }
 
+    // Journey: il-emit
     public CompiledRegion Compile()
     {
         var dm = new DynamicMethod($"region_{_blocks[0].Start:x8}", typeof(int),

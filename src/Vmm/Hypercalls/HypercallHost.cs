@@ -34,6 +34,11 @@ public sealed class HypercallHost : IVcpuHost, IDisposable
     /// <summary>Wakes a vCPU sleeping in LHCALL_HALT, for good: the machine is stopping.</summary>
     public void Wake() => _stopping.Set();
 
+    // Journey: hypercall
+    /// <summary>
+    /// <c>int $0x1f</c> lands here, called in line from translated code: no
+    /// trip through the dispatcher, so a notify costs a call, not an exit.
+    /// </summary>
     public VcpuExit? Hypercall(Vcpu vcpu)
     {
         ref CpuState s = ref vcpu.State;

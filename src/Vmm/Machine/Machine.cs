@@ -55,6 +55,7 @@ public sealed class Machine : IDisposable
         s.SetEflags(Eflags.Initial);
     }
 
+    // Journey: launch
     /// <summary>
     /// Runs vCPU 0 until it stops. With <paramref name="timeout"/>, a timer
     /// stops it with <see cref="StopReason.Timeout"/>. Never throws for
