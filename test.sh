@@ -5,10 +5,12 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 # NuGet restores happen inside dotnet build. The C guests need a gcc that
-# builds 32-bit code: install gcc-multilib only when `gcc -m32` fails (CI
-# starts from a fresh machine; a developer's usually has it already).
-if ! echo 'int x;' | gcc -m32 -x c -c -o /dev/null - 2>/dev/null; then
-  echo "test.sh: gcc -m32 does not work; installing gcc-multilib"
+# builds and links 32-bit code against libgcc: install gcc-multilib only when
+# that fails (CI starts from a fresh machine; a developer's usually has it).
+# Compiling alone is not a test: gcc -m32 -c works without multilib, and only
+# the link finds libgcc missing.
+if ! echo 'void _start(void) {}' | gcc -m32 -ffreestanding -nostdlib -static -x c - -o /dev/null -lgcc 2>/dev/null; then
+  echo "test.sh: gcc -m32 cannot link against libgcc; installing gcc-multilib"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq gcc gcc-multilib >/dev/null

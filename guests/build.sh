@@ -24,7 +24,7 @@ declare -A EXTRA=([strings]=-minline-all-stringops)
 programs=(hello sort int64 switch strings recursion hash)
 benches=(sieve crc32 sort interp)
 
-if ! echo 'int x;' | "$CC" -m32 -x c -c -o /dev/null - 2>/dev/null; then
+if ! echo 'void _start(void) {}' | "$CC" -m32 -ffreestanding -nostdlib -static -x c - -o /dev/null -lgcc 2>/dev/null; then
   echo "guests/build.sh: '$CC -m32' does not work (install gcc-multilib)" >&2
   exit 1
 fi
