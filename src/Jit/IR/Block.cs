@@ -41,6 +41,12 @@ public sealed class Block
     /// </summary>
     public Block? Indirect;
 
+    /// <summary>The block as threaded code, made on first run by the threaded engine.</summary>
+    internal Threaded.ThreadedOp[]? Threaded;
+
+    /// <summary>The first op of <see cref="Threaded"/> (the array is pinned).</summary>
+    internal unsafe Threaded.ThreadedOp* ThreadedEntry;
+
     /// <summary>Compiled code covering this block, if it is the head of a compiled region.</summary>
     public CompiledRegion? Region;
 

@@ -149,7 +149,7 @@ public sealed unsafe partial class Vcpu : IDisposable
     private int ExecuteChained(CpuState* s, ref Block block)
     {
         _stats.Blocks++;
-        return Interpreter.RunChained(this, s, ref block);
+        return ThreadedCode.Run(this, s, ref block);
     }
 
     /// <summary>Jump cache, then the engine's block cache, then the translator.</summary>

@@ -1,0 +1,243 @@
+using System.Runtime.CompilerServices;
+using Sharpvisor.Jit.Cpu;
+using Sharpvisor.Jit.IR;
+
+namespace Sharpvisor.Jit.Threaded;
+
+/// <summary>The common micro-ops as threaded handlers. Anything else runs through <see cref="Slow"/>.</summary>
+internal static unsafe class Handlers
+{
+    // Each handler ends with "return Next(ref c, o)": a call in tail position
+    // that the JIT emits as a jump, so a block runs as a chain of jumps.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static int Next(ref ThreadedContext c, ThreadedOp* o)
+    {
+        o++;
+        return o->Fn(ref c, o);
+    }
+
+    /// <summary>Runs the op in the switch interpreter (uncommon ops, and stores that hit code).</summary>
+    public static int Slow(ref ThreadedContext c, ThreadedOp* o)
+    {
+        int status = Interpreter.Step(c.V, c.S, c.Block, o->OpIndex);
+        return status == Interpreter.Reached ? Next(ref c, o) : status;
+    }
+
+    public static int MovR(ref ThreadedContext c, ThreadedOp* o) { c.R[o->D] = c.R[o->B]; return Next(ref c, o); }
+
+    public static int MovI(ref ThreadedContext c, ThreadedOp* o) { c.R[o->D] = o->Imm; return Next(ref c, o); }
+
+    public static int ExtU8(ref ThreadedContext c, ThreadedOp* o) { c.R[o->D] = (byte)c.R[o->A]; return Next(ref c, o); }
+
+    public static int ExtU16(ref ThreadedContext c, ThreadedOp* o) { c.R[o->D] = (ushort)c.R[o->A]; return Next(ref c, o); }
+
+    public static int ExtHigh8(ref ThreadedContext c, ThreadedOp* o) { c.R[o->D] = (byte)(c.R[o->A] >> 8); return Next(ref c, o); }
+
+    public static int Ext(ref ThreadedContext c, ThreadedOp* o)
+    {
+        c.R[o->D] = Interpreter.Extend(c.R[o->A], o->Size, o->Flags);
+        return Next(ref c, o);
+    }
+
+    public static int Merge(ref ThreadedContext c, ThreadedOp* o)
+    {
+        c.R[o->D] = Interpreter.MergeInto(c.R[o->D], c.R[o->A], o->Size, o->Flags);
+        return Next(ref c, o);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static uint Ea(ref ThreadedContext c, ThreadedOp* o) => c.R[o->Base] + (c.R[o->Index] << o->Scale) + o->Disp;
+
+    public static int Lea(ref ThreadedContext c, ThreadedOp* o) { c.R[o->D] = Ea(ref c, o); return Next(ref c, o); }
+
+    // ---- loads, specialised by width and extension ----
+
+    public interface IWidth
+    {
+        static abstract int Size { get; }
+        static abstract uint Read(byte* p);
+    }
+
+    public struct U8 : IWidth { public static int Size => 1; public static uint Read(byte* p) => Volatile.Read(ref *p); }
+    public struct S8 : IWidth { public static int Size => 1; public static uint Read(byte* p) => (uint)(sbyte)Volatile.Read(ref *p); }
+    public struct U16 : IWidth { public static int Size => 2; public static uint Read(byte* p) => Volatile.Read(ref Unsafe.AsRef<ushort>(p)); }
+    public struct S16 : IWidth { public static int Size => 2; public static uint Read(byte* p) => (uint)(short)Volatile.Read(ref Unsafe.AsRef<ushort>(p)); }
+    public struct U32 : IWidth { public static int Size => 4; public static uint Read(byte* p) => Volatile.Read(ref Unsafe.AsRef<uint>(p)); }
+
+    public static int Load<TW>(ref ThreadedContext c, ThreadedOp* o) where TW : struct, IWidth
+    {
+        uint ea = Ea(ref c, o);
+        if ((ulong)ea + (uint)TW.Size > c.MemSize)
+            return c.V.MemoryFault(c.S, ea, (uint)TW.Size, "read", o->Eip);
+        c.R[o->D] = TW.Read(c.Mem + ea);
+        return Next(ref c, o);
+    }
+
+    public static int Store(ref ThreadedContext c, ThreadedOp* o)
+    {
+        uint ea = Ea(ref c, o);
+        if ((ulong)ea + o->Size > c.MemSize)
+            return c.V.MemoryFault(c.S, ea, o->Size, "write", o->Eip);
+        if ((c.Code[ea >> 12] | c.Code[(ea + o->Size - 1) >> 12]) != 0)
+            return Slow(ref c, o); // a page holding code: the interpreter handles invalidation
+        Interpreter.StoreValue(c.Mem + ea, o->Size, c.R[o->A]);
+        return Next(ref c, o);
+    }
+
+    // ---- two-operand arithmetic, specialised by operation, operand B and flags ----
+
+    public interface IBinary
+    {
+        static abstract uint Do(uint a, uint b);
+        static abstract LazyOp Lazy { get; }
+    }
+
+    public struct AddOp : IBinary { public static uint Do(uint a, uint b) => a + b; public static LazyOp Lazy => LazyOp.Add; }
+    public struct SubOp : IBinary { public static uint Do(uint a, uint b) => a - b; public static LazyOp Lazy => LazyOp.Sub; }
+    public struct AndOp : IBinary { public static uint Do(uint a, uint b) => a & b; public static LazyOp Lazy => LazyOp.Logic; }
+    public struct OrOp : IBinary { public static uint Do(uint a, uint b) => a | b; public static LazyOp Lazy => LazyOp.Logic; }
+    public struct XorOp : IBinary { public static uint Do(uint a, uint b) => a ^ b; public static LazyOp Lazy => LazyOp.Logic; }
+    public struct ShlOp : IBinary { public static uint Do(uint a, uint b) => a << (int)b; public static LazyOp Lazy => LazyOp.Shl; }
+    public struct ShrOp : IBinary { public static uint Do(uint a, uint b) => a >> (int)b; public static LazyOp Lazy => LazyOp.Shr; }
+    public struct SarOp : IBinary { public static uint Do(uint a, uint b) => (uint)((int)a >> (int)b); public static LazyOp Lazy => LazyOp.Sar; }
+
+    public interface IOperand { static abstract uint B(ref ThreadedContext c, ThreadedOp* o); }
+    public struct RegB : IOperand { public static uint B(ref ThreadedContext c, ThreadedOp* o) => c.R[o->B]; }
+    public struct ImmB : IOperand { public static uint B(ref ThreadedContext c, ThreadedOp* o) => o->Imm; }
+
+    public interface IFlagMode { static abstract bool On { get; } }
+    public struct Flags : IFlagMode { public static bool On => true; }
+    public struct NoFlags : IFlagMode { public static bool On => false; }
+
+    public static int Binary<TOp, TB, TF>(ref ThreadedContext c, ThreadedOp* o)
+        where TOp : struct, IBinary where TB : struct, IOperand where TF : struct, IFlagMode
+    {
+        uint a = c.R[o->A], b = TB.B(ref c, o), res = TOp.Do(a, b);
+        c.R[o->D] = res;
+        if (TF.On)
+            Interpreter.Record(c.S, TOp.Lazy, o->Size, a, b, res);
+        return Next(ref c, o);
+    }
+
+    /// <summary>Shifts: the count is masked to 5 bits, and a zero count changes no flag.</summary>
+    public static int Shift<TOp, TB, TF>(ref ThreadedContext c, ThreadedOp* o)
+        where TOp : struct, IBinary where TB : struct, IOperand where TF : struct, IFlagMode
+    {
+        uint a = c.R[o->A], n = TB.B(ref c, o) & 31, res = TOp.Do(a, n);
+        c.R[o->D] = res;
+        if (TF.On && n != 0)
+            Interpreter.Record(c.S, TOp.Lazy, o->Size, a, n, res);
+        return Next(ref c, o);
+    }
+
+    public static int IncDec<TF>(ref ThreadedContext c, ThreadedOp* o) where TF : struct, IFlagMode
+    {
+        uint a = c.R[o->A];
+        bool inc = o->Cc == 0;
+        uint res = inc ? a + 1 : a - 1;
+        if (TF.On)
+        {
+            uint carry = LazyFlags.Carry(c.S);
+            Interpreter.Record(c.S, inc ? LazyOp.Inc : LazyOp.Dec, o->Size, a, 1, res);
+            c.S->CcCarry = carry;
+        }
+        c.R[o->D] = res;
+        return Next(ref c, o);
+    }
+
+    public static int Not(ref ThreadedContext c, ThreadedOp* o) { c.R[o->D] = ~c.R[o->A]; return Next(ref c, o); }
+
+    public static int LoadAlu<TOp, TF>(ref ThreadedContext c, ThreadedOp* o)
+        where TOp : struct, IBinary where TF : struct, IFlagMode
+    {
+        uint ea = Ea(ref c, o);
+        if ((ulong)ea + o->Size > c.MemSize)
+            return c.V.MemoryFault(c.S, ea, o->Size, "read", o->Eip);
+        uint a = c.R[o->A], b = Interpreter.LoadValue(c.Mem + ea, o->Size, 0), res = TOp.Do(a, b);
+        c.R[o->D] = res;
+        if (TF.On)
+            Interpreter.Record(c.S, TOp.Lazy, o->Size, a, b, res);
+        return Next(ref c, o);
+    }
+
+    public static int SetCc(ref ThreadedContext c, ThreadedOp* o)
+    {
+        c.R[o->D] = LazyFlags.Condition(c.S, o->Cc) ? 1u : 0u;
+        return Next(ref c, o);
+    }
+
+    public static int CMov(ref ThreadedContext c, ThreadedOp* o)
+    {
+        if (LazyFlags.Condition(c.S, o->Cc))
+            c.R[o->D] = c.R[o->A];
+        return Next(ref c, o);
+    }
+
+    // ---- block ends: these return to the block loop ----
+
+    public static int Jmp(ref ThreadedContext c, ThreadedOp* o)
+    {
+        c.S->Eip = o->Imm;
+        return Interpreter.Taken;
+    }
+
+    public static int Jcc(ref ThreadedContext c, ThreadedOp* o)
+    {
+        if (LazyFlags.Condition(c.S, o->Cc))
+        {
+            c.S->Eip = o->Imm;
+            return Interpreter.Taken;
+        }
+        c.S->Eip = o->Next;
+        return Interpreter.Fallthrough;
+    }
+
+    /// <summary>Fused compare (or test) and branch.</summary>
+    public static int AluJcc<TOp, TB>(ref ThreadedContext c, ThreadedOp* o)
+        where TOp : struct, IBinary where TB : struct, IOperand
+    {
+        uint a = c.R[o->A], b = TB.B(ref c, o), res = TOp.Do(a, b);
+        c.R[o->D] = res;
+        uint cc = (uint)TOp.Lazy | ((uint)o->Size << 8);
+        CpuState* s = c.S;
+        s->CcOp = cc;
+        s->CcA = a;
+        s->CcB = b;
+        s->CcRes = res;
+        bool taken = o->Size == 4 && typeof(TOp) == typeof(SubOp)
+            ? Compare32(o->Cc, a, b, res, s)
+            : LazyFlags.ConditionOf(o->Cc, cc, a, b, res, 0, s);
+        if (taken)
+        {
+            s->Eip = o->Disp;
+            return Interpreter.Taken;
+        }
+        s->Eip = o->Next;
+        return Interpreter.Fallthrough;
+    }
+
+    /// <summary>A condition after a 32-bit compare, straight from the operands.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static bool Compare32(int cc, uint a, uint b, uint res, CpuState* s) => cc switch
+    {
+        2 => a < b,
+        3 => a >= b,
+        4 => a == b,
+        5 => a != b,
+        6 => a <= b,
+        7 => a > b,
+        8 => (int)res < 0,
+        9 => (int)res >= 0,
+        12 => (int)a < (int)b,
+        13 => (int)a >= (int)b,
+        14 => (int)a <= (int)b,
+        15 => (int)a > (int)b,
+        _ => LazyFlags.ConditionOf(cc, LazyFlags.Pack(LazyOp.Sub, 4), a, b, res, 0, s),
+    };
+
+    public static int JmpInd(ref ThreadedContext c, ThreadedOp* o)
+    {
+        c.S->Eip = c.R[o->A];
+        return Interpreter.Continue;
+    }
+}

@@ -1,0 +1,159 @@
+using Sharpvisor.Jit.Cpu;
+using Sharpvisor.Jit.IR;
+using Sharpvisor.Jit.Runtime;
+using static Sharpvisor.Jit.Threaded.Handlers;
+
+namespace Sharpvisor.Jit.Threaded;
+
+/// <summary>
+/// Turns a block's micro-ops into threaded code (<see cref="ThreadedOp"/>s,
+/// each pointing at the handler for its exact shape), and runs blocks of it
+/// back to back through their links.
+/// </summary>
+internal static unsafe class ThreadedCode
+{
+    /// <summary>The block's threaded code, made on first use (pinned: handlers walk it by pointer).</summary>
+    public static ThreadedOp* For(Block block)
+    {
+        ThreadedOp* entry = block.ThreadedEntry;
+        if (entry == null)
+        {
+            // Two vCPUs may get here at once: one array wins, and only an
+            // array the block references may be run (it keeps it alive).
+            var code = Compile(block);
+            code = Interlocked.CompareExchange(ref block.Threaded, code, null) ?? code;
+            // SAFETY: the array is allocated pinned and the block keeps it alive.
+            entry = (ThreadedOp*)System.Runtime.CompilerServices.Unsafe.AsPointer(ref code[0]);
+            block.ThreadedEntry = entry;
+        }
+        return entry;
+    }
+
+    private static ThreadedOp[] Compile(Block block)
+    {
+        var ops = block.Ops;
+        var code = GC.AllocateArray<ThreadedOp>(ops.Length, pinned: true);
+        for (int i = 0; i < ops.Length; i++)
+        {
+            ref readonly MicroOp op = ref ops[i];
+            code[i] = new ThreadedOp
+            {
+                Fn = Select(in op),
+                D = op.D, A = op.A, B = op.B, Base = op.Base, Index = op.Index, Scale = op.Scale,
+                Size = op.Size, Cc = op.Cc, Flags = op.Flags,
+                Imm = op.Imm, Disp = op.Disp, Eip = op.Eip, Next = op.Next,
+                OpIndex = i,
+            };
+            if (op.Kind is Uop.Inc or Uop.Dec)
+                code[i].Cc = op.Kind == Uop.Inc ? (byte)0 : (byte)1;
+        }
+        return code;
+    }
+
+    /// <summary>The handler for an op's exact shape; the switch interpreter for everything uncommon.</summary>
+    private static delegate*<ref ThreadedContext, ThreadedOp*, int> Select(in MicroOp op)
+    {
+        bool imm = op.BIsImm, flags = op.SetsFlags;
+        switch (op.Kind)
+        {
+            case Uop.Mov: return imm ? &MovI : &MovR;
+            case Uop.Ext:
+                return (op.Flags & (UopFlags.Signed | UopFlags.High8)) switch
+                {
+                    UopFlags.None => op.Size == 1 ? &ExtU8 : &ExtU16,
+                    UopFlags.High8 => &ExtHigh8,
+                    _ => &Ext,
+                };
+            case Uop.Merge: return &Merge;
+            case Uop.Lea: return &Lea;
+            case Uop.Load:
+                bool signed = (op.Flags & UopFlags.Signed) != 0;
+                return op.Size switch
+                {
+                    1 => signed ? &Load<S8> : &Load<U8>,
+                    2 => signed ? &Load<S16> : &Load<U16>,
+                    _ => &Load<U32>,
+                };
+            case Uop.Store: return &Store;
+            case Uop.Add: return Bin<AddOp>(imm, flags);
+            case Uop.Sub: return Bin<SubOp>(imm, flags);
+            case Uop.And: return Bin<AndOp>(imm, flags);
+            case Uop.Or: return Bin<OrOp>(imm, flags);
+            case Uop.Xor: return Bin<XorOp>(imm, flags);
+            case Uop.Shl: return Sh<ShlOp>(imm, flags);
+            case Uop.Shr: return Sh<ShrOp>(imm, flags);
+            case Uop.Sar: return Sh<SarOp>(imm, flags);
+            case Uop.Inc:
+            case Uop.Dec: return flags ? &IncDec<Handlers.Flags> : &IncDec<NoFlags>;
+            case Uop.Not: return &Not;
+            case Uop.SetCc: return &SetCc;
+            case Uop.CMov: return &CMov;
+            case Uop.LoadAlu:
+                return (Uop)op.Cc switch
+                {
+                    Uop.Add => flags ? &LoadAlu<AddOp, Handlers.Flags> : &LoadAlu<AddOp, NoFlags>,
+                    Uop.Sub => flags ? &LoadAlu<SubOp, Handlers.Flags> : &LoadAlu<SubOp, NoFlags>,
+                    Uop.And => flags ? &LoadAlu<AndOp, Handlers.Flags> : &LoadAlu<AndOp, NoFlags>,
+                    Uop.Or => flags ? &LoadAlu<OrOp, Handlers.Flags> : &LoadAlu<OrOp, NoFlags>,
+                    _ => flags ? &LoadAlu<XorOp, Handlers.Flags> : &LoadAlu<XorOp, NoFlags>,
+                };
+            case Uop.Jmp: return &Jmp;
+            case Uop.Jcc: return &Jcc;
+            case Uop.JmpInd: return &JmpInd;
+            case Uop.AluJcc:
+                return op.Scale == (byte)Uop.Sub
+                    ? (imm ? &AluJcc<SubOp, ImmB> : &AluJcc<SubOp, RegB>)
+                    : (imm ? &AluJcc<AndOp, ImmB> : &AluJcc<AndOp, RegB>);
+            default: return &Slow;
+        }
+    }
+
+    private static delegate*<ref ThreadedContext, ThreadedOp*, int> Bin<TOp>(bool imm, bool flags) where TOp : struct, IBinary =>
+        imm
+            ? (flags ? &Binary<TOp, ImmB, Handlers.Flags> : &Binary<TOp, ImmB, NoFlags>)
+            : (flags ? &Binary<TOp, RegB, Handlers.Flags> : &Binary<TOp, RegB, NoFlags>);
+
+    private static delegate*<ref ThreadedContext, ThreadedOp*, int> Sh<TOp>(bool imm, bool flags) where TOp : struct, IBinary =>
+        imm
+            ? (flags ? &Shift<TOp, ImmB, Handlers.Flags> : &Shift<TOp, ImmB, NoFlags>)
+            : (flags ? &Shift<TOp, RegB, Handlers.Flags> : &Shift<TOp, RegB, NoFlags>);
+
+    // Journey: threaded-run
+    /// <summary>
+    /// Runs <paramref name="block"/>, then its linked successors, until an exit
+    /// without a link, <see cref="Interpreter.ChainBudget"/> blocks, or an RCU
+    /// kick (so the dispatcher reports quiescent states and sees stop requests).
+    /// Leaves <paramref name="block"/> at the last block run.
+    /// </summary>
+    public static int Run(Vcpu v, CpuState* s, ref Block block)
+    {
+        var c = new ThreadedContext
+        {
+            R = s->Slots,
+            Mem = v.MemoryBase,
+            MemSize = v.MemorySize,
+            Code = v.CodePages,
+            S = s,
+            V = v,
+        };
+        int* kick = v.KickPointer;
+        for (int budget = Interpreter.ChainBudget; ; budget--)
+        {
+            c.Block = block;
+            ThreadedOp* first = For(block);
+            int how = first->Fn(ref c, first);
+            Block? next = how switch
+            {
+                Interpreter.Taken => block.Taken,
+                Interpreter.Fallthrough => block.Fallthrough,
+                Interpreter.Continue => block.Indirect is { } ind && ind.Start == s->Eip ? ind : null,
+                _ => null,
+            };
+            if (next == null || next.Invalid || budget == 0 || *kick != 0)
+                return how;
+            v._stats.Linked++;
+            v._stats.Blocks++;
+            block = next;
+        }
+    }
+}
