@@ -28,6 +28,17 @@ internal static class Peephole
                     list[^1] = prev;
                     continue;
                 }
+                // "t = imm; store [m], t" -> a store of the immediate.
+                if (op.Kind == Uop.Store && !op.BIsImm && prev.Kind == Uop.Mov && prev.BIsImm
+                    && prev.D == op.A && prev.D >= MicroOp.FirstTemp && prev.Eip == op.Eip
+                    && op.Base != prev.D && op.Index != prev.D && !ReadLater(ops, i + 1, prev.D, op.Eip))
+                {
+                    op.Flags |= UopFlags.BImm;
+                    op.Imm = prev.Imm;
+                    op.A = MicroOp.Zero;
+                    list[^1] = op;
+                    continue;
+                }
                 // "cmp/test; jcc" -> one compare-and-branch.
                 if (op.Kind == Uop.Jcc && prev.Kind is Uop.Sub or Uop.And && prev.SetsFlags)
                 {

@@ -702,7 +702,7 @@ internal sealed unsafe class RegionEmitter
         _il.Emit(OpCodes.Ldarg_2);
         _il.Emit(OpCodes.Ldloc, _ea);
         LdC(op.Size);
-        Ld(op.A);
+        LdStoreValue(op);
         _il.Emit(OpCodes.Call, MCodeWrite);
         _il.Emit(OpCodes.Brfalse, plain);
         EmitRawStore(op);
@@ -719,10 +719,17 @@ internal sealed unsafe class RegionEmitter
         EmitRawStore(op);
     }
 
+    /// <summary>A store's value: slot A, or the immediate of a fused <c>mov [m], imm</c>.</summary>
+    private void LdStoreValue(in MicroOp op)
+    {
+        if (op.BIsImm) LdC(op.Imm);
+        else Ld(op.A);
+    }
+
     private void EmitRawStore(in MicroOp op)
     {
         EmitHostAddress();
-        Ld(op.A);
+        LdStoreValue(op);
         _il.Emit(OpCodes.Volatile);
         _il.Emit(op.Size switch { 1 => OpCodes.Stind_I1, 2 => OpCodes.Stind_I2, _ => OpCodes.Stind_I4 });
     }

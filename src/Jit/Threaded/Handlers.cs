@@ -50,39 +50,82 @@ internal static unsafe class Handlers
 
     public static int Lea(ref ThreadedContext c, ThreadedOp* o) { c.R[o->D] = Ea(ref c, o); return Next(ref c, o); }
 
-    // ---- loads, specialised by width and extension ----
+    // ---- addressing shapes: most guest accesses are [base + disp] ----
+
+    public interface IAddress { static abstract uint Ea(ref ThreadedContext c, ThreadedOp* o); }
+    public struct Absolute : IAddress { public static uint Ea(ref ThreadedContext c, ThreadedOp* o) => o->Disp; }
+    public struct BaseDisp : IAddress { public static uint Ea(ref ThreadedContext c, ThreadedOp* o) => c.R[o->Base] + o->Disp; }
+    public struct Indexed : IAddress { public static uint Ea(ref ThreadedContext c, ThreadedOp* o) => c.R[o->Base] + (c.R[o->Index] << o->Scale) + o->Disp; }
+
+    // ---- loads and stores, specialised by width, extension and address shape ----
 
     public interface IWidth
     {
         static abstract int Size { get; }
         static abstract uint Read(byte* p);
+        static abstract void Write(byte* p, uint value);
     }
 
-    public struct U8 : IWidth { public static int Size => 1; public static uint Read(byte* p) => Volatile.Read(ref *p); }
-    public struct S8 : IWidth { public static int Size => 1; public static uint Read(byte* p) => (uint)(sbyte)Volatile.Read(ref *p); }
-    public struct U16 : IWidth { public static int Size => 2; public static uint Read(byte* p) => Volatile.Read(ref Unsafe.AsRef<ushort>(p)); }
-    public struct S16 : IWidth { public static int Size => 2; public static uint Read(byte* p) => (uint)(short)Volatile.Read(ref Unsafe.AsRef<ushort>(p)); }
-    public struct U32 : IWidth { public static int Size => 4; public static uint Read(byte* p) => Volatile.Read(ref Unsafe.AsRef<uint>(p)); }
-
-    public static int Load<TW>(ref ThreadedContext c, ThreadedOp* o) where TW : struct, IWidth
+    public struct U8 : IWidth
     {
-        uint ea = Ea(ref c, o);
+        public static int Size => 1;
+        public static uint Read(byte* p) => Volatile.Read(ref *p);
+        public static void Write(byte* p, uint value) => Volatile.Write(ref *p, (byte)value);
+    }
+
+    public struct S8 : IWidth
+    {
+        public static int Size => 1;
+        public static uint Read(byte* p) => (uint)(sbyte)Volatile.Read(ref *p);
+        public static void Write(byte* p, uint value) => Volatile.Write(ref *p, (byte)value);
+    }
+
+    public struct U16 : IWidth
+    {
+        public static int Size => 2;
+        public static uint Read(byte* p) => Volatile.Read(ref Unsafe.AsRef<ushort>(p));
+        public static void Write(byte* p, uint value) => Volatile.Write(ref Unsafe.AsRef<ushort>(p), (ushort)value);
+    }
+
+    public struct S16 : IWidth
+    {
+        public static int Size => 2;
+        public static uint Read(byte* p) => (uint)(short)Volatile.Read(ref Unsafe.AsRef<ushort>(p));
+        public static void Write(byte* p, uint value) => Volatile.Write(ref Unsafe.AsRef<ushort>(p), (ushort)value);
+    }
+
+    public struct U32 : IWidth
+    {
+        public static int Size => 4;
+        public static uint Read(byte* p) => Volatile.Read(ref Unsafe.AsRef<uint>(p));
+        public static void Write(byte* p, uint value) => Volatile.Write(ref Unsafe.AsRef<uint>(p), value);
+    }
+
+    public static int Load<TW, TA>(ref ThreadedContext c, ThreadedOp* o) where TW : struct, IWidth where TA : struct, IAddress
+    {
+        uint ea = TA.Ea(ref c, o);
         if ((ulong)ea + (uint)TW.Size > c.MemSize)
             return c.V.MemoryFault(c.S, ea, (uint)TW.Size, "read", o->Eip);
         c.R[o->D] = TW.Read(c.Mem + ea);
         return Next(ref c, o);
     }
 
-    public static int Store(ref ThreadedContext c, ThreadedOp* o)
+    public static int Store<TW, TA, TV>(ref ThreadedContext c, ThreadedOp* o)
+        where TW : struct, IWidth where TA : struct, IAddress where TV : struct, IValue
     {
-        uint ea = Ea(ref c, o);
-        if ((ulong)ea + o->Size > c.MemSize)
-            return c.V.MemoryFault(c.S, ea, o->Size, "write", o->Eip);
-        if ((c.Code[ea >> 12] | c.Code[(ea + o->Size - 1) >> 12]) != 0)
+        uint ea = TA.Ea(ref c, o);
+        if ((ulong)ea + (uint)TW.Size > c.MemSize)
+            return c.V.MemoryFault(c.S, ea, (uint)TW.Size, "write", o->Eip);
+        if ((c.Code[ea >> 12] | c.Code[(ea + (uint)TW.Size - 1) >> 12]) != 0)
             return Slow(ref c, o); // a page holding code: the interpreter handles invalidation
-        Interpreter.StoreValue(c.Mem + ea, o->Size, c.R[o->A]);
+        TW.Write(c.Mem + ea, TV.Value(ref c, o));
         return Next(ref c, o);
     }
+
+    /// <summary>A store's value: register A, or the immediate (a fused <c>mov [m], imm</c>).</summary>
+    public interface IValue { static abstract uint Value(ref ThreadedContext c, ThreadedOp* o); }
+    public struct RegA : IValue { public static uint Value(ref ThreadedContext c, ThreadedOp* o) => c.R[o->A]; }
+    public struct ImmValue : IValue { public static uint Value(ref ThreadedContext c, ThreadedOp* o) => o->Imm; }
 
     // ---- two-operand arithmetic, specialised by operation, operand B and flags ----
 
@@ -147,10 +190,10 @@ internal static unsafe class Handlers
 
     public static int Not(ref ThreadedContext c, ThreadedOp* o) { c.R[o->D] = ~c.R[o->A]; return Next(ref c, o); }
 
-    public static int LoadAlu<TOp, TF>(ref ThreadedContext c, ThreadedOp* o)
-        where TOp : struct, IBinary where TF : struct, IFlagMode
+    public static int LoadAlu<TOp, TF, TA>(ref ThreadedContext c, ThreadedOp* o)
+        where TOp : struct, IBinary where TF : struct, IFlagMode where TA : struct, IAddress
     {
-        uint ea = Ea(ref c, o);
+        uint ea = TA.Ea(ref c, o);
         if ((ulong)ea + o->Size > c.MemSize)
             return c.V.MemoryFault(c.S, ea, o->Size, "read", o->Eip);
         uint a = c.R[o->A], b = Interpreter.LoadValue(c.Mem + ea, o->Size, 0), res = TOp.Do(a, b);

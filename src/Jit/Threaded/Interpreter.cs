@@ -103,7 +103,7 @@ internal static unsafe partial class Interpreter
                     uint ea = r[op.Base] + (r[op.Index] << op.Scale) + op.Disp;
                     if ((ulong)ea + op.Size > memSize)
                         return v.MemoryFault(s, ea, op.Size, "write", op.Eip);
-                    uint value = r[op.A];
+                    uint value = (op.Flags & UopFlags.BImm) != 0 ? op.Imm : r[op.A];
                     if ((code[ea >> 12] | code[(ea + op.Size - 1) >> 12]) != 0
                         && v.Engine.OnCodeWrite(ea, op.Size, value))
                     {

@@ -67,14 +67,19 @@ internal static unsafe class ThreadedCode
             case Uop.Merge: return &Merge;
             case Uop.Lea: return &Lea;
             case Uop.Load:
-                bool signed = (op.Flags & UopFlags.Signed) != 0;
-                return op.Size switch
+                return Shape(in op) switch
                 {
-                    1 => signed ? &Load<S8> : &Load<U8>,
-                    2 => signed ? &Load<S16> : &Load<U16>,
-                    _ => &Load<U32>,
+                    0 => LoadOf<Absolute>(in op),
+                    1 => LoadOf<BaseDisp>(in op),
+                    _ => LoadOf<Indexed>(in op),
                 };
-            case Uop.Store: return &Store;
+            case Uop.Store:
+                return Shape(in op) switch
+                {
+                    0 => imm ? StoreOf<Absolute, ImmValue>(in op) : StoreOf<Absolute, RegA>(in op),
+                    1 => imm ? StoreOf<BaseDisp, ImmValue>(in op) : StoreOf<BaseDisp, RegA>(in op),
+                    _ => imm ? StoreOf<Indexed, ImmValue>(in op) : StoreOf<Indexed, RegA>(in op),
+                };
             case Uop.Add: return Bin<AddOp>(imm, flags);
             case Uop.Sub: return Bin<SubOp>(imm, flags);
             case Uop.And: return Bin<AndOp>(imm, flags);
@@ -89,13 +94,11 @@ internal static unsafe class ThreadedCode
             case Uop.SetCc: return &SetCc;
             case Uop.CMov: return &CMov;
             case Uop.LoadAlu:
-                return (Uop)op.Cc switch
+                return Shape(in op) switch
                 {
-                    Uop.Add => flags ? &LoadAlu<AddOp, Handlers.Flags> : &LoadAlu<AddOp, NoFlags>,
-                    Uop.Sub => flags ? &LoadAlu<SubOp, Handlers.Flags> : &LoadAlu<SubOp, NoFlags>,
-                    Uop.And => flags ? &LoadAlu<AndOp, Handlers.Flags> : &LoadAlu<AndOp, NoFlags>,
-                    Uop.Or => flags ? &LoadAlu<OrOp, Handlers.Flags> : &LoadAlu<OrOp, NoFlags>,
-                    _ => flags ? &LoadAlu<XorOp, Handlers.Flags> : &LoadAlu<XorOp, NoFlags>,
+                    0 => LoadAluOf<Absolute>(in op),
+                    1 => LoadAluOf<BaseDisp>(in op),
+                    _ => LoadAluOf<Indexed>(in op),
                 };
             case Uop.Jmp: return &Jmp;
             case Uop.Jcc: return &Jcc;
@@ -106,6 +109,42 @@ internal static unsafe class ThreadedCode
                     : (imm ? &AluJcc<AndOp, ImmB> : &AluJcc<AndOp, RegB>);
             default: return &Slow;
         }
+    }
+
+    /// <summary>0: [disp], 1: [base + disp], 2: with an index.</summary>
+    private static int Shape(in MicroOp op) =>
+        op.Index != MicroOp.Zero ? 2 : op.Base != MicroOp.Zero ? 1 : 0;
+
+    private static delegate*<ref ThreadedContext, ThreadedOp*, int> LoadOf<TA>(in MicroOp op) where TA : struct, IAddress
+    {
+        bool signed = (op.Flags & UopFlags.Signed) != 0;
+        return op.Size switch
+        {
+            1 => signed ? &Load<S8, TA> : &Load<U8, TA>,
+            2 => signed ? &Load<S16, TA> : &Load<U16, TA>,
+            _ => &Load<U32, TA>,
+        };
+    }
+
+    private static delegate*<ref ThreadedContext, ThreadedOp*, int> StoreOf<TA, TV>(in MicroOp op)
+        where TA : struct, IAddress where TV : struct, IValue => op.Size switch
+    {
+        1 => &Store<U8, TA, TV>,
+        2 => &Store<U16, TA, TV>,
+        _ => &Store<U32, TA, TV>,
+    };
+
+    private static delegate*<ref ThreadedContext, ThreadedOp*, int> LoadAluOf<TA>(in MicroOp op) where TA : struct, IAddress
+    {
+        bool flags = op.SetsFlags;
+        return (Uop)op.Cc switch
+        {
+            Uop.Add => flags ? &LoadAlu<AddOp, Handlers.Flags, TA> : &LoadAlu<AddOp, NoFlags, TA>,
+            Uop.Sub => flags ? &LoadAlu<SubOp, Handlers.Flags, TA> : &LoadAlu<SubOp, NoFlags, TA>,
+            Uop.And => flags ? &LoadAlu<AndOp, Handlers.Flags, TA> : &LoadAlu<AndOp, NoFlags, TA>,
+            Uop.Or => flags ? &LoadAlu<OrOp, Handlers.Flags, TA> : &LoadAlu<OrOp, NoFlags, TA>,
+            _ => flags ? &LoadAlu<XorOp, Handlers.Flags, TA> : &LoadAlu<XorOp, NoFlags, TA>,
+        };
     }
 
     private static delegate*<ref ThreadedContext, ThreadedOp*, int> Bin<TOp>(bool imm, bool flags) where TOp : struct, IBinary =>
