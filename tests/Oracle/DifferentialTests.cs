@@ -6,7 +6,10 @@ namespace Sharpvisor.Tests.Oracle;
 /// <summary>
 /// Every instruction form, run as one program on the real CPU (KVM) and on
 /// each of our engines, compared vector by vector with the architecturally
-/// undefined flags masked. KVM results are computed once per form.
+/// undefined flags masked. KVM results are computed once per form. For the
+/// few forms the KVM here cannot run (<see cref="OracleGaps"/>), Unicorn
+/// stands in for it, and where Unicorn lacks the instruction too, the form's
+/// model; the failure message names whichever oracle was used.
 /// </summary>
 [Collection(KvmCollection.Name)]
 public class DifferentialTests
@@ -19,7 +22,7 @@ public class DifferentialTests
     {
         KvmCollection.SkipUnlessUsable();
         var program = SnippetProgram.Build(InstructionForms.Get(form));
-        Assert.Equal(program.Vectors.Length, KvmResultsOrSkip(program, useModel: false).Results.Length);
+        Assert.Equal(program.Vectors.Length, KvmResultsOrSkip(program, allowStandIns: false).Results.Length);
     }
 
     [Theory, MemberData(nameof(Forms))]
@@ -32,7 +35,7 @@ public class DifferentialTests
     {
         KvmCollection.SkipUnlessUsable();
         var program = SnippetProgram.Build(InstructionForms.Get(form));
-        (string oracle, VectorResult[] expected) = KvmResultsOrSkip(program, useModel: true);
+        (string oracle, VectorResult[] expected) = KvmResultsOrSkip(program, allowStandIns: true);
         VectorResult[] actual = SnippetRunner.OnEngine(program, kind);
         string? diff = ResultComparison.Compare(program, oracle, expected, kind.ToString(), actual, maskUndefinedFlags: true);
         if (diff != null) Assert.Fail(diff);
@@ -41,11 +44,13 @@ public class DifferentialTests
     /// <summary>
     /// The KVM results, where KVM here is an oracle for the form. Where it is
     /// not (a probe found it runs the instruction wrongly, or its emulator
-    /// lacks the instruction altogether), the form's model if it has one and
-    /// <paramref name="useModel"/> allows, else a skip that says why. Anything
-    /// else KVM reports (a triple fault, say) is a broken program and fails.
+    /// lacks the instruction altogether), and <paramref name="allowStandIns"/>
+    /// allows: the second oracle, Unicorn, if it is installed and runs the
+    /// instruction; failing that the form's model if it has one. Otherwise a
+    /// skip that says why. Anything else KVM reports (a triple fault, say) is a broken
+    /// program and fails.
     /// </summary>
-    private static (string Oracle, VectorResult[] Results) KvmResultsOrSkip(SnippetProgram program, bool useModel)
+    private static (string Oracle, VectorResult[] Results) KvmResultsOrSkip(SnippetProgram program, bool allowStandIns)
     {
         string? gap = program.Form.OracleGap?.Invoke();
         if (gap == null)
@@ -59,9 +64,23 @@ public class DifferentialTests
                 gap = e.Message;
             }
         }
-        if (useModel && program.Form.Model is { } model)
+        if (!allowStandIns)
+            Assert.Skip($"KVM here cannot run '{program.Form.Name}' (the engine tests compare it with Unicorn or a model instead): {gap}");
+        string? unicornGap = UnicornCpu.Unusable;
+        if (unicornGap == null)
+        {
+            try
+            {
+                return ("Unicorn", SnippetRunner.OnUnicorn(program));
+            }
+            catch (UnicornException e) when (e.Err == UnicornInterop.UC_ERR_INSN_INVALID)
+            {
+                unicornGap = $"Unicorn lacks it too: {e.Message}";
+            }
+        }
+        if (program.Form.Model is { } model)
             return ("model", program.Vectors.Select(model).ToArray());
-        Assert.Skip($"KVM here is no oracle for '{program.Form.Name}'{(program.Form.Model == null ? "" : " (an engine test compares it with its model instead)")}: {gap}");
+        Assert.Skip($"no oracle here for '{program.Form.Name}': KVM: {gap}; {unicornGap}");
         throw new UnreachableException(); // Skip throws
     }
 }

@@ -10,7 +10,10 @@ namespace Sharpvisor.Tests.Oracle;
 /// software-nested KVM, does for a guest without paging), the oracle is that
 /// emulator, and it decodes <c>F3 0F BD</c> (lzcnt) as bsr and <c>F3 0F BC</c>
 /// (tzcnt) as bsf. On hardware-virtualized KVM every probe passes and nothing
-/// is skipped.
+/// is skipped. Where a probe fails, or KVM's emulator lacks an instruction
+/// outright (popcnt, enter with a nesting level), the engine tests compare
+/// against Unicorn instead (<see cref="UnicornCpu"/>), and against the form's
+/// model where Unicorn lacks it too.
 /// </summary>
 internal static class OracleGaps
 {

@@ -20,7 +20,7 @@ internal sealed class OracleHost : IVcpuHost
     public VcpuExit? Halt(Vcpu vcpu) => Finished;
 }
 
-/// <summary>Runs snippet programs on KVM and on our engines and returns their result areas.</summary>
+/// <summary>Runs snippet programs on KVM, on Unicorn and on our engines and returns their result areas.</summary>
 internal static class SnippetRunner
 {
     /// <summary>
@@ -44,6 +44,31 @@ internal static class SnippetRunner
         if (end.Eip != program.EndEip)
             throw new InvalidOperationException($"'{program.Form.Name}' halted on KVM at {end.Eip:x8}, not at the end of the program ({program.EndEip:x8})");
         return program.ReadResults(cpu.Memory);
+    }
+
+    private static readonly ConcurrentDictionary<string, Lazy<VectorResult[]>> s_unicornResults = new();
+
+    /// <summary>
+    /// The program's results on Unicorn, the second oracle; computed once per
+    /// form. Runs are serialized: separate engines share nothing in the API,
+    /// but this keeps QEMU's process-wide state out of the question, and a
+    /// run takes milliseconds.
+    /// </summary>
+    public static VectorResult[] OnUnicorn(SnippetProgram program) =>
+        s_unicornResults.GetOrAdd(program.Form.Name, _ => new Lazy<VectorResult[]>(() =>
+        {
+            lock (s_unicornResults) return RunUnicorn(program);
+        })).Value;
+
+    private static VectorResult[] RunUnicorn(SnippetProgram program)
+    {
+        using var cpu = new UnicornCpu(GuestLayout.MemorySize);
+        var memory = new byte[GuestLayout.MemorySize];
+        program.Load(memory);
+        cpu.Write(0, memory);
+        // Stop at the final hlt, before running it: EIP is then one byte short of KVM's.
+        cpu.Run(program.EntryRegs(), until: program.EndEip - 1);
+        return program.ReadResults(cpu.Read(0, (int)GuestLayout.MemorySize));
     }
 
     /// <summary>Runs the program on one of our engines; a stop other than the final hlt fails with the engine's own message.</summary>
