@@ -143,13 +143,15 @@ public sealed unsafe partial class Vcpu : IDisposable
                 }
             }
         }
-        return Interpreter.Run(this, s, block);
+        // The cold tier: threaded code, one block at a time, so that every
+        // block entry passes through here and is counted towards tiering.
+        return ThreadedCode.Run(this, s, ref block, chain: false);
     }
 
     private int ExecuteChained(CpuState* s, ref Block block)
     {
         _stats.Blocks++;
-        return ThreadedCode.Run(this, s, ref block);
+        return ThreadedCode.Run(this, s, ref block, chain: true);
     }
 
     /// <summary>Jump cache, then the engine's block cache, then the translator.</summary>
@@ -198,8 +200,6 @@ public sealed unsafe partial class Vcpu : IDisposable
 
     internal void AddRegionBranches(int count) => _stats.RegionInternalBranches += count;
 
-    /// <summary>The last block a chained threaded run executed (the dispatcher links from it).</summary>
-    internal Block ChainEnd = null!;
 
     public void Dispose()
     {

@@ -216,12 +216,38 @@ internal static unsafe class Handlers
         return Next(ref c, o);
     }
 
-    // ---- block ends: these return to the block loop ----
+    // ---- block ends: jump straight into a linked successor, else return to the block loop ----
+
+    // Journey: threaded-chain
+    /// <summary>
+    /// Leaves the block by <paramref name="how"/>. If the exit is linked to a
+    /// translated successor, the successor's first handler runs next, in tail
+    /// position: a block-to-block jump with no return and no lookup. The
+    /// budget and the RCU kick bound how long the dispatcher goes without a
+    /// quiescent state and a stop check.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static int Exit(ref ThreadedContext c, int how)
+    {
+        Block block = c.Block;
+        Block? next = how == Interpreter.Taken ? block.Taken : block.Fallthrough;
+        if (next != null && --c.Budget > 0 && !next.Invalid && *c.Kick == 0)
+        {
+            ThreadedOp* first = next.ThreadedEntry;
+            if (first != null)
+            {
+                c.Block = next;
+                c.Chained++;
+                return first->Fn(ref c, first);
+            }
+        }
+        return how;
+    }
 
     public static int Jmp(ref ThreadedContext c, ThreadedOp* o)
     {
         c.S->Eip = o->Imm;
-        return Interpreter.Taken;
+        return Exit(ref c, Interpreter.Taken);
     }
 
     public static int Jcc(ref ThreadedContext c, ThreadedOp* o)
@@ -229,10 +255,10 @@ internal static unsafe class Handlers
         if (LazyFlags.Condition(c.S, o->Cc))
         {
             c.S->Eip = o->Imm;
-            return Interpreter.Taken;
+            return Exit(ref c, Interpreter.Taken);
         }
         c.S->Eip = o->Next;
-        return Interpreter.Fallthrough;
+        return Exit(ref c, Interpreter.Fallthrough);
     }
 
     /// <summary>Fused compare (or test) and branch.</summary>
@@ -253,10 +279,10 @@ internal static unsafe class Handlers
         if (taken)
         {
             s->Eip = o->Disp;
-            return Interpreter.Taken;
+            return Exit(ref c, Interpreter.Taken);
         }
         s->Eip = o->Next;
-        return Interpreter.Fallthrough;
+        return Exit(ref c, Interpreter.Fallthrough);
     }
 
     /// <summary>A condition after a 32-bit compare, straight from the operands.</summary>
@@ -280,7 +306,20 @@ internal static unsafe class Handlers
 
     public static int JmpInd(ref ThreadedContext c, ThreadedOp* o)
     {
-        c.S->Eip = c.R[o->A];
+        uint target = c.R[o->A];
+        c.S->Eip = target;
+        // The block this exit reached last time, if the target is the same (a ret to the same caller).
+        Block? next = c.Block.Indirect;
+        if (next != null && next.Start == target && --c.Budget > 0 && !next.Invalid && *c.Kick == 0)
+        {
+            ThreadedOp* first = next.ThreadedEntry;
+            if (first != null)
+            {
+                c.Block = next;
+                c.Chained++;
+                return first->Fn(ref c, first);
+            }
+        }
         return Interpreter.Continue;
     }
 }

@@ -7,9 +7,9 @@ using Sharpvisor.Jit.Runtime;
 namespace Sharpvisor.Jit.Threaded;
 
 /// <summary>
-/// The threaded backend: runs a block's pre-decoded micro-ops with one dense
-/// switch. Always available (it needs no dynamic code), so it is the engine
-/// inside the native-AOT binary and the cold tier under the IL engine.
+/// Runs micro-ops with one dense switch: the semantics of every op, written
+/// once. Threaded code (<see cref="ThreadedCode"/>) hands it the uncommon ops,
+/// and the IL backend the ops it does not emit in line.
 /// </summary>
 internal static unsafe partial class Interpreter
 {
@@ -22,47 +22,20 @@ internal static unsafe partial class Interpreter
     /// <summary>From <see cref="StringOp"/>: leave the block, <c>s->Eip</c> is set.</summary>
     internal const int Reenter = 5;
 
-    /// <summary>Blocks run back to back through their links before control returns to the dispatcher.</summary>
+    /// <summary>Blocks threaded code runs back to back through their links before control returns to the dispatcher.</summary>
     public const int ChainBudget = 256;
 
-    /// <summary>
-    /// Runs <paramref name="block"/> and then, while each exit has a cached
-    /// link to its successor, the successors, without going back to the
-    /// dispatcher. Leaves <paramref name="block"/> at the last block run.
-    /// Stops chaining after <see cref="ChainBudget"/> blocks or when an RCU
-    /// updater kicks this vCPU, so quiescent states and stop requests are seen.
-    /// </summary>
-    public static int RunChained(Vcpu v, CpuState* s, ref Block block)
-    {
-        v.ChainEnd = block;
-        int how = Run(v, s, block, 0, int.MaxValue, ChainBudget);
-        block = v.ChainEnd;
-        return how;
-    }
-
     /// <summary>Runs exactly op <paramref name="index"/> (the IL backend's path for uncommon ops).</summary>
-    public static int Step(Vcpu v, CpuState* s, Block block, int index) => Run(v, s, block, index, index + 1, 0);
+    public static int Step(Vcpu v, CpuState* s, Block block, int index) => Run(v, s, block, index, index + 1);
 
-    // Journey: threaded-run
     /// <summary>
-    /// Runs <paramref name="block"/> from its first op to an exit. Returns
+    /// Runs ops from <paramref name="start"/> until an exit (returns
     /// <see cref="Continue"/>, <see cref="Taken"/> or <see cref="Fallthrough"/>
-    /// with <c>s->Eip</c> set, or <see cref="Stop"/> with the vCPU's exit set.
+    /// with <c>s->Eip</c> set, or <see cref="Stop"/> with the vCPU's exit set),
+    /// or until the op at <paramref name="stopAt"/> (returns <see cref="Reached"/>).
     /// </summary>
-    public static int Run(Vcpu v, CpuState* s, Block block) => Run(v, s, block, 0, int.MaxValue, 0);
-
-    /// <summary>
-    /// Runs ops from <paramref name="start"/> until an exit, or until the op at
-    /// <paramref name="stopAt"/> (then <see cref="Reached"/>). With a
-    /// <paramref name="chain"/> budget, a taken or fallthrough exit whose
-    /// successor is linked carries on in that block without returning (the
-    /// last block run is left in <see cref="Vcpu.ChainEnd"/>).
-    /// </summary>
-    public static int Run(Vcpu v, CpuState* s, Block block, int start, int stopAt, int chain)
+    public static int Run(Vcpu v, CpuState* s, Block block, int start, int stopAt)
     {
-        int* kick = v.KickPointer;
-        bool chaining = chain > 0;
-        int how;
         uint* r = s->Slots;
         byte* mem = v.MemoryBase;
         ulong memSize = v.MemorySize;
@@ -282,22 +255,18 @@ internal static unsafe partial class Interpreter
                     break;
                 case Uop.Jmp:
                     s->Eip = op.Imm;
-                    how = Taken;
-                    goto Chain;
+                    return Taken;
                 case Uop.Jcc:
                     if (LazyFlags.Condition(s, op.Cc))
                     {
                         s->Eip = op.Imm;
-                        how = Taken;
-                        goto Chain;
+                        return Taken;
                     }
                     s->Eip = op.Next;
-                    how = Fallthrough;
-                    goto Chain;
+                    return Fallthrough;
                 case Uop.JmpInd:
                     s->Eip = r[op.A];
-                    how = Continue;
-                    goto Chain;
+                    return Continue;
                 case Uop.AluJcc:
                 {
                     uint a = r[op.A], b = B(ref op, r);
@@ -321,12 +290,10 @@ internal static unsafe partial class Interpreter
                     if (LazyFlags.ConditionOf(op.Cc, cc, a, b, res, 0, s))
                     {
                         s->Eip = op.Disp;
-                        how = Taken;
-                        goto Chain;
+                        return Taken;
                     }
                     s->Eip = op.Next;
-                    how = Fallthrough;
-                    goto Chain;
+                    return Fallthrough;
                 }
                 case Uop.LoadAlu:
                 {
@@ -351,12 +318,10 @@ internal static unsafe partial class Interpreter
                     if (CxTaken(s, r, op.Cc))
                     {
                         s->Eip = op.Imm;
-                        how = Taken;
-                        goto Chain;
+                        return Taken;
                     }
                     s->Eip = op.Next;
-                    how = Fallthrough;
-                    goto Chain;
+                    return Fallthrough;
                 case Uop.Enter:
                     if (!Enter(v, s, ref op, out int enterStatus))
                         return enterStatus;
@@ -393,31 +358,6 @@ internal static unsafe partial class Interpreter
                 default:
                     return v.Stop(s, new VcpuExit(StopReason.Error, $"internal error: micro-op {op.Kind} has no threaded handler"), op.Eip);
             }
-            continue;
-
-        Chain:
-            // Journey: threaded-chain
-            // A direct exit whose successor is already linked carries on here:
-            // no return, no lookup. The budget and the RCU kick bound how long
-            // the dispatcher goes without a quiescent state and a stop check.
-            Block? next = how switch
-            {
-                Taken => block.Taken,
-                Fallthrough => block.Fallthrough,
-                _ => block.Indirect is { } ind && ind.Start == s->Eip ? ind : null,
-            };
-            if (chain <= 0 || next == null || next.Invalid || *kick != 0)
-            {
-                // The dispatcher links from the block that took this exit.
-                if (chaining) v.ChainEnd = block;
-                return how;
-            }
-            chain--;
-            v._stats.Linked++;
-            v._stats.Blocks++;
-            block = next;
-            first = ref MemoryMarshal.GetArrayDataReference(block.Ops);
-            i = -1;
         }
     }
 
@@ -439,7 +379,7 @@ internal static unsafe partial class Interpreter
             s->Eip = ops[i].Next;
             return Continue;
         }
-        int status = Run(v, s, block, i + 1, end, 0);
+        int status = Run(v, s, block, i + 1, end);
         if (status == Reached)
             s->Eip = ops[i].Next;
         return status == Stop ? Stop : Continue;

@@ -164,7 +164,7 @@ internal static unsafe class ThreadedCode
     /// kick (so the dispatcher reports quiescent states and sees stop requests).
     /// Leaves <paramref name="block"/> at the last block run.
     /// </summary>
-    public static int Run(Vcpu v, CpuState* s, ref Block block)
+    public static int Run(Vcpu v, CpuState* s, ref Block block, bool chain)
     {
         var c = new ThreadedContext
         {
@@ -174,25 +174,16 @@ internal static unsafe class ThreadedCode
             Code = v.CodePages,
             S = s,
             V = v,
+            Block = block,
+            Budget = chain ? Interpreter.ChainBudget : 0,
+            Kick = v.KickPointer,
         };
-        int* kick = v.KickPointer;
-        for (int budget = Interpreter.ChainBudget; ; budget--)
-        {
-            c.Block = block;
-            ThreadedOp* first = For(block);
-            int how = first->Fn(ref c, first);
-            Block? next = how switch
-            {
-                Interpreter.Taken => block.Taken,
-                Interpreter.Fallthrough => block.Fallthrough,
-                Interpreter.Continue => block.Indirect is { } ind && ind.Start == s->Eip ? ind : null,
-                _ => null,
-            };
-            if (next == null || next.Invalid || budget == 0 || *kick != 0)
-                return how;
-            v._stats.Linked++;
-            v._stats.Blocks++;
-            block = next;
-        }
+        ThreadedOp* first = For(block);
+        int how = first->Fn(ref c, first);
+        // Links are made by the dispatcher from the block that took the exit.
+        block = c.Block;
+        v._stats.Linked += c.Chained;
+        v._stats.Blocks += c.Chained;
+        return how;
     }
 }
