@@ -236,7 +236,9 @@ internal static unsafe class Handlers
             ThreadedOp* first = next.ThreadedEntry;
             if (first != null)
             {
-                c.Block = next;
+                // A loop of one block jumps to itself: skip the store and its GC write barrier.
+                if (!ReferenceEquals(next, block))
+                    c.Block = next;
                 c.Chained++;
                 return first->Fn(ref c, first);
             }
