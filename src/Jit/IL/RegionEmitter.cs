@@ -446,17 +446,14 @@ internal sealed unsafe class RegionEmitter
                     St(op.D);
                     if (op.SetsFlags)
                     {
-                        SetCcOp(LazyOp.Mul, 4);
+                        // Overflow: the 64-bit product does not survive a round trip through int.
                         _il.Emit(OpCodes.Ldloc, _p64);
                         _il.Emit(OpCodes.Ldloc, _p64);
                         _il.Emit(OpCodes.Conv_I4);
                         _il.Emit(OpCodes.Conv_I8);
                         _il.Emit(OpCodes.Ceq);
                         LdC(1); _il.Emit(OpCodes.Xor);
-                        _il.Emit(OpCodes.Stloc, _ccA);
-                        Ld(op.D);
-                        _il.Emit(OpCodes.Stloc, _ccRes);
-                        _lastSetter = op;
+                        RecordMulFlags(op);
                     }
                     return;
                 }
@@ -478,12 +475,9 @@ internal sealed unsafe class RegionEmitter
                     St(op.Base);
                     if (op.SetsFlags)
                     {
-                        SetCcOp(LazyOp.Mul, 4);
+                        // Overflow: a nonzero high half.
                         Ld(op.Base); LdC(0); _il.Emit(OpCodes.Cgt_Un);
-                        _il.Emit(OpCodes.Stloc, _ccA);
-                        Ld(op.D);
-                        _il.Emit(OpCodes.Stloc, _ccRes);
-                        _lastSetter = op;
+                        RecordMulFlags(op);
                     }
                     return;
                 }
@@ -732,6 +726,16 @@ internal sealed unsafe class RegionEmitter
         LdStoreValue(op);
         _il.Emit(OpCodes.Volatile);
         _il.Emit(op.Size switch { 1 => OpCodes.Stind_I1, 2 => OpCodes.Stind_I2, _ => OpCodes.Stind_I4 });
+    }
+
+    /// <summary>Records mul/imul flags: the overflow bit is on the stack, the low result in D.</summary>
+    private void RecordMulFlags(in MicroOp op)
+    {
+        _il.Emit(OpCodes.Stloc, _ccA);
+        Ld(op.D);
+        _il.Emit(OpCodes.Stloc, _ccRes);
+        SetCcOp(LazyOp.Mul, 4);
+        _lastSetter = op;
     }
 
     private void SetCcOp(LazyOp kind, int size)
