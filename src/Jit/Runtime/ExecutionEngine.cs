@@ -240,8 +240,4 @@ public sealed unsafe partial class ExecutionEngine : IDisposable
 public readonly record struct EngineStats(
     long Translations, long TranslatedInstructions, TimeSpan TranslationTime,
     long Regions, TimeSpan RegionCompileTime, long RegionFailures,
-    long Invalidations, long CodeWrites)
-{
-    /// <summary>Microseconds spent per guest instruction translated (front end only).</summary>
-    public double MicrosecondsPerInstruction => TranslatedInstructions == 0 ? 0 : TranslationTime.TotalMicroseconds / TranslatedInstructions;
-}
+    long Invalidations, long CodeWrites);

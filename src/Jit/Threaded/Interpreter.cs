@@ -22,10 +22,7 @@ internal static unsafe partial class Interpreter
     /// <summary>From <see cref="StringOp"/>: leave the block, <c>s->Eip</c> is set.</summary>
     internal const int Reenter = 5;
 
-    /// <summary>Blocks threaded code runs back to back through their links before control returns to the dispatcher.</summary>
-    public const int ChainBudget = 256;
-
-    /// <summary>Runs exactly op <paramref name="index"/> (the IL backend's path for uncommon ops).</summary>
+    /// <summary>Runs exactly op <paramref name="index"/>: how threaded code and IL regions run uncommon ops.</summary>
     public static int Step(Vcpu v, CpuState* s, Block block, int index) => Run(v, s, block, index, index + 1);
 
     /// <summary>

@@ -12,6 +12,9 @@ namespace Sharpvisor.Jit.Threaded;
 /// </summary>
 internal static unsafe class ThreadedCode
 {
+    /// <summary>Blocks run back to back through their links before control returns to the dispatcher.</summary>
+    public const int ChainBudget = 256;
+
     /// <summary>The block's threaded code, made on first use (pinned: handlers walk it by pointer).</summary>
     public static ThreadedOp* For(Block block)
     {
@@ -160,7 +163,7 @@ internal static unsafe class ThreadedCode
     // Journey: threaded-run
     /// <summary>
     /// Runs <paramref name="block"/>, then its linked successors, until an exit
-    /// without a link, <see cref="Interpreter.ChainBudget"/> blocks, or an RCU
+    /// without a link, <see cref="ChainBudget"/> blocks, or an RCU
     /// kick (so the dispatcher reports quiescent states and sees stop requests).
     /// Leaves <paramref name="block"/> at the last block run.
     /// </summary>
@@ -175,7 +178,7 @@ internal static unsafe class ThreadedCode
             S = s,
             V = v,
             Block = block,
-            Budget = chain ? Interpreter.ChainBudget : 0,
+            Budget = chain ? ChainBudget : 0,
             Kick = v.KickPointer,
         };
         ThreadedOp* first = For(block);
