@@ -203,15 +203,30 @@ internal static unsafe class Handlers
         return Next(ref c, o);
     }
 
+    /// <summary>
+    /// A condition on the flags record: after a 32-bit compare or logic op
+    /// (nearly always) straight from the operands, else the general evaluation.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static bool Condition(CpuState* s, int cc)
+    {
+        uint op = s->CcOp;
+        if (op == LazyFlags.Pack(LazyOp.Sub, 4))
+            return Compare32(cc, s->CcA, s->CcB, s->CcRes, s);
+        if (op == LazyFlags.Pack(LazyOp.Logic, 4))
+            return Logic32(cc, s->CcRes, s);
+        return LazyFlags.Condition(s, cc);
+    }
+
     public static int SetCc(ref ThreadedContext c, ThreadedOp* o)
     {
-        c.R[o->D] = LazyFlags.Condition(c.S, o->Cc) ? 1u : 0u;
+        c.R[o->D] = Condition(c.S, o->Cc) ? 1u : 0u;
         return Next(ref c, o);
     }
 
     public static int CMov(ref ThreadedContext c, ThreadedOp* o)
     {
-        if (LazyFlags.Condition(c.S, o->Cc))
+        if (Condition(c.S, o->Cc))
             c.R[o->D] = c.R[o->A];
         return Next(ref c, o);
     }
@@ -254,7 +269,7 @@ internal static unsafe class Handlers
 
     public static int Jcc(ref ThreadedContext c, ThreadedOp* o)
     {
-        if (LazyFlags.Condition(c.S, o->Cc))
+        if (Condition(c.S, o->Cc))
         {
             c.S->Eip = o->Imm;
             return Exit(ref c, Interpreter.Taken);
@@ -275,9 +290,9 @@ internal static unsafe class Handlers
         s->CcA = a;
         s->CcB = b;
         s->CcRes = res;
-        bool taken = o->Size == 4 && typeof(TOp) == typeof(SubOp)
-            ? Compare32(o->Cc, a, b, res, s)
-            : LazyFlags.ConditionOf(o->Cc, cc, a, b, res, 0, s);
+        bool taken = o->Size != 4 ? LazyFlags.ConditionOf(o->Cc, cc, a, b, res, 0, s)
+            : typeof(TOp) == typeof(SubOp) ? Compare32(o->Cc, a, b, res, s)
+            : Logic32(o->Cc, res, s);
         if (taken)
         {
             s->Eip = o->Disp;
@@ -304,6 +319,21 @@ internal static unsafe class Handlers
         14 => (int)a <= (int)b,
         15 => (int)a > (int)b,
         _ => LazyFlags.ConditionOf(cc, LazyFlags.Pack(LazyOp.Sub, 4), a, b, res, 0, s),
+    };
+
+    /// <summary>A condition after a 32-bit and/or/xor/test: CF = OF = 0.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static bool Logic32(int cc, uint res, CpuState* s) => cc switch
+    {
+        0 or 2 => false,               // o, b
+        1 or 3 => true,                // no, ae
+        4 or 6 => res == 0,            // e, be
+        5 or 7 => res != 0,            // ne, a
+        8 or 12 => (int)res < 0,       // s, l
+        9 or 13 => (int)res >= 0,      // ns, ge
+        14 => (int)res <= 0,           // le
+        15 => (int)res > 0,            // g
+        _ => LazyFlags.ConditionOf(cc, LazyFlags.Pack(LazyOp.Logic, 4), 0, 0, res, 0, s),
     };
 
     public static int JmpInd(ref ThreadedContext c, ThreadedOp* o)
