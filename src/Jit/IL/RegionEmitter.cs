@@ -332,13 +332,8 @@ internal sealed unsafe class RegionEmitter
                 var alu = op;
                 alu.Kind = (Uop)op.Cc;
                 alu.Flags &= ~UopFlags.BImm;
-                EmitEa(op);
-                _il.Emit(OpCodes.Stloc, _ea);
-                BoundsCheck(op, op.Size, 0);
                 var t = _il.DeclareLocal(typeof(uint));
-                EmitHostAddress();
-                _il.Emit(OpCodes.Volatile);
-                _il.Emit(op.Size switch { 1 => OpCodes.Ldind_U1, 2 => OpCodes.Ldind_U2, _ => OpCodes.Ldind_U4 });
+                EmitGuestLoad(op, signed: false);
                 _il.Emit(OpCodes.Stloc, t);
                 EmitBinary(alu, t);
                 return;
@@ -375,17 +370,7 @@ internal sealed unsafe class RegionEmitter
                 St(op.D);
                 return;
             case Uop.Load:
-                EmitEa(op);
-                _il.Emit(OpCodes.Stloc, _ea);
-                BoundsCheck(op, op.Size, 0);
-                EmitHostAddress();
-                _il.Emit(OpCodes.Volatile);
-                _il.Emit(op.Size switch
-                {
-                    1 => (op.Flags & UopFlags.Signed) != 0 ? OpCodes.Ldind_I1 : OpCodes.Ldind_U1,
-                    2 => (op.Flags & UopFlags.Signed) != 0 ? OpCodes.Ldind_I2 : OpCodes.Ldind_U2,
-                    _ => OpCodes.Ldind_U4,
-                });
+                EmitGuestLoad(op, (op.Flags & UopFlags.Signed) != 0);
                 St(op.D);
                 return;
             case Uop.Store:
@@ -653,6 +638,22 @@ internal sealed unsafe class RegionEmitter
         _il.Emit(OpCodes.Stloc, _fEip);
         _il.Emit(OpCodes.Br, _fault);
         _il.MarkLabel(ok);
+    }
+
+    /// <summary>Pushes the guest value at op's address (bounds-checked, volatile), zero- or sign-extended.</summary>
+    private void EmitGuestLoad(in MicroOp op, bool signed)
+    {
+        EmitEa(op);
+        _il.Emit(OpCodes.Stloc, _ea);
+        BoundsCheck(op, op.Size, 0);
+        EmitHostAddress();
+        _il.Emit(OpCodes.Volatile);
+        _il.Emit(op.Size switch
+        {
+            1 => signed ? OpCodes.Ldind_I1 : OpCodes.Ldind_U1,
+            2 => signed ? OpCodes.Ldind_I2 : OpCodes.Ldind_U2,
+            _ => OpCodes.Ldind_U4,
+        });
     }
 
     private void EmitHostAddress()
