@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using Iced.Intel;
 using Sharpvisor.Jit.IR;
 using Sharpvisor.Native;
@@ -33,14 +32,10 @@ internal sealed unsafe class Translator
         _lowering = new Lowering(_builder) { Bytes = Bytes };
     }
 
-    /// <summary>Guest instructions translated so far, and the time it took (ticks).</summary>
-    public long Instructions, Ticks;
-
     // Journey: translate
     /// <summary>Translates the block at <paramref name="eip"/>. The caller has checked that eip is in RAM.</summary>
     public Block Translate(uint eip)
     {
-        long t0 = Stopwatch.GetTimestamp();
         _builder.Clear();
         _reader.Seek(eip);
         _decoder.IP = eip;
@@ -78,8 +73,6 @@ internal sealed unsafe class Translator
 
         FlagLiveness.Run(_builder.Ops);
         var block = new Block(eip, end, Peephole.Run(_builder.ToArray()), _builder.Messages, count);
-        Instructions += count;
-        Ticks += Stopwatch.GetTimestamp() - t0;
         return block;
     }
 

@@ -54,14 +54,24 @@ public sealed unsafe partial class ExecutionEngine : IDisposable
 
     public EngineStats Stats => new(
         Interlocked.Read(ref _translations), Interlocked.Read(ref _translatedInstructions),
-        TimeSpan.FromTicks(Stopwatch.GetElapsedTime(0, Interlocked.Read(ref _translationTicks)).Ticks),
+        Stopwatch.GetElapsedTime(0, Interlocked.Read(ref _translationTicks)),
         Interlocked.Read(ref _regions),
-        TimeSpan.FromTicks(Stopwatch.GetElapsedTime(0, Interlocked.Read(ref _regionTicks)).Ticks),
+        Stopwatch.GetElapsedTime(0, Interlocked.Read(ref _regionTicks)),
         Interlocked.Read(ref _regionFailures),
         Interlocked.Read(ref _invalidations), Interlocked.Read(ref _codeWrites));
 
     /// <summary>rdtsc: nanoseconds since the VM started (the documented 1 GHz rate).</summary>
-    internal ulong ReadTsc() => (ulong)Stopwatch.GetElapsedTime(_tscOrigin).Ticks * 100;
+    /// <remarks>
+    /// From the raw monotonic timestamp, not a TimeSpan: TimeSpan counts in
+    /// 100 ns ticks, which would make the guest's nanosecond clock jump by 100.
+    /// </remarks>
+    internal ulong ReadTsc()
+    {
+        long elapsed = Stopwatch.GetTimestamp() - _tscOrigin;
+        return Stopwatch.Frequency == 1_000_000_000
+            ? (ulong)elapsed
+            : (ulong)((UInt128)(ulong)elapsed * 1_000_000_000 / (ulong)Stopwatch.Frequency);
+    }
 
     // Journey: block-cache
     /// <summary>The block at <paramref name="eip"/>, translating it on a miss.</summary>
@@ -70,10 +80,9 @@ public sealed unsafe partial class ExecutionEngine : IDisposable
         if (_blocks.TryGetValue(eip, out var block))
             return block;
         long t0 = Stopwatch.GetTimestamp();
-        long before = translator.Instructions;
         block = translator.Translate(eip);
         Interlocked.Add(ref _translationTicks, Stopwatch.GetTimestamp() - t0);
-        Interlocked.Add(ref _translatedInstructions, translator.Instructions - before);
+        Interlocked.Add(ref _translatedInstructions, block.GuestInstructions);
         Interlocked.Increment(ref _translations);
         lock (_pagesLock)
         {
