@@ -675,6 +675,14 @@ internal static class InstructionForms
             forms.Add(F($"cmp r32, r32; set{n}", (a, _) => { a.cmp(edx, ecx); Add(a, Instruction.Create(set, Register.AL)); }));
             forms.Add(F($"add r16, r16; j{n}", (a, _) => { a.add(si, di); Branch(a, (b, l) => Jcc(b, c, l)); }));
             forms.Add(F($"sub r8, r8; cmov{n}", (a, _) => { a.sub(bl, ch); Add(a, Instruction.Create(cmov32, Register.EBP, Register.EAX)); }));
+            // Narrow compares and tests: the threaded engine shifts 8- and 16-bit
+            // operands to the top of the word and reuses the 32-bit conditions.
+            forms.Add(F($"cmp r8, r8; j{n}", (a, _) => { a.cmp(al, bh); Branch(a, (b, l) => Jcc(b, c, l)); }));
+            forms.Add(F($"cmp r8, imm8; j{n}", (a, _) => { a.cmp(dl, 0x80); Branch(a, (b, l) => Jcc(b, c, l)); }));
+            forms.Add(F($"cmp r16, imm16; j{n}", (a, _) => { a.cmp(si, 0x7fff); Branch(a, (b, l) => Jcc(b, c, l)); }));
+            forms.Add(F($"test r8, r8; j{n}", (a, _) => { a.test(cl, dl); Branch(a, (b, l) => Jcc(b, c, l)); }));
+            forms.Add(F($"cmp r8, r8; set{n}", (a, _) => { a.cmp(ah, cl); Add(a, Instruction.Create(set, Register.DL)); }));
+            forms.Add(F($"test r16, r16; set{n}", (a, _) => { a.test(bx, bp); Add(a, Instruction.Create(set, Register.AL)); }));
         }
         Action<Vector, Random, int> smallEcx = (v, r, i) => v[Gpr.Ecx] = i < 4 ? (uint)i : (i % 3 == 0 ? 0 : SnippetProgram.Interesting(r));
         forms.Add(new Form { Name = "jecxz", Emit = (a, _) => Branch(a, (b, l) => b.jecxz(l)), Fixup = smallEcx });

@@ -157,7 +157,7 @@ public sealed unsafe partial class Vcpu : IDisposable
     /// <summary>Jump cache, then the engine's block cache, then the translator.</summary>
     private Block? Lookup(uint eip)
     {
-        int slot = (int)((eip ^ (eip >> 12)) & (JumpCacheSize - 1));
+        int slot = JumpSlot(eip);
         var cached = _jumpCache[slot];
         if (cached != null && cached.Start == eip && !cached.Invalid)
         {
@@ -171,6 +171,13 @@ public sealed unsafe partial class Vcpu : IDisposable
         _jumpCache[slot] = block;
         return block;
     }
+
+    /// <summary>The jump cache's slot for <paramref name="eip"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static int JumpSlot(uint eip) => (int)((eip ^ (eip >> 12)) & (JumpCacheSize - 1));
+
+    /// <summary>The jump cache itself: threaded code looks up indirect targets in it without returning here.</summary>
+    internal Block?[] JumpCache => _jumpCache;
 
     /// <summary>Finds or translates the block at <paramref name="eip"/> (region formation uses it).</summary>
     internal Block? BlockAt(uint eip) => eip < MemorySize ? Engine.GetBlock(eip, _translator) : null;

@@ -1,6 +1,7 @@
 using System.Runtime.CompilerServices;
 using Sharpvisor.Jit.Cpu;
 using Sharpvisor.Jit.IR;
+using Sharpvisor.Jit.Runtime;
 
 namespace Sharpvisor.Jit.Threaded;
 
@@ -190,43 +191,68 @@ internal static unsafe class Handlers
 
     public static int Not(ref ThreadedContext c, ThreadedOp* o) { c.R[o->D] = ~c.R[o->A]; return Next(ref c, o); }
 
-    public static int LoadAlu<TOp, TF, TA>(ref ThreadedContext c, ThreadedOp* o)
-        where TOp : struct, IBinary where TF : struct, IFlagMode where TA : struct, IAddress
+    public static int LoadAlu<TOp, TF, TW, TA>(ref ThreadedContext c, ThreadedOp* o)
+        where TOp : struct, IBinary where TF : struct, IFlagMode where TW : struct, IWidth where TA : struct, IAddress
     {
         uint ea = TA.Ea(ref c, o);
-        if ((ulong)ea + o->Size > c.MemSize)
-            return c.V.MemoryFault(c.S, ea, o->Size, "read", o->Eip);
-        uint a = c.R[o->A], b = Interpreter.LoadValue(c.Mem + ea, o->Size, 0), res = TOp.Do(a, b);
+        if ((ulong)ea + (uint)TW.Size > c.MemSize)
+            return c.V.MemoryFault(c.S, ea, (uint)TW.Size, "read", o->Eip);
+        uint a = c.R[o->A], b = TW.Read(c.Mem + ea), res = TOp.Do(a, b);
         c.R[o->D] = res;
         if (TF.On)
-            Interpreter.Record(c.S, TOp.Lazy, o->Size, a, b, res);
+            Interpreter.Record(c.S, TOp.Lazy, TW.Size, a, b, res);
         return Next(ref c, o);
     }
 
-    /// <summary>
-    /// A condition on the flags record: after a 32-bit compare or logic op
-    /// (nearly always) straight from the operands, else the general evaluation.
-    /// </summary>
+    // ---- conditions: one handler per condition code, the general evaluation in a handler of its own ----
+    //
+    // A specialised handler tests its condition with one host compare on the
+    // record of a compare or logic op (nearly every record a condition meets).
+    // Operands of 8 and 16 bits are shifted to the top of the word first: then
+    // every 32-bit condition, signed or not, is exactly the narrow one. Any
+    // other record goes to the "Any" handler by a tail call, not an ordinary
+    // call: a handler that calls nothing saves no registers, and pushing and
+    // popping five of them cost more than the test itself.
+
+    /// <summary>1 or 0 when the record is a compare or logic op, else -1 (ask <see cref="LazyFlags"/>).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static bool Condition(CpuState* s, int cc)
+    private static int Known<TC>(CpuState* s) where TC : struct, ICondition
     {
         uint op = s->CcOp;
-        if (op == LazyFlags.Pack(LazyOp.Sub, 4))
-            return Compare32(cc, s->CcA, s->CcB, s->CcRes, s);
-        if (op == LazyFlags.Pack(LazyOp.Logic, 4))
-            return Logic32(cc, s->CcRes, s);
-        return LazyFlags.Condition(s, cc);
+        int shift = 32 - 8 * (int)(op >> 8); // the record holds the size in bytes above the op
+        if ((byte)op == (byte)LazyOp.Sub) return TC.AfterSub(s->CcA << shift, s->CcB << shift, s->CcRes << shift) ? 1 : 0;
+        if ((byte)op == (byte)LazyOp.Logic) return TC.AfterLogic(s->CcRes << shift) ? 1 : 0;
+        return -1;
     }
 
-    public static int SetCc(ref ThreadedContext c, ThreadedOp* o)
+    public static int SetCc<TC>(ref ThreadedContext c, ThreadedOp* o) where TC : struct, ICondition
     {
-        c.R[o->D] = Condition(c.S, o->Cc) ? 1u : 0u;
+        int known = Known<TC>(c.S);
+        if (known < 0)
+            return SetCcAny(ref c, o);
+        c.R[o->D] = (uint)known;
         return Next(ref c, o);
     }
 
-    public static int CMov(ref ThreadedContext c, ThreadedOp* o)
+    public static int SetCcAny(ref ThreadedContext c, ThreadedOp* o)
     {
-        if (Condition(c.S, o->Cc))
+        c.R[o->D] = LazyFlags.Condition(c.S, o->Cc) ? 1u : 0u;
+        return Next(ref c, o);
+    }
+
+    public static int CMov<TC>(ref ThreadedContext c, ThreadedOp* o) where TC : struct, ICondition
+    {
+        int known = Known<TC>(c.S);
+        if (known < 0)
+            return CMovAny(ref c, o);
+        if (known != 0)
+            c.R[o->D] = c.R[o->A];
+        return Next(ref c, o);
+    }
+
+    public static int CMovAny(ref ThreadedContext c, ThreadedOp* o)
+    {
+        if (LazyFlags.Condition(c.S, o->Cc))
             c.R[o->D] = c.R[o->A];
         return Next(ref c, o);
     }
@@ -235,51 +261,92 @@ internal static unsafe class Handlers
 
     // Journey: threaded-chain
     /// <summary>
-    /// Leaves the block by <paramref name="how"/>. If the exit is linked to a
+    /// Leaves the block by <paramref name="how"/> for guest address
+    /// <paramref name="eip"/>. If the exit is linked to a
     /// translated successor, the successor's first handler runs next, in tail
     /// position: a block-to-block jump with no return and no lookup. The
     /// budget and the RCU kick bound how long the dispatcher goes without a
-    /// quiescent state and a stop check.
+    /// quiescent state and a stop check; the budget spent is also the count of
+    /// chained entries, so the hot path keeps no separate counter. EIP is
+    /// stored only when control goes back to the dispatcher: inside a chain
+    /// nothing reads it (faults and hypercalls set their own).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static int Exit(ref ThreadedContext c, int how)
+    private static int Exit(ref ThreadedContext c, int how, uint eip)
     {
         Block block = c.Block;
         Block? next = how == Interpreter.Taken ? block.Taken : block.Fallthrough;
-        if (next != null && --c.Budget > 0 && !next.Invalid && *c.Kick == 0)
+        if (next != null && c.Budget > 0 && !next.Invalid && *c.Kick == 0)
         {
             ThreadedOp* first = next.ThreadedEntry;
             if (first != null)
             {
-                // A loop of one block jumps to itself: skip the store and its GC write barrier.
+                c.Budget--;
+                // A loop of one block jumps to itself; another block becomes
+                // the current one out of line, where the GC write barrier of
+                // that store cannot make this handler save registers.
                 if (!ReferenceEquals(next, block))
-                    c.Block = next;
-                c.Chained++;
+                    return Enter(ref c, next, first);
                 return first->Fn(ref c, first);
             }
         }
+        c.S->Eip = eip;
         return how;
     }
 
-    public static int Jmp(ref ThreadedContext c, ThreadedOp* o)
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static int Enter(ref ThreadedContext c, Block next, ThreadedOp* first)
     {
-        c.S->Eip = o->Imm;
-        return Exit(ref c, Interpreter.Taken);
+        c.Block = next;
+        return first->Fn(ref c, first);
     }
 
-    public static int Jcc(ref ThreadedContext c, ThreadedOp* o)
+    /// <summary>A two-way block end; each way is its own path, so the exit kind is a constant in each.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static int Branch(ref ThreadedContext c, ThreadedOp* o, bool taken, uint target)
     {
-        if (Condition(c.S, o->Cc))
-        {
-            c.S->Eip = o->Imm;
-            return Exit(ref c, Interpreter.Taken);
-        }
-        c.S->Eip = o->Next;
-        return Exit(ref c, Interpreter.Fallthrough);
+        if (taken)
+            return Exit(ref c, Interpreter.Taken, target);
+        return Exit(ref c, Interpreter.Fallthrough, o->Next);
     }
 
-    /// <summary>Fused compare (or test) and branch.</summary>
-    public static int AluJcc<TOp, TB>(ref ThreadedContext c, ThreadedOp* o)
+    public static int Jmp(ref ThreadedContext c, ThreadedOp* o) => Exit(ref c, Interpreter.Taken, o->Imm);
+
+    public static int Jcc<TC>(ref ThreadedContext c, ThreadedOp* o) where TC : struct, ICondition
+    {
+        int known = Known<TC>(c.S);
+        if (known < 0)
+            return JccAny(ref c, o);
+        return Branch(ref c, o, known != 0, o->Imm);
+    }
+
+    public static int JccAny(ref ThreadedContext c, ThreadedOp* o) =>
+        Branch(ref c, o, LazyFlags.Condition(c.S, o->Cc), o->Imm);
+
+    /// <summary>
+    /// Fused compare (or test, sub, and) and branch: the record is written for
+    /// whoever reads the flags later, and the condition comes straight from
+    /// the operands (shifted to the top of the word when narrower than 32 bits).
+    /// </summary>
+    public static int AluJcc<TOp, TB, TC, TW>(ref ThreadedContext c, ThreadedOp* o)
+        where TOp : struct, IBinary where TB : struct, IOperand where TC : struct, ICondition where TW : struct, IWidth
+    {
+        uint a = c.R[o->A], b = TB.B(ref c, o), res = TOp.Do(a, b);
+        c.R[o->D] = res;
+        CpuState* s = c.S;
+        s->CcOp = (uint)TOp.Lazy | ((uint)TW.Size << 8);
+        s->CcA = a;
+        s->CcB = b;
+        s->CcRes = res;
+        int shift = 32 - 8 * TW.Size;
+        bool taken = typeof(TOp) == typeof(SubOp)
+            ? TC.AfterSub(a << shift, b << shift, res << shift)
+            : TC.AfterLogic(res << shift);
+        return Branch(ref c, o, taken, o->Disp);
+    }
+
+    /// <summary>Fused compare and branch of any size and condition.</summary>
+    public static int AluJccAny<TOp, TB>(ref ThreadedContext c, ThreadedOp* o)
         where TOp : struct, IBinary where TB : struct, IOperand
     {
         uint a = c.R[o->A], b = TB.B(ref c, o), res = TOp.Do(a, b);
@@ -290,68 +357,31 @@ internal static unsafe class Handlers
         s->CcA = a;
         s->CcB = b;
         s->CcRes = res;
-        bool taken = o->Size != 4 ? LazyFlags.ConditionOf(o->Cc, cc, a, b, res, 0, s)
-            : typeof(TOp) == typeof(SubOp) ? Compare32(o->Cc, a, b, res, s)
-            : Logic32(o->Cc, res, s);
-        if (taken)
-        {
-            s->Eip = o->Disp;
-            return Exit(ref c, Interpreter.Taken);
-        }
-        s->Eip = o->Next;
-        return Exit(ref c, Interpreter.Fallthrough);
+        return Branch(ref c, o, LazyFlags.ConditionOf(o->Cc, cc, a, b, res, 0, s), o->Disp);
     }
 
-    /// <summary>A condition after a 32-bit compare, straight from the operands.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static bool Compare32(int cc, uint a, uint b, uint res, CpuState* s) => cc switch
-    {
-        2 => a < b,
-        3 => a >= b,
-        4 => a == b,
-        5 => a != b,
-        6 => a <= b,
-        7 => a > b,
-        8 => (int)res < 0,
-        9 => (int)res >= 0,
-        12 => (int)a < (int)b,
-        13 => (int)a >= (int)b,
-        14 => (int)a <= (int)b,
-        15 => (int)a > (int)b,
-        _ => LazyFlags.ConditionOf(cc, LazyFlags.Pack(LazyOp.Sub, 4), a, b, res, 0, s),
-    };
-
-    /// <summary>A condition after a 32-bit and/or/xor/test: CF = OF = 0.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static bool Logic32(int cc, uint res, CpuState* s) => cc switch
-    {
-        0 or 2 => false,               // o, b
-        1 or 3 => true,                // no, ae
-        4 or 6 => res == 0,            // e, be
-        5 or 7 => res != 0,            // ne, a
-        8 or 12 => (int)res < 0,       // s, l
-        9 or 13 => (int)res >= 0,      // ns, ge
-        14 => (int)res <= 0,           // le
-        15 => (int)res > 0,            // g
-        _ => LazyFlags.ConditionOf(cc, LazyFlags.Pack(LazyOp.Logic, 4), 0, 0, res, 0, s),
-    };
-
+    /// <summary>
+    /// An indirect exit (ret, call or jmp through a register): the block it
+    /// reached last time if the target is the same (a ret to the same caller),
+    /// else the vCPU's jump cache (a jump table's cases), so that neither
+    /// returns to the dispatcher.
+    /// </summary>
     public static int JmpInd(ref ThreadedContext c, ThreadedOp* o)
     {
         uint target = c.R[o->A];
-        c.S->Eip = target;
-        // The block this exit reached last time, if the target is the same (a ret to the same caller).
         Block? next = c.Block.Indirect;
-        if (next != null && next.Start == target && --c.Budget > 0 && !next.Invalid && *c.Kick == 0)
+        if (next == null || next.Start != target)
+            next = c.JumpCache[Vcpu.JumpSlot(target)];
+        if (next != null && next.Start == target && c.Budget > 0 && !next.Invalid && *c.Kick == 0)
         {
             ThreadedOp* first = next.ThreadedEntry;
             if (first != null)
             {
-                c.Block = next;
-                c.Chained++;
-                return first->Fn(ref c, first);
+                c.Budget--;
+                return Enter(ref c, next, first);
             }
         }
+        c.S->Eip = target;
         return Interpreter.Continue;
     }
 }

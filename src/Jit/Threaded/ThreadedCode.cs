@@ -94,8 +94,8 @@ internal static unsafe class ThreadedCode
             case Uop.Inc:
             case Uop.Dec: return flags ? &IncDec<Handlers.Flags> : &IncDec<NoFlags>;
             case Uop.Not: return &Not;
-            case Uop.SetCc: return &SetCc;
-            case Uop.CMov: return &CMov;
+            case Uop.SetCc: return Or(ConditionSelect.For<SetCcs>(op.Cc), &SetCcAny);
+            case Uop.CMov: return Or(ConditionSelect.For<CMovs>(op.Cc), &CMovAny);
             case Uop.LoadAlu:
                 return Shape(in op) switch
                 {
@@ -104,12 +104,12 @@ internal static unsafe class ThreadedCode
                     _ => LoadAluOf<Indexed>(in op),
                 };
             case Uop.Jmp: return &Jmp;
-            case Uop.Jcc: return &Jcc;
+            case Uop.Jcc: return Or(ConditionSelect.For<Jccs>(op.Cc), &JccAny);
             case Uop.JmpInd: return &JmpInd;
             case Uop.AluJcc:
                 return op.Scale == (byte)Uop.Sub
-                    ? (imm ? &AluJcc<SubOp, ImmB> : &AluJcc<SubOp, RegB>)
-                    : (imm ? &AluJcc<AndOp, ImmB> : &AluJcc<AndOp, RegB>);
+                    ? (imm ? AluJccOf<SubOp, ImmB>(in op) : AluJccOf<SubOp, RegB>(in op))
+                    : (imm ? AluJccOf<AndOp, ImmB>(in op) : AluJccOf<AndOp, RegB>(in op));
             default: return &Slow;
         }
     }
@@ -137,17 +137,59 @@ internal static unsafe class ThreadedCode
         _ => &Store<U32, TA, TV>,
     };
 
-    private static delegate*<ref ThreadedContext, ThreadedOp*, int> LoadAluOf<TA>(in MicroOp op) where TA : struct, IAddress
+    private static delegate*<ref ThreadedContext, ThreadedOp*, int> LoadAluOf<TA>(in MicroOp op) where TA : struct, IAddress => op.Size switch
+    {
+        1 => LoadAluOf<U8, TA>(in op),
+        2 => LoadAluOf<U16, TA>(in op),
+        _ => LoadAluOf<U32, TA>(in op),
+    };
+
+    private static delegate*<ref ThreadedContext, ThreadedOp*, int> LoadAluOf<TW, TA>(in MicroOp op)
+        where TW : struct, IWidth where TA : struct, IAddress
     {
         bool flags = op.SetsFlags;
         return (Uop)op.Cc switch
         {
-            Uop.Add => flags ? &LoadAlu<AddOp, Handlers.Flags, TA> : &LoadAlu<AddOp, NoFlags, TA>,
-            Uop.Sub => flags ? &LoadAlu<SubOp, Handlers.Flags, TA> : &LoadAlu<SubOp, NoFlags, TA>,
-            Uop.And => flags ? &LoadAlu<AndOp, Handlers.Flags, TA> : &LoadAlu<AndOp, NoFlags, TA>,
-            Uop.Or => flags ? &LoadAlu<OrOp, Handlers.Flags, TA> : &LoadAlu<OrOp, NoFlags, TA>,
-            _ => flags ? &LoadAlu<XorOp, Handlers.Flags, TA> : &LoadAlu<XorOp, NoFlags, TA>,
+            Uop.Add => flags ? &LoadAlu<AddOp, Handlers.Flags, TW, TA> : &LoadAlu<AddOp, NoFlags, TW, TA>,
+            Uop.Sub => flags ? &LoadAlu<SubOp, Handlers.Flags, TW, TA> : &LoadAlu<SubOp, NoFlags, TW, TA>,
+            Uop.And => flags ? &LoadAlu<AndOp, Handlers.Flags, TW, TA> : &LoadAlu<AndOp, NoFlags, TW, TA>,
+            Uop.Or => flags ? &LoadAlu<OrOp, Handlers.Flags, TW, TA> : &LoadAlu<OrOp, NoFlags, TW, TA>,
+            _ => flags ? &LoadAlu<XorOp, Handlers.Flags, TW, TA> : &LoadAlu<XorOp, NoFlags, TW, TA>,
         };
+    }
+
+    /// <summary>A fused compare and branch on a common condition gets its own handler; the rest share one.</summary>
+    private static delegate*<ref ThreadedContext, ThreadedOp*, int> AluJccOf<TOp, TB>(in MicroOp op)
+        where TOp : struct, IBinary where TB : struct, IOperand => Or(op.Size switch
+        {
+            1 => ConditionSelect.For<AluJccs<TOp, TB, U8>>(op.Cc),
+            2 => ConditionSelect.For<AluJccs<TOp, TB, U16>>(op.Cc),
+            _ => ConditionSelect.For<AluJccs<TOp, TB, U32>>(op.Cc),
+        }, &AluJccAny<TOp, TB>);
+
+    private static delegate*<ref ThreadedContext, ThreadedOp*, int> Or(
+        delegate*<ref ThreadedContext, ThreadedOp*, int> handler, delegate*<ref ThreadedContext, ThreadedOp*, int> otherwise) =>
+        handler != null ? handler : otherwise;
+
+    // The condition-specialised handler families, for ConditionSelect.
+    private struct SetCcs : IConditionHandlers
+    {
+        public static delegate*<ref ThreadedContext, ThreadedOp*, int> Get<TC>() where TC : struct, ICondition => &SetCc<TC>;
+    }
+
+    private struct CMovs : IConditionHandlers
+    {
+        public static delegate*<ref ThreadedContext, ThreadedOp*, int> Get<TC>() where TC : struct, ICondition => &CMov<TC>;
+    }
+
+    private struct Jccs : IConditionHandlers
+    {
+        public static delegate*<ref ThreadedContext, ThreadedOp*, int> Get<TC>() where TC : struct, ICondition => &Jcc<TC>;
+    }
+
+    private struct AluJccs<TOp, TB, TW> : IConditionHandlers where TOp : struct, IBinary where TB : struct, IOperand where TW : struct, IWidth
+    {
+        public static delegate*<ref ThreadedContext, ThreadedOp*, int> Get<TC>() where TC : struct, ICondition => &AluJcc<TOp, TB, TC, TW>;
     }
 
     private static delegate*<ref ThreadedContext, ThreadedOp*, int> Bin<TOp>(bool imm, bool flags) where TOp : struct, IBinary =>
@@ -169,6 +211,7 @@ internal static unsafe class ThreadedCode
     /// </summary>
     public static int Run(Vcpu v, CpuState* s, ref Block block, bool chain)
     {
+        int budget = chain ? ChainBudget : 0;
         var c = new ThreadedContext
         {
             R = s->Slots,
@@ -178,15 +221,17 @@ internal static unsafe class ThreadedCode
             S = s,
             V = v,
             Block = block,
-            Budget = chain ? ChainBudget : 0,
+            Budget = budget,
             Kick = v.KickPointer,
+            JumpCache = v.JumpCache,
         };
         ThreadedOp* first = For(block);
         int how = first->Fn(ref c, first);
         // Links are made by the dispatcher from the block that took the exit.
         block = c.Block;
-        v._stats.Linked += c.Chained;
-        v._stats.Blocks += c.Chained;
+        int chained = budget - c.Budget;
+        v._stats.Linked += chained;
+        v._stats.Blocks += chained;
         return how;
     }
 }

@@ -33,10 +33,10 @@ internal unsafe struct ThreadedContext
     public Vcpu V;
     /// <summary>The block running now (a chained jump moves it on).</summary>
     public Block Block;
-    /// <summary>Blocks that may still be entered by a chained jump before returning to the dispatcher.</summary>
+    /// <summary>Blocks that may still be entered by a chained jump before returning to the dispatcher (what was spent is the count of chained entries).</summary>
     public int Budget;
+    /// <summary>The vCPU's jump cache (<see cref="Vcpu.JumpSlot"/>), where indirect exits find their targets.</summary>
+    public Block?[] JumpCache;
     /// <summary>The vCPU's RCU kick word: set, chaining stops at the next block end.</summary>
     public int* Kick;
-    /// <summary>Block entries made by chained jumps (added to the vCPU's figures at the end).</summary>
-    public long Chained;
 }
