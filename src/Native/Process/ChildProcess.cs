@@ -98,14 +98,14 @@ public sealed class ChildProcess : IDisposable
         if (argv.Count == 0) throw new ArgumentException("needs at least argv[0]", nameof(argv));
         descriptors ??= [];
 
-        using var pathBytes = new CStringArray([path], nameof(path));
+        using var pathBytes = new CStringArray([path], nameof(path)); // one C string: its [0]
         using var args = new CStringArray(argv, nameof(argv));
         using var envp = new CStringArray(ChildEnvironment(environmentChanges), nameof(environmentChanges));
 
         // The child's descriptors are filled in order by dup2(source, 3 + i). A
         // source may itself be a number in 3..3+n, which an earlier dup2 would
         // overwrite; and dup2(fd, fd) is a no-op in the kernel that leaves
-        // close-on-exec set (glibc 2.29+ special-cases it, older ones do not).
+        // close-on-exec set (glibc 2.36 here special-cases it; older glibc did not).
         // Copies numbered above every target avoid both. They are close-on-exec,
         // and closed in the child by the closefrom below, so only 3+i survive exec.
         int firstFree = FirstPassedFd + descriptors.Count;
