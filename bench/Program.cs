@@ -6,7 +6,10 @@ using BenchmarkDotNet.Running;
 // Each class compares a hot path with a baseline measured in the same run;
 // read the Ratio column (SynchronizeBench: the P50 column).
 //   dotnet run -c Release --project bench -- guests   (the engines against qemu-i386 on the C kernels)
+//   dotnet run -c Release --project bench -- startup   (hello.elf with dist/sharpvisor and dist/sharpvisor-jit against a native spawn)
 if (args.Length > 0 && args[0] == "guests")
     return Sharpvisor.Bench.GuestKernels.Run(args[1..]);
+if (args.Length > 0 && args[0] == "startup")
+    return Sharpvisor.Bench.Startup.Run(args[1..]);
 BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args);
 return 0;

@@ -3,17 +3,26 @@ using System.Runtime.CompilerServices;
 
 namespace Sharpvisor.Jit.Cpu;
 
+// Journey: lazy-flags
 /// <summary>
 /// Computes EFLAGS from the lazy record, and evaluates conditions. Both
 /// backends call these, so the flags a guest sees never depend on the engine.
 /// </summary>
+/// <remarks>
+/// Almost every x86 arithmetic instruction sets six flags, and almost none
+/// of them is ever read: the next instruction overwrites them. So a
+/// flag-setting op only records what it did (the operation, its operands
+/// and result: QEMU's cc_op idea), and the flags are computed from that
+/// record when something asks. A <c>jcc</c> right after a <c>cmp</c> asks
+/// a direct question of the operands ("a &lt; b, unsigned?") and never
+/// builds EFLAGS at all.
+/// </remarks>
 public static unsafe class LazyFlags
 {
     /// <summary>Packs an operation and an operand size (1, 2 or 4 bytes) as <see cref="CpuState.CcOp"/> holds them.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static uint Pack(LazyOp op, int size) => (uint)op | ((uint)size << 8);
 
-    // Journey: lazy-flags
     /// <summary>EFLAGS with the arithmetic flags computed; the record is left as it is.</summary>
     public static uint Materialize(CpuState* s)
     {

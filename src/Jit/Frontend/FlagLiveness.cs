@@ -2,6 +2,7 @@ using Sharpvisor.Jit.IR;
 
 namespace Sharpvisor.Jit.Frontend;
 
+// Journey: flag-liveness
 /// <summary>
 /// Drops flag updates nobody can observe: a backward pass over a block that
 /// clears <see cref="UopFlags.SetFlags"/> on an op when a later op overwrites

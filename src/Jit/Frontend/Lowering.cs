@@ -22,7 +22,12 @@ internal sealed partial class Lowering
 
     // Journey: decode-lower
     /// <summary>
-    /// Lowers the current instruction. Returns false if it is not supported
+    /// Lowers the current instruction into a few micro-ops (load, ALU op,
+    /// store, branch...). x86 instructions are many and irregular; micro-ops
+    /// are few and regular, so the semantics of x86 are written once, here,
+    /// and both backends only have to implement micro-ops. Every op that can
+    /// fault comes before the first register write, which makes faults
+    /// precise for free. Returns false if the instruction is not supported
     /// (a <see cref="Uop.Fault"/> op has then been emitted instead).
     /// </summary>
     public bool Lower()

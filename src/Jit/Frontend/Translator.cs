@@ -33,7 +33,16 @@ internal sealed unsafe class Translator
     }
 
     // Journey: translate
-    /// <summary>Translates the block at <paramref name="eip"/>. The caller has checked that eip is in RAM.</summary>
+    /// <summary>
+    /// Translates the block at <paramref name="eip"/>: decodes instructions
+    /// out of guest RAM until a control transfer, a page boundary or
+    /// <see cref="MaxInstructions"/>, lowering each into micro-ops. A block is
+    /// the unit of everything downstream (caching, linking, invalidation,
+    /// tiering), because inside a block control flows straight through. Bytes
+    /// that do not decode are not an error here: they become a fault op, and
+    /// the guest faults only if it actually runs them. The caller has checked
+    /// that eip is in RAM.
+    /// </summary>
     public Block Translate(uint eip)
     {
         _builder.Clear();

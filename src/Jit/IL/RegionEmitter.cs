@@ -16,6 +16,7 @@ public sealed class RegionData
     public readonly Block[] Blocks;
 }
 
+// Journey: il-emit
 /// <summary>
 /// Emits one region as a DynamicMethod <c>int (RegionData, CpuState*, Vcpu)</c>.
 /// Guest registers and the lazy-flags record live in IL locals (the JIT puts
@@ -23,6 +24,14 @@ public sealed class RegionData
 /// size and the code-page table are constants; branches between the region's
 /// blocks are IL branches.
 /// </summary>
+/// <remarks>
+/// This is how a hypervisor in C# gets machine code without writing a code
+/// generator: it writes IL, and .NET's own JIT does register allocation and
+/// instruction selection. A region still leaves every
+/// <see cref="BackEdgeBudget"/> back-edges, or at once when an RCU updater
+/// kicks the vCPU, so that a guest spinning in a loop cannot hold up a
+/// grace period or a stop request.
+/// </remarks>
 [RequiresDynamicCode("Emits IL; callers check Engines.IsIlAvailable.")]
 internal sealed unsafe class RegionEmitter
 {
@@ -75,7 +84,6 @@ internal sealed unsafe class RegionEmitter
                 _returnPoints.Add(b.Ops[^1].Next);
     }
 
-    // Journey: il-emit
     public CompiledRegion Compile()
     {
         var dm = new DynamicMethod($"region_{_blocks[0].Start:x8}", typeof(int),

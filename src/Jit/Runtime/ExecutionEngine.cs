@@ -74,7 +74,13 @@ public sealed unsafe partial class ExecutionEngine : IDisposable
     }
 
     // Journey: block-cache
-    /// <summary>The block at <paramref name="eip"/>, translating it on a miss.</summary>
+    /// <summary>
+    /// The block at <paramref name="eip"/>, translating it on a miss. The
+    /// cache is per VM, not per vCPU: all vCPUs run the same guest code, so a
+    /// block translated once serves them all. Each new block is also entered
+    /// in the pages it covers, which is what lets a store find the blocks it
+    /// overwrites (next step).
+    /// </summary>
     internal Block GetBlock(uint eip, Translator translator)
     {
         if (_blocks.TryGetValue(eip, out var block))

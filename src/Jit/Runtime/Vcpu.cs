@@ -61,8 +61,16 @@ public sealed unsafe partial class Vcpu : IDisposable
 
     // Journey: dispatch
     /// <summary>
-    /// Runs guest code from <c>State.Eip</c> until the vCPU stops. Never throws
-    /// for anything the guest does: a fault is an exit with a reason.
+    /// Runs guest code from <c>State.Eip</c> until the vCPU stops. This is the
+    /// heart of every hypervisor, the loop that KVM users know as "ioctl
+    /// KVM_RUN, look at the exit reason, go again"; ours runs one translated
+    /// block at a time instead. Between two blocks the vCPU is at a clean
+    /// point: it holds no pointer into shared data (so it reports a quiescent
+    /// state for RCU), and its registers are exact (so it can honour a stop
+    /// request). Then it finds the next block, cheapest way first: the link
+    /// the previous block's exit already has, else a lookup, and remembers
+    /// the answer as that exit's link. Never throws for anything the guest
+    /// does: a fault is an exit with a reason.
     /// </summary>
     public VcpuExit Run()
     {
@@ -154,7 +162,13 @@ public sealed unsafe partial class Vcpu : IDisposable
         return ThreadedCode.Run(this, s, ref block, chain: true);
     }
 
-    /// <summary>Jump cache, then the engine's block cache, then the translator.</summary>
+    // Journey: block-lookup
+    /// <summary>
+    /// Jump cache, then the engine's block cache, then the translator. The
+    /// jump cache is a small per-vCPU array indexed by a hash of EIP (QEMU's
+    /// tb_jmp_cache), so the common indirect jump, a return, costs one load
+    /// and a compare, without the shared dictionary.
+    /// </summary>
     private Block? Lookup(uint eip)
     {
         int slot = JumpSlot(eip);

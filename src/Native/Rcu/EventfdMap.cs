@@ -175,6 +175,15 @@ public sealed unsafe class EventfdMap : IDisposable
     /// (the map keeps its own duplicate). On any error the map is unchanged and
     /// nothing is leaked.
     /// </summary>
+    /// <remarks>
+    /// The whole of RCU's update side in one method: copy the array into one
+    /// entry larger, publish the copy with one volatile store (a reader sees
+    /// either the old array or the new one, never half of each), then retire
+    /// the old array. Retiring waits for a grace period before freeing:
+    /// here (<c>Synchronous</c>, the seed's way, simple and ordered) or on the
+    /// reclaimer thread (<c>Deferred</c>, for a caller that must not block).
+    /// Writers take a lock among themselves; readers never see it.
+    /// </remarks>
     /// <exception cref="ErrnoException">
     /// EINVAL for value 0 (it means "nothing pending") or a descriptor that is
     /// not an eventfd; EEXIST for a value already attached; EBADF for a closed

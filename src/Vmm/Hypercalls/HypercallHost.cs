@@ -38,6 +38,11 @@ public sealed class HypercallHost : IVcpuHost, IDisposable
     /// <summary>
     /// <c>int $0x1f</c> lands here, called in line from translated code: no
     /// trip through the dispatcher, so a notify costs a call, not an exit.
+    /// A hypercall is to a guest what a system call is to a process: the
+    /// number in EAX says what, EBX.. the arguments, and the answer comes back
+    /// in EAX. The interrupt number and the call numbers are lguest's. Every
+    /// argument is the guest's word and is checked like one: a bad one stops
+    /// the guest with a fault that says why, never the host.
     /// </summary>
     public VcpuExit? Hypercall(Vcpu vcpu)
     {
@@ -80,6 +85,14 @@ public sealed class HypercallHost : IVcpuHost, IDisposable
         return null;
     }
 
+    // Journey: notify
+    /// <summary>
+    /// LHCALL_NOTIFY: the guest tells the host "I put work in a queue", naming
+    /// the queue by a value. The vCPU must not do that work itself (it would
+    /// stop running guest code meanwhile), so the value is handed, through the
+    /// RCU eventfd map, to whichever thread or process services the device.
+    /// Until the map is wired into the VM (issue 4), every notify is a miss.
+    /// </summary>
     private VcpuExit? Notify(ref CpuState s, uint value)
     {
         // Value 0 is reserved so that a zeroed variable cannot notify by accident.

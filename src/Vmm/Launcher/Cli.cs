@@ -141,7 +141,16 @@ public static class Cli
         return Run(options, stdout, stderr, handleSignals);
     }
 
-    /// <summary><c>sharpvisor run</c>: load, run, report.</summary>
+    // Journey: cli
+    /// <summary>
+    /// <c>sharpvisor run</c>, the whole life of a VM in four steps: check the
+    /// image, build the machine, run its vCPU, report why it stopped. Every
+    /// way a guest can end, a shutdown, a fault, a timeout, a signal, arrives
+    /// here as a value (a <see cref="VcpuExit"/>), not an exception, and
+    /// becomes one exit status and at most one line on stderr. Like lguest's
+    /// launcher we trust nothing the guest did: whatever it did, the host
+    /// process finishes cleanly and says what happened.
+    /// </summary>
     public static int Run(RunOptions options, Stream stdout, TextWriter stderr, bool handleSignals = false)
     {
         if (options.Engine == EngineKind.Il && !Engines.IsIlAvailable)

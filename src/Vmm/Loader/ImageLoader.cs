@@ -1,9 +1,14 @@
 namespace Sharpvisor.Vmm.Loader;
 
+// Journey: image
 /// <summary>
 /// Reads an image file and places it in guest RAM (guest ABI v1, "Image").
-/// Reading checks everything against the RAM size first, so that a bad image
-/// is rejected with one clear line before any memory is touched.
+/// A guest is loaded the way a boot loader loads a kernel: each ELF segment
+/// is copied to its physical address, with no dynamic linker and no
+/// relocation, because there is no operating system inside to do either.
+/// Reading checks everything against the RAM size first (bounds, overlap,
+/// truncation), so that a bad image is rejected with one clear line before
+/// any memory is touched.
 /// </summary>
 public static class ImageLoader
 {

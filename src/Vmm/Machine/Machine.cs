@@ -6,11 +6,20 @@ using Sharpvisor.Vmm.Loader;
 
 namespace Sharpvisor.Vmm;
 
+// Journey: machine
 /// <summary>
 /// One VM: guest RAM holding the image, the execution engine, the hypercall
 /// host and vCPU 0, set up as guest ABI v1 says (docs/guest-abi.md). It runs
 /// the vCPU on the calling thread until the guest stops or the host stops it.
 /// </summary>
+/// <remarks>
+/// A hypervisor with no hardware help has to be the CPU as well: KVM would
+/// run guest instructions on the real processor, and here the engine
+/// translates them. Everything else has the classic shape: a block of host
+/// memory is the guest's physical RAM, a vCPU is a register file plus a
+/// host thread that runs it, and the guest reaches the host through
+/// hypercalls, which the host serves without trusting a single argument.
+/// </remarks>
 public sealed class Machine : IDisposable
 {
     /// <summary>Each vCPU after the first starts this far below the previous one's stack.</summary>
@@ -43,7 +52,13 @@ public sealed class Machine : IDisposable
     public HypercallHost Host { get; } = null!;
     public Vcpu Vcpu { get; } = null!;
 
-    /// <summary>The entry state of ABI v1: EAX = index, ESP below the top of RAM, EFLAGS = 0x2.</summary>
+    // Journey: reset
+    /// <summary>
+    /// The entry state of ABI v1: EAX = index, ESP below the top of RAM,
+    /// EFLAGS = 0x2. There is no firmware and no boot loader: the host plays
+    /// both, and hands over a CPU already in flat 32-bit protected mode, so a
+    /// guest's first instruction can be ordinary compiled C.
+    /// </summary>
     internal static void Reset(Vcpu vcpu, uint entry, ulong memorySize)
     {
         ref CpuState s = ref vcpu.State;
@@ -57,9 +72,12 @@ public sealed class Machine : IDisposable
 
     // Journey: launch
     /// <summary>
-    /// Runs vCPU 0 until it stops. With <paramref name="timeout"/>, a timer
-    /// stops it with <see cref="StopReason.Timeout"/>. Never throws for
-    /// anything the guest or the engine does: an engine exception becomes a
+    /// Runs vCPU 0 on this thread until it stops. With
+    /// <paramref name="timeout"/>, a timer stops it with
+    /// <see cref="StopReason.Timeout"/>: other threads never touch a running
+    /// vCPU's registers, they ask it to stop, and it stops at the next block
+    /// boundary, where its state is exact. Never throws for anything the guest
+    /// or the engine does: an engine exception becomes a
     /// <see cref="StopReason.Error"/> exit, so the caller can still report
     /// registers.
     /// </summary>

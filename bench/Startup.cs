@@ -1,0 +1,111 @@
+using System.Diagnostics;
+
+namespace Sharpvisor.Bench;
+
+/// <summary>
+/// What a user pays to start a VM: the published files' sizes, and the wall
+/// time of running guests/build/hello.elf with each, next to spawning the
+/// same C built as a static Linux program (hello.linux), interleaved in the
+/// same run. Every run must print what the native run printed.
+/// </summary>
+/// <remarks>
+///   ./guests/build.sh &amp;&amp; ./publish.sh
+///   dotnet run -c Release --project bench -- startup [--runs 10] [--dist dist] [--also LABEL=FILE ...]
+/// <c>--also</c> adds another sharpvisor build to compare (a variant of the
+/// JIT file, say); it runs with its default engine.
+/// </remarks>
+internal static class Startup
+{
+    public static int Run(string[] args)
+    {
+        int runs = Option(args, "--runs", 10);
+        string root = FindRoot();
+        string dist = Path.GetFullPath(Value(args, "--dist") ?? Path.Combine(root, "dist"));
+        string elf = Path.Combine(root, "guests/build/hello.elf");
+        string linux = Path.Combine(root, "guests/build/hello.linux");
+        if (!File.Exists(elf) || !File.Exists(linux)) return Fail($"{elf} is missing: ./guests/build.sh");
+        string aot = Path.Combine(dist, "sharpvisor"), jit = Path.Combine(dist, "sharpvisor-jit");
+        if (!File.Exists(aot) || !File.Exists(jit)) return Fail($"{aot} or {jit} is missing: ./publish.sh");
+
+        var rows = new List<(string Label, string? File, string Program, string[] Args)>
+        {
+            ("native `hello.linux` (static i386, spawned)", null, linux, []),
+            ("`sharpvisor` (native AOT), threaded", aot, aot, ["run", elf]),
+            ("`sharpvisor-jit` (single file), il (its default)", jit, jit, ["run", elf]),
+            ("`sharpvisor-jit` (single file), threaded", jit, jit, ["run", "--engine", "threaded", elf]),
+        };
+        for (int i = 0; i < args.Length - 1; i++)
+            if (args[i] == "--also" && args[i + 1].Split('=', 2) is [var label, var file])
+                rows.Add(($"{label}", Path.GetFullPath(file), Path.GetFullPath(file), ["run", elf]));
+
+        string expected = Capture(linux, []);
+        var times = rows.Select(_ => new List<double>()).ToArray();
+        foreach (var (_, _, program, a) in rows) Capture(program, a); // warm the page cache once
+        for (int r = 0; r < runs; r++)
+            for (int k = 0; k < rows.Count; k++)
+                times[k].Add(Time(rows[k].Program, rows[k].Args, expected));
+
+        double baseline = Median(times[0]);
+        Console.WriteLine($"hello.elf, median of {runs} runs each, interleaved:");
+        Console.WriteLine();
+        Console.WriteLine("| run | file size | wall time (median) | min | / native |");
+        Console.WriteLine("|---|---:|---:|---:|---:|");
+        for (int k = 0; k < rows.Count; k++)
+        {
+            string size = rows[k].File is { } f ? $"{new FileInfo(f).Length / 1e6:0.0} MB" : "";
+            double m = Median(times[k]);
+            Console.WriteLine($"| {rows[k].Label} | {size} | {m:0.0} ms | {times[k].Min():0.0} ms | {m / baseline:0} |");
+        }
+        return 0;
+    }
+
+    private static double Time(string file, string[] args, string expected)
+    {
+        var sw = Stopwatch.StartNew();
+        string output = Capture(file, args);
+        double ms = sw.Elapsed.TotalMilliseconds;
+        if (output != expected)
+            throw new InvalidOperationException($"{file} {string.Join(' ', args)}: output differs from the native run");
+        return ms;
+    }
+
+    private static string Capture(string file, string[] args)
+    {
+        var psi = new ProcessStartInfo(file) { RedirectStandardOutput = true, UseShellExecute = false };
+        foreach (var a in args) psi.ArgumentList.Add(a);
+        using var p = Process.Start(psi)!;
+        string output = p.StandardOutput.ReadToEnd();
+        p.WaitForExit();
+        if (p.ExitCode != 0)
+            throw new InvalidOperationException($"{file} {string.Join(' ', args)} exited {p.ExitCode}");
+        return output;
+    }
+
+    private static double Median(List<double> xs)
+    {
+        var s = xs.Order().ToArray();
+        return s.Length % 2 == 1 ? s[s.Length / 2] : (s[s.Length / 2 - 1] + s[s.Length / 2]) / 2;
+    }
+
+    private static string? Value(string[] args, string name)
+    {
+        int i = Array.IndexOf(args, name);
+        return i >= 0 && i + 1 < args.Length ? args[i + 1] : null;
+    }
+
+    private static int Option(string[] args, string name, int fallback) =>
+        int.TryParse(Value(args, name), out int v) ? v : fallback;
+
+    private static string FindRoot()
+    {
+        for (var d = new DirectoryInfo(Directory.GetCurrentDirectory()); d != null; d = d.Parent)
+            if (File.Exists(Path.Combine(d.FullName, "aot.sln"))) return d.FullName;
+        return Directory.GetCurrentDirectory();
+    }
+
+    private static int Fail(string message)
+    {
+        Console.Error.WriteLine($"bench startup: {message}");
+        return 66;
+    }
+}
