@@ -1,4 +1,5 @@
 using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 using Sharpvisor.Jit.Cpu;
 using Sharpvisor.Jit.IR;
 using Sharpvisor.Jit.Runtime;
@@ -294,7 +295,6 @@ internal static unsafe class Handlers
         return how;
     }
 
-    [MethodImpl(MethodImplOptions.NoInlining)]
     private static int Enter(ref ThreadedContext c, Block next, ThreadedOp* first)
     {
         c.Block = next;
@@ -371,7 +371,11 @@ internal static unsafe class Handlers
         uint target = c.R[o->A];
         Block? next = c.Block.Indirect;
         if (next == null || next.Start != target)
-            next = c.JumpCache[Vcpu.JumpSlot(target)];
+        {
+            // SAFETY: JumpSlot masks to the cache's fixed size, so the slot is
+            // in bounds; unchecked, the handler has no range-check call to save registers for.
+            next = Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(c.JumpCache), Vcpu.JumpSlot(target));
+        }
         if (next != null && next.Start == target && c.Budget > 0 && !next.Invalid && *c.Kick == 0)
         {
             ThreadedOp* first = next.ThreadedEntry;
