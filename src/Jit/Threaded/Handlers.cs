@@ -41,9 +41,23 @@ internal static unsafe class Handlers
         return Next(ref c, o);
     }
 
-    public static int Merge(ref ThreadedContext c, ThreadedOp* o)
+    // Partial register writes (al, ax, ah), one handler each: setcc and byte
+    // moves make them common, and a shape switch here cost as much as the merge.
+    public static int MergeU8(ref ThreadedContext c, ThreadedOp* o)
     {
-        c.R[o->D] = Interpreter.MergeInto(c.R[o->D], c.R[o->A], o->Size, o->Flags);
+        c.R[o->D] = (c.R[o->D] & 0xFFFFFF00u) | (byte)c.R[o->A];
+        return Next(ref c, o);
+    }
+
+    public static int MergeU16(ref ThreadedContext c, ThreadedOp* o)
+    {
+        c.R[o->D] = (c.R[o->D] & 0xFFFF0000u) | (ushort)c.R[o->A];
+        return Next(ref c, o);
+    }
+
+    public static int MergeHigh8(ref ThreadedContext c, ThreadedOp* o)
+    {
+        c.R[o->D] = (c.R[o->D] & 0xFFFF00FFu) | ((uint)(byte)c.R[o->A] << 8);
         return Next(ref c, o);
     }
 

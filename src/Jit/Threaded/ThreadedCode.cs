@@ -67,7 +67,8 @@ internal static unsafe class ThreadedCode
                     UopFlags.High8 => &ExtHigh8,
                     _ => &Ext,
                 };
-            case Uop.Merge: return &Merge;
+            case Uop.Merge:
+                return (op.Flags & UopFlags.High8) != 0 ? &MergeHigh8 : op.Size == 1 ? &MergeU8 : &MergeU16;
             case Uop.Lea: return &Lea;
             case Uop.Load:
                 return Shape(in op) switch
