@@ -41,11 +41,18 @@ public sealed class Block
     /// </summary>
     public Block? Indirect;
 
-    /// <summary>The block as threaded code, made on first run by the threaded engine.</summary>
-    internal Threaded.ThreadedOp[]? Threaded;
-
-    /// <summary>The first op of <see cref="Threaded"/> (the array is pinned).</summary>
+    /// <summary>
+    /// The block as threaded code (its first op, in native memory after a
+    /// <see cref="Threaded.ThreadedHeader"/>), made on first run; the engine
+    /// owns it and frees it through QSBR once the block is invalid.
+    /// </summary>
     internal unsafe Threaded.ThreadedOp* ThreadedEntry;
+
+    /// <summary>
+    /// Blocks whose threaded headers link to this block's code, one entry per
+    /// link (the engine's lock guards it): retiring this block clears them.
+    /// </summary>
+    internal List<Block>? Incoming;
 
     /// <summary>Compiled code covering this block, if it is the head of a compiled region.</summary>
     public CompiledRegion? Region;

@@ -30,7 +30,9 @@ public sealed unsafe partial class ExecutionEngine : IDisposable
             throw new PlatformNotSupportedException("the IL engine needs dynamic code, which this build (native AOT) does not have; use --engine threaded");
         Memory = memory;
         Kind = kind;
-        Qsbr = qsbr;
+        // Retired threaded code waits for a grace period, so there is always a
+        // domain: the VM's, or one of the engine's own.
+        Qsbr = qsbr ?? (_ownQsbr = new Qsbr());
         // One byte per page, plus one so that a store's last byte never indexes past the table.
         _pageCount = (uint)(memory.Size / GuestMemory.PageSize) + 1;
         _codePages = (byte*)NativeMemory.AllocZeroed(_pageCount);
@@ -38,7 +40,9 @@ public sealed unsafe partial class ExecutionEngine : IDisposable
 
     public GuestMemory Memory { get; }
     public EngineKind Kind { get; }
-    public Qsbr? Qsbr { get; }
+    /// <summary>The RCU domain the vCPUs report quiescent states to (the engine's own if none was given).</summary>
+    public Qsbr Qsbr { get; }
+    private readonly Qsbr? _ownQsbr;
 
     /// <summary>Blocks executed before the IL engine compiles a region starting at one.</summary>
     public int HotThreshold { get; init; } = 64;
@@ -194,11 +198,12 @@ public sealed unsafe partial class ExecutionEngine : IDisposable
 
     /// <summary>Drops a block: out of the cache and the page lists; vCPUs see <see cref="Block.Invalid"/>.</summary>
     /// <remarks>
-    /// Another vCPU may still be running the block or a region holding it: blocks
-    /// are managed objects, so the collector keeps them alive until the last
-    /// such vCPU has left (the grace period a raw code buffer would need QSBR
-    /// for). That vCPU finishes the stale block, as a real CPU may finish
-    /// instructions it fetched before another CPU's write.
+    /// Another vCPU may still be running the block or a region holding it. Its
+    /// threaded code is native memory, freed through QSBR once no vCPU can be
+    /// inside it (ExecutionEngine.Links.cs); regions are managed objects, which
+    /// the collector keeps alive for as long. That vCPU finishes the stale
+    /// block, as a real CPU may finish instructions it fetched before another
+    /// CPU's write.
     /// </remarks>
     private void InvalidateLocked(Block block)
     {
@@ -218,6 +223,7 @@ public sealed unsafe partial class ExecutionEngine : IDisposable
         if (block.MemberOf != null)
             foreach (var head in block.MemberOf)
                 head.Region = null;
+        RetireThreadedLocked(block);
     }
 
     /// <summary>Bits of the 64-byte granules of <paramref name="page"/> that [start, end) covers.</summary>
@@ -235,6 +241,10 @@ public sealed unsafe partial class ExecutionEngine : IDisposable
 
     public void Dispose()
     {
+        // The engine's own domain frees what is still waiting for a grace
+        // period as it closes; a shared one frees it on its reclaimer thread.
+        _ownQsbr?.Dispose();
+        FreeThreadedCode();
         if (_codePages != null)
         {
             NativeMemory.Free(_codePages);

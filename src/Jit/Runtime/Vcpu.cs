@@ -107,6 +107,9 @@ public sealed unsafe partial class Vcpu : IDisposable
                     if (how == Interpreter.Taken) prev!.Taken = block;
                     else if (how == Interpreter.Fallthrough) prev!.Fallthrough = block;
                     else if (how == Interpreter.Continue && prev != null) prev.Indirect = block;
+                    // The same link for threaded code to follow without coming back here.
+                    if (prev != null && how != Interpreter.Stop && Engine.Kind == EngineKind.Threaded)
+                        Engine.LinkThreaded(prev, how, block);
                 }
 
                 how = Engine.Kind == EngineKind.Threaded

@@ -21,7 +21,7 @@ internal static unsafe class Handlers
     /// <summary>Runs the op in the switch interpreter (uncommon ops, and stores that hit code).</summary>
     public static int Slow(ref ThreadedContext c, ThreadedOp* o)
     {
-        int status = Interpreter.Step(c.V, c.S, c.Block, o->OpIndex);
+        int status = Interpreter.Step(c.V, c.S, ThreadedHeader.BlockOf(c.Current), o->OpIndex);
         return status == Interpreter.Reached ? Next(ref c, o) : status;
     }
 
@@ -277,42 +277,38 @@ internal static unsafe class Handlers
     // Journey: threaded-chain
     /// <summary>
     /// Leaves the block by <paramref name="how"/> for guest address
-    /// <paramref name="eip"/>. If the exit is linked to a
-    /// translated successor, the successor's first handler runs next, in tail
-    /// position: a block-to-block jump with no return and no lookup. The
-    /// budget and the RCU kick bound how long the dispatcher goes without a
-    /// quiescent state and a stop check; the budget spent is also the count of
-    /// chained entries, so the hot path keeps no separate counter. EIP is
-    /// stored only when control goes back to the dispatcher: inside a chain
-    /// nothing reads it (faults and hypercalls set their own).
+    /// <paramref name="eip"/>. If the exit is linked to a translated successor,
+    /// the successor's first handler runs next, in tail position: a
+    /// block-to-block jump with no return and no lookup. Links live in the
+    /// native header before each block's code, so the jump reads and writes no
+    /// managed object. The budget and the RCU kick bound how long the
+    /// dispatcher goes without a quiescent state and a stop check; the budget
+    /// spent is also the count of chained entries. EIP is stored only when
+    /// control goes back to the dispatcher: inside a chain nothing reads it
+    /// (faults and hypercalls set their own).
     /// </summary>
+    /// <remarks>
+    /// A successor's code stays allocated while this vCPU may jump into it:
+    /// the engine retires a block's code through QSBR, and a vCPU reports a
+    /// quiescent state only in the dispatcher, between chains.
+    /// </remarks>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static int Exit(ref ThreadedContext c, int how, uint eip)
     {
-        Block block = c.Block;
-        Block? next = how == Interpreter.Taken ? block.Taken : block.Fallthrough;
-        if (next != null && c.Budget > 0 && !next.Invalid && *c.Kick == 0)
+        ThreadedHeader* h = c.Current;
+        ThreadedOp* next = how == Interpreter.Taken ? h->Taken : h->Fallthrough;
+        if (next != null && c.Budget > 0 && *c.Kick == 0)
         {
-            ThreadedOp* first = next.ThreadedEntry;
-            if (first != null)
+            ThreadedHeader* nh = ThreadedHeader.Of(next);
+            if (Volatile.Read(ref nh->Invalid) == 0)
             {
                 c.Budget--;
-                // A loop of one block jumps to itself; another block becomes
-                // the current one out of line, where the GC write barrier of
-                // that store cannot make this handler save registers.
-                if (!ReferenceEquals(next, block))
-                    return Enter(ref c, next, first);
-                return first->Fn(ref c, first);
+                c.Current = nh;
+                return next->Fn(ref c, next);
             }
         }
         c.S->Eip = eip;
         return how;
-    }
-
-    private static int Enter(ref ThreadedContext c, Block next, ThreadedOp* first)
-    {
-        c.Block = next;
-        return first->Fn(ref c, first);
     }
 
     /// <summary>A two-way block end; each way is its own path, so the exit kind is a constant in each.</summary>
@@ -383,20 +379,30 @@ internal static unsafe class Handlers
     public static int JmpInd(ref ThreadedContext c, ThreadedOp* o)
     {
         uint target = c.R[o->A];
-        Block? next = c.Block.Indirect;
-        if (next == null || next.Start != target)
+        if (c.Budget > 0 && *c.Kick == 0)
         {
-            // SAFETY: JumpSlot masks to the cache's fixed size, so the slot is
-            // in bounds; unchecked, the handler has no range-check call to save registers for.
-            next = Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(c.JumpCache), Vcpu.JumpSlot(target));
-        }
-        if (next != null && next.Start == target && c.Budget > 0 && !next.Invalid && *c.Kick == 0)
-        {
-            ThreadedOp* first = next.ThreadedEntry;
-            if (first != null)
+            ThreadedOp* next = c.Current->Indirect;
+            // The link is one pointer and the header it leads to says where
+            // its block starts, so a link being rewritten can never pair one
+            // block's address with another block's code.
+            if (next == null || ThreadedHeader.Of(next)->Start != target)
             {
-                c.Budget--;
-                return Enter(ref c, next, first);
+                // SAFETY: JumpSlot masks to the cache's fixed size, so the slot is
+                // in bounds; unchecked, the handler has no range-check call to save registers for.
+                Block? b = Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(c.JumpCache), Vcpu.JumpSlot(target));
+                // Invalid is read before the code pointer: a block seen valid
+                // here keeps its code until this vCPU's next quiescent state.
+                next = b != null && b.Start == target && !b.Invalid ? b.ThreadedEntry : null;
+            }
+            if (next != null)
+            {
+                ThreadedHeader* nh = ThreadedHeader.Of(next);
+                if (Volatile.Read(ref nh->Invalid) == 0)
+                {
+                    c.Budget--;
+                    c.Current = nh;
+                    return next->Fn(ref c, next);
+                }
             }
         }
         c.S->Eip = target;

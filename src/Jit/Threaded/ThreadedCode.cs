@@ -1,3 +1,5 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 using Sharpvisor.Jit.Cpu;
 using Sharpvisor.Jit.IR;
 using Sharpvisor.Jit.Runtime;
@@ -15,27 +17,25 @@ internal static unsafe class ThreadedCode
     /// <summary>Blocks run back to back through their links before control returns to the dispatcher.</summary>
     public const int ChainBudget = 256;
 
-    /// <summary>The block's threaded code, made on first use (pinned: handlers walk it by pointer).</summary>
-    public static ThreadedOp* For(Block block)
+    /// <summary>The block's threaded code (its first op), made on first use.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static ThreadedOp* For(ExecutionEngine engine, Block block)
     {
         ThreadedOp* entry = block.ThreadedEntry;
-        if (entry == null)
-        {
-            // Two vCPUs may get here at once: one array wins, and only an
-            // array the block references may be run (it keeps it alive).
-            var code = Compile(block);
-            code = Interlocked.CompareExchange(ref block.Threaded, code, null) ?? code;
-            // SAFETY: the array is allocated pinned and the block keeps it alive.
-            entry = (ThreadedOp*)System.Runtime.CompilerServices.Unsafe.AsPointer(ref code[0]);
-            block.ThreadedEntry = entry;
-        }
-        return entry;
+        return entry != null ? entry : engine.CreateThreadedCode(block);
     }
 
-    private static ThreadedOp[] Compile(Block block)
+    /// <summary>
+    /// Allocates a header and the block's ops in one native block (freed by
+    /// <see cref="Free"/>), with a GCHandle from the header back to the block.
+    /// </summary>
+    internal static ThreadedOp* Compile(Block block)
     {
         var ops = block.Ops;
-        var code = GC.AllocateArray<ThreadedOp>(ops.Length, pinned: true);
+        var h = (ThreadedHeader*)NativeMemory.AllocZeroed((nuint)(sizeof(ThreadedHeader) + ops.Length * sizeof(ThreadedOp)));
+        h->Block = GCHandle.ToIntPtr(GCHandle.Alloc(block));
+        h->Start = block.Start;
+        var code = (ThreadedOp*)(h + 1);
         for (int i = 0; i < ops.Length; i++)
         {
             ref readonly MicroOp op = ref ops[i];
@@ -51,6 +51,14 @@ internal static unsafe class ThreadedCode
                 code[i].Cc = op.Kind == Uop.Inc ? (byte)0 : (byte)1;
         }
         return code;
+    }
+
+    /// <summary>Frees what <see cref="Compile"/> allocated; nothing may run it or link to it any more.</summary>
+    internal static void Free(ThreadedOp* entry)
+    {
+        ThreadedHeader* h = ThreadedHeader.Of(entry);
+        GCHandle.FromIntPtr(h->Block).Free();
+        NativeMemory.Free(h);
     }
 
     /// <summary>The handler for an op's exact shape; the switch interpreter for everything uncommon.</summary>
@@ -213,6 +221,7 @@ internal static unsafe class ThreadedCode
     public static int Run(Vcpu v, CpuState* s, ref Block block, bool chain)
     {
         int budget = chain ? ChainBudget : 0;
+        ThreadedOp* first = For(v.Engine, block);
         var c = new ThreadedContext
         {
             R = s->Slots,
@@ -221,16 +230,16 @@ internal static unsafe class ThreadedCode
             Code = v.CodePages,
             S = s,
             V = v,
-            Block = block,
+            Current = ThreadedHeader.Of(first),
             Budget = budget,
             Kick = v.KickPointer,
             JumpCache = v.JumpCache,
         };
-        ThreadedOp* first = For(block);
         int how = first->Fn(ref c, first);
         // Links are made by the dispatcher from the block that took the exit.
-        block = c.Block;
         int chained = budget - c.Budget;
+        if (chained != 0)
+            block = ThreadedHeader.BlockOf(c.Current);
         v._stats.Linked += chained;
         v._stats.Blocks += chained;
         return how;

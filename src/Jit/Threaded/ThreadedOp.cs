@@ -22,6 +22,34 @@ internal unsafe struct ThreadedOp
     public int OpIndex;
 }
 
+/// <summary>
+/// What precedes a block's threaded code in the same native allocation: the
+/// links that chained exits follow, read without touching a managed object,
+/// so that a block-to-block jump makes no managed store (no GC write barrier,
+/// whose helper call would make every handler that can end a block save
+/// registers). The engine writes the links under its lock and clears those
+/// into a block before it retires the block's code (see ExecutionEngine.Links.cs).
+/// </summary>
+internal unsafe struct ThreadedHeader
+{
+    /// <summary>First op of the successor reached by the taken / fallthrough exit, or null.</summary>
+    public ThreadedOp* Taken, Fallthrough;
+    /// <summary>First op of the block an indirect exit reached last time (followed when that block's <see cref="Start"/> is the target).</summary>
+    public ThreadedOp* Indirect;
+    /// <summary>This block's guest address (<see cref="Block.Start"/>).</summary>
+    public uint Start;
+    /// <summary>Nonzero once the block is invalid: a chained exit no longer enters it.</summary>
+    public int Invalid;
+    /// <summary>A GCHandle to the <see cref="Block"/>, for the rare paths that need the managed block.</summary>
+    public nint Block;
+
+    /// <summary>The header of the block whose first op is <paramref name="entry"/>.</summary>
+    public static ThreadedHeader* Of(ThreadedOp* entry) => (ThreadedHeader*)entry - 1;
+
+    /// <summary>The block a header belongs to.</summary>
+    public static Block BlockOf(ThreadedHeader* h) => (Block)System.Runtime.InteropServices.GCHandle.FromIntPtr(h->Block).Target!;
+}
+
 /// <summary>What every handler needs, passed by reference down the chain of handlers.</summary>
 internal unsafe struct ThreadedContext
 {
@@ -31,8 +59,8 @@ internal unsafe struct ThreadedContext
     public byte* Code;
     public CpuState* S;
     public Vcpu V;
-    /// <summary>The block running now (a chained jump moves it on).</summary>
-    public Block Block;
+    /// <summary>The header of the block running now (a chained jump moves it on).</summary>
+    public ThreadedHeader* Current;
     /// <summary>Blocks that may still be entered by a chained jump before returning to the dispatcher (what was spent is the count of chained entries).</summary>
     public int Budget;
     /// <summary>The vCPU's jump cache (<see cref="Vcpu.JumpSlot"/>), where indirect exits find their targets.</summary>

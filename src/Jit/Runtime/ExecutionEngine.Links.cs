@@ -1,0 +1,137 @@
+using Sharpvisor.Jit.IR;
+using Sharpvisor.Jit.Threaded;
+
+namespace Sharpvisor.Jit.Runtime;
+
+// The threaded code of the blocks, and the raw links between it: who may
+// write them, and when the code may be freed. Everything here runs under the
+// engine's lock; the handlers only read.
+//
+// A block's threaded code lives in native memory, headed by the links its
+// exits follow. Those links are raw pointers into other blocks' code, so that
+// a chained exit touches no managed object. Two rules keep every such pointer
+// valid for whoever reads it:
+//   1. Retiring a block clears every link into it first (each block keeps a
+//      list of the headers that link to it), then frees its code only after a
+//      QSBR grace period.
+//   2. A vCPU reports a quiescent state only in the dispatcher, between
+//      chains. So a vCPU that read a link, or a jump-cache entry it saw valid,
+//      before the block was retired is still inside the grace period that
+//      holds the code back, and one that reads later finds the link cleared or
+//      the block marked invalid.
+public sealed unsafe partial class ExecutionEngine
+{
+    /// <summary>Blocks that have threaded code not yet retired (freed at <see cref="Dispose"/>).</summary>
+    private readonly HashSet<Block> _withCode = new();
+
+    /// <summary>Makes <paramref name="block"/>'s threaded code (another vCPU may have just made it).</summary>
+    internal ThreadedOp* CreateThreadedCode(Block block)
+    {
+        lock (_pagesLock) return CreateThreadedLocked(block);
+    }
+
+    private ThreadedOp* CreateThreadedLocked(Block block)
+    {
+        if (block.ThreadedEntry != null)
+            return block.ThreadedEntry;
+        ThreadedOp* entry = ThreadedCode.Compile(block);
+        // Nothing links into an invalid block; its code runs only for the vCPU
+        // that already holds it, and is freed with the engine.
+        ThreadedHeader.Of(entry)->Invalid = block.Invalid ? 1 : 0;
+        // The code is complete before another vCPU can see the pointer to it.
+        Interlocked.MemoryBarrier();
+        block.ThreadedEntry = entry;
+        _withCode.Add(block);
+        return entry;
+    }
+
+    /// <summary>
+    /// Records that exit <paramref name="how"/> of <paramref name="from"/>
+    /// (an <see cref="Interpreter"/> exit code) leads to <paramref name="to"/>,
+    /// as a raw link threaded code can follow. The dispatcher calls this when
+    /// it sets the managed link; both then name the same block.
+    /// </summary>
+    internal void LinkThreaded(Block from, int how, Block to)
+    {
+        lock (_pagesLock)
+        {
+            ThreadedOp* fromEntry = from.ThreadedEntry;
+            if (from.Invalid || to.Invalid || fromEntry == null)
+                return;
+            ThreadedOp* toEntry = CreateThreadedLocked(to);
+            ThreadedHeader* h = ThreadedHeader.Of(fromEntry);
+            ThreadedOp* old = how switch
+            {
+                Interpreter.Taken => h->Taken,
+                Interpreter.Fallthrough => h->Fallthrough,
+                _ => h->Indirect,
+            };
+            if (old == toEntry)
+                return;
+            if (old != null)
+                ForgetIncoming(from, old);
+            switch (how)
+            {
+                case Interpreter.Taken: h->Taken = toEntry; break;
+                case Interpreter.Fallthrough: h->Fallthrough = toEntry; break;
+                default: h->Indirect = toEntry; break;
+            }
+            (to.Incoming ??= new List<Block>()).Add(from);
+        }
+    }
+
+    /// <summary>
+    /// The threaded side of invalidating <paramref name="block"/>: no header
+    /// links to its code any more, and the code is freed after a grace period.
+    /// </summary>
+    private void RetireThreadedLocked(Block block)
+    {
+        ThreadedOp* entry = block.ThreadedEntry;
+        if (entry == null)
+            return;
+        ThreadedHeader* h = ThreadedHeader.Of(entry);
+        Volatile.Write(ref h->Invalid, 1);
+        if (block.Incoming != null)
+        {
+            foreach (var from in block.Incoming)
+            {
+                if (from.ThreadedEntry == null) continue;
+                ThreadedHeader* fh = ThreadedHeader.Of(from.ThreadedEntry);
+                if (fh->Taken == entry) fh->Taken = null;
+                if (fh->Fallthrough == entry) fh->Fallthrough = null;
+                if (fh->Indirect == entry) fh->Indirect = null;
+            }
+            block.Incoming = null;
+        }
+        // Its own links out: it no longer counts among its successors' predecessors.
+        if (h->Taken != null) ForgetIncoming(block, h->Taken);
+        if (h->Fallthrough != null) ForgetIncoming(block, h->Fallthrough);
+        if (h->Indirect != null) ForgetIncoming(block, h->Indirect);
+        h->Taken = h->Fallthrough = h->Indirect = null;
+        _withCode.Remove(block);
+        nint code = (nint)entry;
+        Qsbr.Defer(() =>
+        {
+            block.ThreadedEntry = null;
+            ThreadedCode.Free((ThreadedOp*)code);
+        });
+    }
+
+    /// <summary>Drops one link of <paramref name="from"/> from the incoming list of the block whose code starts at <paramref name="target"/>.</summary>
+    private static void ForgetIncoming(Block from, ThreadedOp* target) =>
+        ThreadedHeader.BlockOf(ThreadedHeader.Of(target)).Incoming?.Remove(from);
+
+    /// <summary>Frees the code of every block not retired (the vCPUs have stopped).</summary>
+    private void FreeThreadedCode()
+    {
+        lock (_pagesLock)
+        {
+            foreach (var block in _withCode)
+            {
+                ThreadedCode.Free(block.ThreadedEntry);
+                block.ThreadedEntry = null;
+            }
+            _withCode.Clear();
+        }
+    }
+}
