@@ -209,7 +209,12 @@ public sealed class InterruptController : IDisposable
         // Without an interrupt source, only another vCPU's stop can end this.
         bool forever = deadline == long.MaxValue && _lineNumbers.Length == 0;
         if (forever && Interlocked.Increment(ref _waitingForever) == _vcpus)
+        {
+            // The VM stops with this; the count goes back so that a wait
+            // after it (a host that ignores the stop) is judged afresh.
+            Interlocked.Decrement(ref _waitingForever);
             return Deadlock(vcpu, what, length);
+        }
         try
         {
             while (true)
