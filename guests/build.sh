@@ -2,7 +2,9 @@
 # Builds every guest twice into guests/build/: NAME.elf for Sharpvisor (guest
 # ABI v1, hypercalls) and NAME.linux, the same source as a static i386 Linux
 # program (-DSV_LINUX: int $0x80 syscalls), whose output the tests compare
-# with the guest's. Benchmarks land in guests/build/bench/.
+# with the guest's. Benchmarks land in guests/build/bench/. The guests that
+# talk to the host (notify, halt, several vCPUs) have no Linux twin: only
+# NAME.elf, and their tests check their output against the host's own counts.
 #
 # Idempotent and fast: a target is rebuilt only when it is older than its
 # source, sv.h, start.S, link.ld or this script. Malformed images for the
@@ -22,6 +24,10 @@ CFLAGS=(-m32 -O2 -ffreestanding -nostdlib -static -mgeneral-regs-only -fno-pic
 declare -A EXTRA=([strings]=-minline-all-stringops)
 
 programs=(hello sort int64 switch strings recursion hash)
+# Guest only; smp4 is smp.c built for four vCPUs.
+guest_only=(notify pingpong smp smp4)
+declare -A SOURCE=([smp4]=smp)
+EXTRA[smp4]=-DSMP_VCPUS=4
 benches=(sieve crc32 sort interp)
 
 if ! echo 'void _start(void) {}' | "$CC" -m32 -ffreestanding -nostdlib -static -x c - -o /dev/null -lgcc 2>/dev/null; then
@@ -31,10 +37,10 @@ fi
 
 common=(sv.h start.S link.ld build.sh)
 built=0
-# build SOURCE OUTPUT_STEM EXTRA_FLAGS
+# build SOURCE OUTPUT_STEM EXTRA_FLAGS [VARIANTS]
 build() {
-  local src=$1 out=$2 extra=$3 variant
-  for variant in elf linux; do
+  local src=$1 out=$2 extra=$3 variants=${4:-elf linux} variant
+  for variant in $variants; do
     local target=$out.$variant stale=0 dep
     for dep in "$src" "${common[@]}"; do
       [[ $target -nt $dep ]] || stale=1
@@ -51,5 +57,6 @@ build() {
 
 mkdir -p build/bench
 for p in "${programs[@]}"; do build "$p.c" "build/$p" "${EXTRA[$p]:-}"; done
+for g in "${guest_only[@]}"; do build "${SOURCE[$g]:-$g}.c" "build/$g" "${EXTRA[$g]:-}" elf; done
 for b in "${benches[@]}"; do build "bench/$b.c" "build/bench/$b" ""; done
-echo "guests: $built built, $(( (${#programs[@]} + ${#benches[@]}) * 2 - built )) up to date (guests/build/)"
+echo "guests: $built built, $(( (${#programs[@]} + ${#benches[@]}) * 2 + ${#guest_only[@]} - built )) up to date (guests/build/)"

@@ -19,13 +19,13 @@ public enum ExitStatus
     BadImage = 65,
     /// <summary>The image file does not exist or cannot be read (EX_NOINPUT).</summary>
     NoInput = 66,
-    /// <summary>A target the VM needs is unavailable (EX_UNAVAILABLE); reserved, not used yet.</summary>
+    /// <summary>A --notify or --irq TARGET is unavailable (EX_UNAVAILABLE): fd:N not open, or not an eventfd.</summary>
     Unavailable = 69,
     /// <summary>A host-side failure: a bug of ours or a resource the host ran out of (EX_SOFTWARE).</summary>
     Internal = 70,
     /// <summary>Bad guest memory access, #DE, unsupported instruction, port I/O, unknown hypercall.</summary>
     GuestFault = 80,
-    /// <summary>The vCPU waits for an interrupt that nothing can raise.</summary>
+    /// <summary>Every vCPU waits for an interrupt (no timeout) and no interrupt source is attached.</summary>
     Deadlock = 81,
     /// <summary><c>--timeout</c> elapsed; the vCPU was stopped.</summary>
     Timeout = 82,
@@ -58,11 +58,11 @@ public static class ExitStatuses
           64     usage: a bad option or argument (also --engine il in the native-AOT build)
           65     bad image: not a loadable ELF32 i386 executable or flat binary
           66     the image file is missing or unreadable
-          69     a target is unavailable (reserved)
+          69     a --notify/--irq target is unavailable (fd:N not open or not an eventfd)
           70     internal error (one line on stderr, never a stack trace)
           80     guest fault: bad memory access, #DE, unsupported instruction, unknown hypercall
-          81     deadlock: the vCPU waits for an interrupt nothing can raise
+          81     deadlock: every vCPU waits for an interrupt nothing can raise
           82     --timeout elapsed
-          130    SIGINT, 143 SIGTERM: the vCPU was stopped cleanly
+          130    SIGINT, 143 SIGTERM: the vCPUs were stopped cleanly
         """;
 }

@@ -62,7 +62,7 @@ public class ProcessPathTests
     [Fact]
     public void Sigint_StopsTheVcpuCleanly_Exits130()
     {
-        using var dir = new Sharpvisor.Tests.Vmm.TempDir();
+        using var dir = new global::Sharpvisor.Tests.Vmm.TempDir();
         string loop = dir.Write("loop.bin", [0xEB, 0xFE]); // jmp $
         var start = new System.Diagnostics.ProcessStartInfo("dotnet")
         {
@@ -80,5 +80,46 @@ public class ProcessPathTests
         Assert.Equal(130, p.ExitCode);
         string line = Assert.Single(stderr.Result.Split('\n', StringSplitOptions.RemoveEmptyEntries));
         Assert.Contains("SIGINT", line);
+    }
+
+    /// <summary>
+    /// SIGTERM while both vCPUs sleep in LHCALL_HALT: both are woken and
+    /// stopped cleanly, status 143, one line. The guest says "r" once it runs,
+    /// so the signal is sent only after the handlers are in place.
+    /// </summary>
+    [Fact]
+    public void Sigterm_WakesHaltedVcpus_AndStopsThemCleanly_Exits143()
+    {
+        using var dir = new global::Sharpvisor.Tests.Vmm.TempDir();
+        string guest = global::Sharpvisor.Tests.Vmm.NotifyTests.Flat(dir, "sleepers.bin", a =>
+        {
+            var sleep = a.CreateLabel();
+            a.test(Iced.Intel.AssemblerRegisters.eax, Iced.Intel.AssemblerRegisters.eax);
+            a.jnz(sleep);
+            a.mov(Iced.Intel.AssemblerRegisters.__byte_ptr[0x3000], (byte)'r');
+            a.mov(Iced.Intel.AssemblerRegisters.ebx, 0x3000);
+            a.mov(Iced.Intel.AssemblerRegisters.ecx, 1);
+            a.mov(Iced.Intel.AssemblerRegisters.eax, 32);
+            a.@int(0x1f);
+            a.Label(ref sleep);
+            global::Sharpvisor.Tests.Vmm.NotifyTests.Hypercall(a, 10, 60_000_000); // a minute
+            global::Sharpvisor.Tests.Vmm.NotifyTests.Hypercall(a, 2, 0);
+        });
+        var start = new System.Diagnostics.ProcessStartInfo("dotnet")
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        foreach (string a in new[] { SharpvisorDll(), "run", guest, "--flat", "0x1000", "--vcpus", "2", "--engine", "threaded", "--timeout", "120" })
+            start.ArgumentList.Add(a);
+        using var p = System.Diagnostics.Process.Start(start)!;
+        Task<string> stderr = p.StandardError.ReadToEndAsync();
+        Assert.Equal('r', p.StandardOutput.Read()); // running, signal handlers registered
+        using (var kill = System.Diagnostics.Process.Start("kill", ["-TERM", p.Id.ToString()])) kill.WaitForExit();
+        Assert.True(p.WaitForExit(TimeSpan.FromSeconds(60)), "still running 60 s after SIGTERM");
+        Assert.Equal(143, p.ExitCode);
+        string line = Assert.Single(stderr.Result.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+        Assert.Contains("SIGTERM", line);
     }
 }

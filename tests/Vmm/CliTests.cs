@@ -46,7 +46,7 @@ public class CliTests
     {
         Result r = Execute("run", "--help");
         Assert.Equal(0, r.Status);
-        foreach (string option in new[] { "--engine", "--mem", "--flat", "--regs", "--timeout" })
+        foreach (string option in new[] { "--engine", "--mem", "--flat", "--regs", "--timeout", "--vcpus", "--notify", "--irq", "--stats" })
             Assert.Contains(option, r.Stdout);
     }
 

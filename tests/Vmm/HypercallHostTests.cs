@@ -122,7 +122,10 @@ public sealed class HypercallHostTests : IDisposable
         Assert.Equal(0u, _vcpu.State[Gpr.Eax]);
         AssertOthersPreserved(5, 0);
         Assert.Null(Call(HypercallNumber.LhcallNotify, 0xffffffff));
-        Assert.Equal(2, _host.NotifyMisses);
+        Assert.Null(Call(HypercallNumber.LhcallNotify, 5));
+        (IReadOnlyList<KeyValuePair<uint, long>> missed, long other) = _host.Notifier.Missed();
+        Assert.Equal([new(5u, 2L), new(0xffffffffu, 1L)], missed);
+        Assert.Equal(0, other);
     }
 
     [Fact]
@@ -130,7 +133,7 @@ public sealed class HypercallHostTests : IDisposable
     {
         VcpuExit? exit = Call(HypercallNumber.LhcallNotify, 0);
         Assert.Equal(StopReason.Fault, exit?.Reason);
-        Assert.Equal(0, _host.NotifyMisses);
+        Assert.Empty(_host.Notifier.Missed().Values);
     }
 
     [Theory]
@@ -177,16 +180,17 @@ public sealed class HypercallHostTests : IDisposable
     [Fact]
     public void Halt_IsCutShortWhenTheMachineStops()
     {
-        var waker = new Thread(() => { Thread.Sleep(50); _host.Wake(); });
+        var stop = new VcpuExit(StopReason.Timeout, "stop");
+        var waker = new Thread(() => { Thread.Sleep(50); _host.Interrupts.Stop(stop); });
         waker.Start();
         var sw = Stopwatch.StartNew();
-        Assert.Null(Call(HypercallNumber.LhcallHalt, 60_000_000)); // a minute
+        Assert.Same(stop, Call(HypercallNumber.LhcallHalt, 60_000_000)); // a minute
         waker.Join();
         Assert.True(sw.Elapsed < TimeSpan.FromSeconds(20), $"slept {sw.Elapsed}");
     }
 
     [Fact]
-    public void HltInstruction_IsADeadlockInAbiV1()
+    public void HltInstruction_WithNoInterruptSource_IsADeadlock()
     {
         _vcpu.State.Eip = 0x1001;
         VcpuExit? exit = _host.Halt(_vcpu);

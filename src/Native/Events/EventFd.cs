@@ -73,6 +73,45 @@ public sealed class EventFd : IDisposable
     }
 
     /// <summary>
+    /// A duplicate (close-on-exec) of descriptor <paramref name="fd"/>, which
+    /// someone else owns (a caller passed it down, <c>--notify 0x10=fd:3</c>),
+    /// after checking with the kernel that it is an eventfd. The original is
+    /// left open and untouched. The duplicate shares its open file
+    /// description: its counter, and its flags, which are read, never changed
+    /// (a blocking eventfd stays blocking, so read it only when poll says it
+    /// is readable, or it may block).
+    /// </summary>
+    /// <exception cref="ErrnoException">EBADF if it is not open, EINVAL if it is not an eventfd.</exception>
+    public static EventFd DuplicateFrom(int fd)
+    {
+        const string op = "EventFd.DuplicateFrom";
+        int dup = fd < 0 ? -1 : Interop.Fcntl(fd, Interop.F_DUPFD_CLOEXEC, 0);
+        if (dup < 0)
+        {
+            Errno e = fd < 0 ? Errno.EBADF : Interop.LastErrno;
+            ThrowHelper.ThrowErrno(op, e, e == Errno.EBADF ? $"descriptor {fd} is not open" : null);
+        }
+        var handle = new SafeFdHandle(dup, ownsHandle: true);
+        try
+        {
+            // The duplicate, not fd itself, is what we check: fd could be
+            // closed and its number reused between a check and a dup.
+            FdInfo info = FdInfo.Read(dup, op);
+            if (!info.IsEventFd)
+                ThrowHelper.ThrowErrno(op, Errno.EINVAL, $"descriptor {fd} is {info.Kind}, not an eventfd");
+            var flags = EventFdFlags.None;
+            if (info.NonBlocking) flags |= EventFdFlags.NonBlocking;
+            if (info.Semaphore) flags |= EventFdFlags.Semaphore;
+            return new EventFd(handle, flags);
+        }
+        catch
+        {
+            handle.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>
     /// Adds <paramref name="count"/> to the counter, waking a reader. Always
     /// delivers: if the counter is full (2^64-2) it waits for a reader to make room.
     /// </summary>

@@ -27,6 +27,13 @@ internal static partial class Interop
     [LibraryImport(Libc, EntryPoint = "write", SetLastError = true)]
     internal static unsafe partial nint Write(int fd, void* buf, nuint count);
 
+    /// <summary>
+    /// read(2) on a raw descriptor, for <see cref="EventFdPollSet"/>, which holds a
+    /// reference on every handle it polls for as long as it lives.
+    /// </summary>
+    [LibraryImport(Libc, EntryPoint = "read", SetLastError = true)]
+    internal static unsafe partial nint Read(int fd, void* buf, nuint count);
+
     [LibraryImport(Libc, EntryPoint = "close", SetLastError = true)]
     internal static partial int Close(int fd);
 

@@ -21,4 +21,16 @@ internal static partial class Interop
 
     [LibraryImport(Libc, EntryPoint = "poll", SetLastError = true)]
     internal static unsafe partial int Poll(PollFd* fds, nuint nfds, int timeoutMs);
+
+    // <time.h>
+    [StructLayout(LayoutKind.Sequential)]
+    internal struct Timespec
+    {
+        public long Sec;
+        public long Nsec;
+    }
+
+    /// <summary>ppoll(2): poll with a nanosecond timeout (null: for ever); the signal mask is left alone (null).</summary>
+    [LibraryImport(Libc, EntryPoint = "ppoll", SetLastError = true)]
+    internal static unsafe partial int PPoll(PollFd* fds, nuint nfds, Timespec* timeout, void* sigmask);
 }

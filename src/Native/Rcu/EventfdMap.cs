@@ -28,6 +28,17 @@ public enum EventfdMapReclaim
 /// closed only after the grace period: until then a reader may still be about
 /// to write to it, and a descriptor number closed early could be reused by an
 /// unrelated file that the guest would then write into.
+/// <para>
+/// With counter slots (one per vCPU), every attachment also gets a block of
+/// delivery counters, one cache line per slot, that lives outside the array
+/// and moves with its entry from copy to copy. A reader adds one to its own
+/// slot with a plain increment: no other thread writes that word, so no
+/// interlocked instruction is needed and no count is lost, and the block
+/// cannot be freed under the increment because it is retired like the
+/// descriptor, after the grace period that follows the entry's removal. Its
+/// count is then folded into the value's total. The counts are exact once the
+/// readers are quiet, which is when a VM reports them.
+/// </para>
 /// </remarks>
 public sealed unsafe class EventfdMap : IDisposable
 {
@@ -65,6 +76,13 @@ public sealed unsafe class EventfdMap : IDisposable
         public int Fd;
     }
 
+    // After Entry[Count] comes long*[Count]: each entry's counter block, or
+    // null without counter slots. A parallel array rather than a wider entry,
+    // so that the scan stays over 8-byte entries.
+
+    /// <summary>A slot's counter sits alone in a cache line: neighbouring vCPUs' increments do not contend.</summary>
+    private const int CounterStride = 64 / sizeof(long);
+
     /// <summary>Published when the map is empty; never freed, so no update ever retires it.</summary>
     private static readonly nint s_empty = AllocateArray(0);
 
@@ -75,14 +93,34 @@ public sealed unsafe class EventfdMap : IDisposable
     private readonly List<nint> _quarantine = [];                 // checking mode: poisoned, kept
     private bool _disposed;
 
+    // Delivery counts. _countsLock guards the two tables and the freeing of
+    // counter blocks (a retirement on the reclaimer thread folds and frees).
+    private readonly int _counterSlots;
+    private readonly Lock _countsLock = new();
+    private readonly Dictionary<nint, uint> _liveCounters = [];   // block -> value, until retired
+    private readonly Dictionary<uint, long> _retiredCounts = [];  // value -> deliveries of retired blocks
+    private readonly List<uint> _attachOrder = [];                // every value ever attached, first attach first
+    private readonly HashSet<uint> _everAttached = [];
+
     /// <summary>Test hook: retire arrays without a grace period, to show the checks catch it.</summary>
     internal bool UnsafeSkipGracePeriodForTests;
 
-    public EventfdMap(Qsbr qsbr, EventfdMapReclaim reclaim = EventfdMapReclaim.Synchronous)
+    /// <param name="qsbr">The domain the readers are registered in.</param>
+    /// <param name="reclaim">When an update frees the array it replaced.</param>
+    /// <param name="counterSlots">
+    /// Readers that count deliveries with <see cref="TrySignal(uint, int)"/>,
+    /// each with its own slot (a VM passes its vCPU count); 0 counts nothing.
+    /// </param>
+    public EventfdMap(Qsbr qsbr, EventfdMapReclaim reclaim = EventfdMapReclaim.Synchronous, int counterSlots = 0)
     {
+        ArgumentOutOfRangeException.ThrowIfNegative(counterSlots);
         _qsbr = qsbr;
         Reclaim = reclaim;
+        _counterSlots = counterSlots;
     }
+
+    /// <summary>How many readers can count deliveries, each in its own slot.</summary>
+    public int CounterSlots => _counterSlots;
 
     public EventfdMapReclaim Reclaim { get; }
 
@@ -124,6 +162,40 @@ public sealed unsafe class EventfdMap : IDisposable
         return fd >= 0 && WriteOne(fd);
     }
 
+    /// <summary>
+    /// <see cref="TrySignal(uint)"/>, and on a delivery one more in
+    /// <paramref name="slot"/>'s counter for the value. Still no lock, no
+    /// allocation, no interlocked instruction: the slot belongs to the calling
+    /// thread alone (a vCPU's index), so a plain increment is exact.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public bool TrySignal(uint value, int slot)
+    {
+        var map = (Header*)Volatile.Read(ref _current);
+        if (Checking) return TrySignalChecked(map, value, slot);
+        int i = IndexOf(map, value);
+        if (i < 0 || !WriteOne(Entries(map)[i].Fd)) return false;
+        long* counters = Counters(map)[i];
+        if (counters != null && (uint)slot < (uint)_counterSlots) counters[slot * CounterStride]++;
+        return true;
+    }
+
+    /// <summary>
+    /// Deliveries counted per value, for every value ever attached (first
+    /// attach first), over all its attachments and slots. Exact when no reader
+    /// is signalling (after the vCPUs stopped); a snapshot otherwise.
+    /// </summary>
+    public IReadOnlyList<KeyValuePair<uint, long>> DeliveredCounts()
+    {
+        lock (_countsLock)
+        {
+            var totals = new Dictionary<uint, long>(_retiredCounts);
+            foreach ((nint block, uint value) in _liveCounters)
+                totals[value] = totals.GetValueOrDefault(value) + Sum((long*)block);
+            return [.. _attachOrder.Select(v => new KeyValuePair<uint, long>(v, totals.GetValueOrDefault(v)))];
+        }
+    }
+
     /// <summary>The lookup alone (no signal): the descriptor for <paramref name="value"/>, or -1.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal int Lookup(uint value) => Find((Header*)Volatile.Read(ref _current), value);
@@ -138,7 +210,19 @@ public sealed unsafe class EventfdMap : IDisposable
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static int IndexOf(Header* map, uint value)
+    {
+        Entry* e = Entries(map);
+        for (int i = 0, n = map->Count; i < n; i++)
+            if (e[i].Value == value) return i;
+        return -1;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Entry* Entries(Header* map) => (Entry*)(map + 1);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static long** Counters(Header* map) => (long**)(Entries(map) + map->Count);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static bool WriteOne(int fd)
@@ -159,14 +243,18 @@ public sealed unsafe class EventfdMap : IDisposable
     }
 
     [MethodImpl(MethodImplOptions.NoInlining)]
-    private static bool TrySignalChecked(Header* map, uint value)
+    private bool TrySignalChecked(Header* map, uint value, int slot = -1)
     {
         if (Volatile.Read(ref map->Magic) != LiveMagic) { Interlocked.Increment(ref s_poisonedReads); return false; }
         s_afterLoadHook?.Invoke(value);
-        int fd = Find(map, value);
+        int i = IndexOf(map, value);
+        int fd = i < 0 ? -1 : Entries(map)[i].Fd;
+        long* counters = i < 0 ? null : Counters(map)[i];
         // Poisoned while we scanned: we were using an array after its grace period.
         if (Volatile.Read(ref map->Magic) != LiveMagic) { Interlocked.Increment(ref s_poisonedReads); return false; }
-        return fd >= 0 && WriteOne(fd);
+        if (fd < 0 || !WriteOne(fd)) return false;
+        if (counters != null && (uint)slot < (uint)_counterSlots) counters[slot * CounterStride]++;
+        return true;
     }
 
     // Journey: eventfd-map-update
@@ -199,6 +287,7 @@ public sealed unsafe class EventfdMap : IDisposable
         nint old;
         lock (_writeLock)
         {
+            long* counters = null;
             try
             {
                 ObjectDisposedException.ThrowIf(_disposed, this);
@@ -207,10 +296,24 @@ public sealed unsafe class EventfdMap : IDisposable
                 if (cur->Count >= MaxEntries) ThrowHelper.ThrowErrno(op, Errno.ENOSPC, $"the map holds at most {MaxEntries} values");
 
                 // Copy into a one-larger array and append.
-                var next = (Header*)AllocateArray(cur->Count + 1);
-                new Span<Entry>(Entries(cur), cur->Count).CopyTo(new Span<Entry>(Entries(next), cur->Count));
-                Entries(next)[cur->Count] = new Entry { Value = value, Fd = dup.Fd };
+                int n = cur->Count;
+                var next = (Header*)AllocateArray(n + 1);
+                new Span<Entry>(Entries(cur), n).CopyTo(new Span<Entry>(Entries(next), n));
+                new Span<nint>(Counters(cur), n).CopyTo(new Span<nint>(Counters(next), n));
+                Entries(next)[n] = new Entry { Value = value, Fd = dup.Fd };
+                if (_counterSlots > 0)
+                {
+                    nuint bytes = (nuint)(_counterSlots * CounterStride * sizeof(long));
+                    counters = (long*)NativeMemory.AlignedAlloc(bytes, 64);
+                    NativeMemory.Clear(counters, bytes);
+                }
+                Counters(next)[n] = counters;
                 _owned.Add(value, dup);
+                lock (_countsLock)
+                {
+                    if (counters != null) _liveCounters.Add((nint)counters, value);
+                    if (_everAttached.Add(value)) _attachOrder.Add(value);
+                }
 
                 old = _current;
                 Volatile.Write(ref _current, (nint)next); // publish
@@ -218,6 +321,7 @@ public sealed unsafe class EventfdMap : IDisposable
             catch
             {
                 dup.Dispose();
+                if (counters != null && !_owned.ContainsKey(value)) NativeMemory.AlignedFree(counters);
                 throw;
             }
             if (Reclaim == EventfdMapReclaim.Synchronous) RetireLocked(old, null);
@@ -233,6 +337,7 @@ public sealed unsafe class EventfdMap : IDisposable
     {
         nint old;
         SafeFdHandle? dup;
+        long* counters = null;
         lock (_writeLock)
         {
             ObjectDisposedException.ThrowIf(_disposed, this);
@@ -241,35 +346,69 @@ public sealed unsafe class EventfdMap : IDisposable
             int n = cur->Count;
             var next = n == 1 ? (Header*)s_empty : (Header*)AllocateArray(n - 1);
             Entry* src = Entries(cur), dst = Entries(next);
+            long** srcCounters = Counters(cur), dstCounters = Counters(next);
             for (int i = 0, j = 0; i < n; i++)
-                if (src[i].Value != value) dst[j++] = src[i];
+            {
+                if (src[i].Value == value)
+                {
+                    counters = srcCounters[i];
+                    continue;
+                }
+                dstCounters[j] = srcCounters[i];
+                dst[j++] = src[i];
+            }
             old = _current;
             Volatile.Write(ref _current, (nint)next);
-            if (Reclaim == EventfdMapReclaim.Synchronous) RetireLocked(old, dup);
+            if (Reclaim == EventfdMapReclaim.Synchronous) RetireLocked(old, dup, counters);
         }
-        if (Reclaim == EventfdMapReclaim.Deferred) Retire(old, dup);
+        if (Reclaim == EventfdMapReclaim.Deferred) Retire(old, dup, counters);
         return true;
     }
 
     /// <summary>Synchronous reclaim; runs under the write lock so updates keep their order.</summary>
-    private void RetireLocked(nint old, SafeFdHandle? closeAfter)
+    private void RetireLocked(nint old, SafeFdHandle? closeAfter, long* counters = null)
     {
         if (!UnsafeSkipGracePeriodForTests) _qsbr.Synchronize();
         Free(old);
         closeAfter?.Dispose();
+        RetireCounters(counters);
     }
 
-    private void Retire(nint old, SafeFdHandle? closeAfter)
+    private void Retire(nint old, SafeFdHandle? closeAfter, long* counters = null)
     {
-        if (UnsafeSkipGracePeriodForTests) { Free(old); closeAfter?.Dispose(); return; }
-        if (closeAfter == null && !Checking)
+        if (UnsafeSkipGracePeriodForTests) { Free(old); closeAfter?.Dispose(); RetireCounters(counters); return; }
+        if (closeAfter == null && counters == null && !Checking)
         {
             if (old != s_empty) _qsbr.Defer((void*)old);
         }
         else
         {
-            _qsbr.Defer(() => { Free(old); closeAfter?.Dispose(); });
+            nint block = (nint)counters;
+            _qsbr.Defer(() => { Free(old); closeAfter?.Dispose(); RetireCounters((long*)block); });
         }
+    }
+
+    /// <summary>
+    /// After the grace period that followed its entry's removal, no reader can
+    /// add to a counter block any more: its count joins the value's total and
+    /// the block is freed.
+    /// </summary>
+    private void RetireCounters(long* counters)
+    {
+        if (counters == null) return;
+        lock (_countsLock)
+        {
+            if (_liveCounters.Remove((nint)counters, out uint value))
+                _retiredCounts[value] = _retiredCounts.GetValueOrDefault(value) + Sum(counters);
+            NativeMemory.AlignedFree(counters);
+        }
+    }
+
+    private long Sum(long* counters)
+    {
+        long sum = 0;
+        for (int slot = 0; slot < _counterSlots; slot++) sum += Volatile.Read(ref counters[slot * CounterStride]);
+        return sum;
     }
 
     private void Free(nint array)
@@ -284,14 +423,15 @@ public sealed unsafe class EventfdMap : IDisposable
         // but a poisoned array stays poisoned for as long as anyone could read it.
         var map = (Header*)array;
         Volatile.Write(ref map->Magic, PoisonMagic);
+        for (int i = 0; i < map->Count; i++) Counters(map)[i] = null;
         for (int i = 0; i < map->Count; i++) Entries(map)[i] = new Entry { Value = 0, Fd = -1 };
         lock (_quarantine) _quarantine.Add(array);
     }
 
-    /// <summary>A live array of <paramref name="count"/> entries (entries uninitialised), from NativeMemory.Alloc.</summary>
+    /// <summary>A live array of <paramref name="count"/> entries and counter pointers (uninitialised), from NativeMemory.Alloc.</summary>
     internal static nint AllocateArray(int count)
     {
-        var map = (Header*)NativeMemory.Alloc((nuint)(sizeof(Header) + count * sizeof(Entry)));
+        var map = (Header*)NativeMemory.Alloc((nuint)(sizeof(Header) + count * (sizeof(Entry) + sizeof(nint))));
         map->Magic = LiveMagic;
         map->Count = count;
         return (nint)map;
@@ -363,6 +503,12 @@ public sealed unsafe class EventfdMap : IDisposable
         {
             foreach (SafeFdHandle h in _owned.Values) h.Dispose();
             _owned.Clear();
+        }
+        // No reader can reach the live blocks any more: fold them in, so that
+        // DeliveredCounts still answers after the map is gone.
+        lock (_countsLock)
+        {
+            foreach (nint block in _liveCounters.Keys.ToList()) RetireCounters((long*)block);
         }
         lock (_quarantine)
         {

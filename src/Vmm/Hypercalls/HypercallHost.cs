@@ -1,38 +1,48 @@
-using System.Diagnostics;
 using Sharpvisor.Jit.Cpu;
 using Sharpvisor.Jit.Runtime;
 using Sharpvisor.Native;
+using Sharpvisor.Vmm.Interrupts;
+using Sharpvisor.Vmm.Notify;
 
 namespace Sharpvisor.Vmm.Hypercalls;
 
 /// <summary>
-/// The host side of <c>int $0x1f</c> and <c>hlt</c> for one VM. Every call
-/// runs on the vCPU's thread, in line from translated code. Nothing the guest
-/// passes is trusted: a bad argument stops the guest with a reason (a fault),
-/// never the host with an exception. Only EAX is ever written.
+/// The host side of <c>int $0x1f</c> and <c>hlt</c> for one VM, shared by
+/// its vCPUs. Every call runs on the calling vCPU's thread, in line from
+/// translated code. Nothing the guest passes is trusted: a bad argument stops
+/// the guest with a reason (a fault), never the host with an exception. Only
+/// EAX is ever written.
 /// </summary>
 public sealed class HypercallHost : IVcpuHost, IDisposable
 {
     private readonly GuestMemory _memory;
     private readonly Stream _console;
-    // Set once when the machine is being stopped (timeout, signal), so that a
-    // vCPU asleep in LHCALL_HALT returns at once and meets the stop request.
-    private readonly ManualResetEventSlim _stopping = new(false);
-    private long _notifyMisses;
+    private readonly Qsbr? _ownQsbr; // standalone hosts (tests) make their own notifier and controller
 
     /// <param name="memory">Guest RAM, for the buffers hypercalls name.</param>
     /// <param name="console">Where SV_CONSOLE_WRITE's bytes go (stdout), written through unchanged.</param>
+    /// <param name="notifier">The VM's value-to-eventfd map and its counts (LHCALL_NOTIFY).</param>
+    /// <param name="interrupts">The VM's pending interrupts and waits (LHCALL_HALT, hlt).</param>
+    public HypercallHost(GuestMemory memory, Stream console, Notifier notifier, InterruptController interrupts)
+    {
+        _memory = memory;
+        _console = console;
+        Notifier = notifier;
+        Interrupts = interrupts;
+    }
+
+    /// <summary>A host for one vCPU with its own notifier and interrupt controller, which it disposes.</summary>
     public HypercallHost(GuestMemory memory, Stream console)
     {
         _memory = memory;
         _console = console;
+        _ownQsbr = new Qsbr();
+        Notifier = new Notifier(_ownQsbr, 1);
+        Interrupts = new InterruptController(1);
     }
 
-    /// <summary>LHCALL_NOTIFY calls that found no eventfd attached to their value.</summary>
-    public long NotifyMisses => Interlocked.Read(ref _notifyMisses);
-
-    /// <summary>Wakes a vCPU sleeping in LHCALL_HALT, for good: the machine is stopping.</summary>
-    public void Wake() => _stopping.Set();
+    public Notifier Notifier { get; }
+    public InterruptController Interrupts { get; }
 
     // Journey: hypercall
     /// <summary>
@@ -50,68 +60,57 @@ public sealed class HypercallHost : IVcpuHost, IDisposable
         return s[Gpr.Eax] switch
         {
             HypercallNumber.LhcallShutdown => VcpuExit.Shutdown((int)(s[Gpr.Ebx] & 0xff)),
-            HypercallNumber.LhcallHalt => HaltFor(ref s, s[Gpr.Ebx]),
-            HypercallNumber.LhcallNotify => Notify(ref s, s[Gpr.Ebx]),
-            HypercallNumber.SvConsoleWrite => ConsoleWrite(ref s, s[Gpr.Ebx], s[Gpr.Ecx]),
+            HypercallNumber.LhcallHalt => HaltFor(vcpu, ref s, s[Gpr.Ebx]),
+            HypercallNumber.LhcallNotify => Notify(vcpu, ref s, s[Gpr.Ebx]),
+            HypercallNumber.SvConsoleWrite => ConsoleWrite(vcpu, ref s, s[Gpr.Ebx], s[Gpr.Ecx]),
             uint n => Fault(ref s, $"unknown hypercall {n} (EAX)"),
         };
     }
 
     /// <summary>
     /// <c>hlt</c> waits, without consuming it, for an interrupt to become
-    /// pending. ABI v1 has no interrupt source, so nothing can ever end the
-    /// wait: stop now and say so rather than hang.
+    /// pending. With no interrupt source attached, only another vCPU can end
+    /// the wait (by stopping the VM); when every vCPU waits so, it is a deadlock.
     /// </summary>
-    public VcpuExit? Halt(Vcpu vcpu) => new(StopReason.Deadlock,
-        $"hlt at eip 0x{vcpu.State.Eip - 1:x} waits for an interrupt, and ABI v1 has no interrupt source to raise one");
+    public VcpuExit? Halt(Vcpu vcpu) => Interrupts.WaitForInterrupt(vcpu);
 
-    private VcpuExit? HaltFor(ref CpuState s, uint timeoutMicroseconds)
+    private VcpuExit? HaltFor(Vcpu vcpu, ref CpuState s, uint timeoutMicroseconds)
     {
-        if (timeoutMicroseconds == 0)
-            return new VcpuExit(StopReason.Deadlock,
-                $"LHCALL_HALT without a timeout at eip 0x{s.Eip - 2:x}, and ABI v1 has no interrupt source to wake it");
-        // The guest asked to sleep at least this long. The event's timed wait
-        // counts in coarse milliseconds and can return a few early, so wait
-        // again for whatever the monotonic clock says is left. A stop request
-        // cuts the sleep short.
-        long deadline = Stopwatch.GetTimestamp() + (long)(timeoutMicroseconds * (Stopwatch.Frequency / 1e6));
-        for (long left; (left = deadline - Stopwatch.GetTimestamp()) > 0;)
-        {
-            double ms = Math.Ceiling(left * 1000.0 / Stopwatch.Frequency);
-            if (_stopping.Wait(TimeSpan.FromMilliseconds(ms)))
-                break;
-        }
-        s[Gpr.Eax] = 0; // no interrupt was pending: a timeout
-        return null;
+        VcpuExit? exit = Interrupts.Halt(vcpu, timeoutMicroseconds, out uint irq);
+        if (exit == null) s[Gpr.Eax] = irq; // the interrupt taken, or 0: the timeout passed
+        return exit;
     }
 
     // Journey: notify
     /// <summary>
-    /// LHCALL_NOTIFY: the guest tells the host "I put work in a queue", naming
-    /// the queue by a value. The vCPU must not do that work itself (it would
-    /// stop running guest code meanwhile), so the value is handed, through the
-    /// RCU eventfd map, to whichever thread or process services the device.
-    /// Until the map is wired into the VM (issue 4), every notify is a miss.
+    /// LHCALL_NOTIFY, the seed's <c>send_notify_to_eventfd</c>. The guest tells
+    /// the host "I put work in a queue", naming the queue by a value. The vCPU
+    /// must not do that work itself (it would stop running guest code
+    /// meanwhile), so the value is looked up in the RCU eventfd map on this
+    /// vCPU's thread and the eventfd of whichever thread or process services
+    /// the device is signalled right here, one write(2), inside translated
+    /// code's call: no dispatcher round trip, no lock, no allocation, no
+    /// exception. A miss returns 0 and is counted, per value, by this vCPU alone.
     /// </summary>
-    private VcpuExit? Notify(ref CpuState s, uint value)
+    private VcpuExit? Notify(Vcpu vcpu, ref CpuState s, uint value)
     {
         // Value 0 is reserved so that a zeroed variable cannot notify by accident.
         if (value == 0)
             return Fault(ref s, "LHCALL_NOTIFY with value 0");
-        // No eventfd map is wired to the VM yet (a later issue): every
-        // notification is a miss, counted so tests and stats can see them.
-        Interlocked.Increment(ref _notifyMisses);
-        s[Gpr.Eax] = 0;
+        s[Gpr.Eax] = Notifier.Signal(value, vcpu.Index) ? 1u : 0u;
         return null;
     }
 
-    private VcpuExit? ConsoleWrite(ref CpuState s, uint address, uint length)
+    private VcpuExit? ConsoleWrite(Vcpu vcpu, ref CpuState s, uint address, uint length)
     {
         int count = (int)Math.Min(length, (uint)HypercallNumber.ConsoleWriteMax);
         // Only the bytes we would write must be in RAM: a guest that passes a
         // huge length gets the first 64 KiB and EAX saying so.
         if (!_memory.TryGetSpan(address, count, out Span<byte> bytes))
             return Fault(ref s, $"SV_CONSOLE_WRITE of {count} bytes at 0x{address:x} outside guest RAM");
+        // The write may block (a full pipe): offline meanwhile, so that map
+        // updates do not wait for a reader that holds nothing.
+        vcpu.Qsbr?.Offline();
         try
         {
             _console.Write(bytes);
@@ -121,6 +120,10 @@ public sealed class HypercallHost : IVcpuHost, IDisposable
         catch (IOException e)
         {
             return new VcpuExit(StopReason.Error, $"console write failed: {e.Message}");
+        }
+        finally
+        {
+            vcpu.Qsbr?.Online();
         }
         s[Gpr.Eax] = (uint)count;
         return null;
@@ -137,5 +140,11 @@ public sealed class HypercallHost : IVcpuHost, IDisposable
         return VcpuExit.Fault($"{what} at eip 0x{s.Eip:x}");
     }
 
-    public void Dispose() => _stopping.Dispose();
+    public void Dispose()
+    {
+        if (_ownQsbr == null) return;
+        Notifier.Dispose();
+        Interrupts.Dispose();
+        _ownQsbr.Dispose();
+    }
 }

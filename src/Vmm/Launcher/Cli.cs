@@ -6,6 +6,7 @@ using System.Globalization;
 using System.Runtime.InteropServices;
 using System.Text;
 using Sharpvisor.Jit.Runtime;
+using Sharpvisor.Native;
 using Sharpvisor.Vmm.Loader;
 
 namespace Sharpvisor.Vmm.Launcher;
@@ -88,7 +89,38 @@ public static class Cli
                 ? s
                 : Fail<double?>(r, $"--timeout '{r.Tokens[0].Value}' must be a number of seconds, above 0 and at most 1e7"),
         };
-        var run = new Command("run", "run a guest image until it shuts down") { image, engine, mem, flat, regs, timeout };
+        var vcpus = new Option<int>("--vcpus")
+        {
+            Description = $"vCPUs, each on its own thread, sharing RAM (1 to {MachineConfig.MaxVcpus})",
+            HelpName = "N",
+            DefaultValueFactory = _ => 1,
+            CustomParser = r => int.TryParse(r.Tokens[0].Value, NumberStyles.None, CultureInfo.InvariantCulture, out int n)
+                                && n is >= 1 and <= MachineConfig.MaxVcpus
+                ? n
+                : Fail<int>(r, $"--vcpus '{r.Tokens[0].Value}' must be a number from 1 to {MachineConfig.MaxVcpus}"),
+        };
+        var notify = new Option<NotifySpec[]>("--notify")
+        {
+            Description = "LHCALL_NOTIFY of VALUE (nonzero, decimal or 0x-hex) signals TARGET's eventfd; TARGET is fd:N, an eventfd passed down as descriptor N. Repeatable",
+            HelpName = "VALUE=TARGET",
+            Arity = ArgumentArity.OneOrMore,
+            AllowMultipleArgumentsPerToken = false,
+            CustomParser = r => Targets.TryParseNotify(r.Tokens.Select(t => t.Value), out NotifySpec[] specs, out string error)
+                ? specs
+                : Fail<NotifySpec[]>(r, error),
+        };
+        var irq = new Option<IrqSpec[]>("--irq")
+        {
+            Description = "a write to TARGET's eventfd makes interrupt N (1 to 31) pending; TARGET as for --notify. Repeatable",
+            HelpName = "N=TARGET",
+            Arity = ArgumentArity.OneOrMore,
+            AllowMultipleArgumentsPerToken = false,
+            CustomParser = r => Targets.TryParseIrq(r.Tokens.Select(t => t.Value), out IrqSpec[] specs, out string error)
+                ? specs
+                : Fail<IrqSpec[]>(r, error),
+        };
+        var stats = new Option<bool>("--stats") { Description = "print notification counts per value on stderr at exit, before the --regs line" };
+        var run = new Command("run", "run a guest image until it shuts down") { image, engine, mem, flat, vcpus, notify, irq, stats, regs, timeout };
 
         var notifications = new Argument<int>("NOTIFICATIONS")
         {
@@ -137,7 +169,11 @@ public static class Cli
             parsed.GetValue(mem),
             parsed.GetValue(flat),
             parsed.GetValue(regs),
-            parsed.GetValue(timeout) is double seconds ? TimeSpan.FromSeconds(seconds) : null);
+            parsed.GetValue(timeout) is double seconds ? TimeSpan.FromSeconds(seconds) : null,
+            parsed.GetValue(notify) ?? [],
+            parsed.GetValue(irq) ?? [],
+            parsed.GetValue(vcpus),
+            parsed.GetValue(stats));
         return Run(options, stdout, stderr, handleSignals);
     }
 
@@ -169,18 +205,61 @@ public static class Cli
             return (int)e.Status;
         }
 
-        using var machine = new Machine(new MachineConfig(options.MemorySize, options.Engine), image, stdout);
-        using PosixSignalRegistration? sigint = handleSignals ? StopOn(machine, PosixSignal.SIGINT, 2, "SIGINT") : null;
-        using PosixSignalRegistration? sigterm = handleSignals ? StopOn(machine, PosixSignal.SIGTERM, 15, "SIGTERM") : null;
+        // Our duplicates of the targets' descriptors: closed on every path,
+        // after the machine (declared first, so disposed last).
+        var opened = new List<EventFd>();
+        try
+        {
+            var notifyFds = new List<(NotifySpec Spec, EventFd Fd)>();
+            var irqFds = new List<(IrqSpec Spec, EventFd Fd)>();
+            try
+            {
+                foreach (NotifySpec spec in options.Notify ?? [])
+                {
+                    notifyFds.Add((spec, Targets.Open(spec, spec.Target)));
+                    opened.Add(notifyFds[^1].Fd);
+                }
+                foreach (IrqSpec spec in options.Irqs ?? [])
+                {
+                    irqFds.Add((spec, Targets.Open(spec, spec.Target)));
+                    opened.Add(irqFds[^1].Fd);
+                }
+            }
+            catch (TargetUnavailableException e)
+            {
+                stderr.WriteLine($"sharpvisor: {OneLine(e.Message)}");
+                return (int)ExitStatus.Unavailable;
+            }
 
-        VcpuExit exit = machine.Run(options.Timeout);
-        int status = ExitStatuses.For(exit);
-        stdout.Flush(); // the guest's output first, then our line about why it stopped
-        if (exit.Reason != StopReason.Shutdown)
-            stderr.WriteLine($"sharpvisor: {Describe(exit, machine.Vcpu.State.Eip)}");
-        if (options.Regs)
-            stderr.WriteLine(RegsReport.Format(exit, status, [machine.Vcpu]));
-        return status;
+            using var machine = new Machine(new MachineConfig(options.MemorySize, options.Engine, options.Vcpus), image, stdout);
+            foreach ((NotifySpec spec, EventFd fd) in notifyFds)
+                machine.Notifier.Attach(spec.Value, fd.Handle);
+            foreach ((IrqSpec spec, EventFd fd) in irqFds)
+                machine.Interrupts.Attach(spec.Line, fd);
+            using PosixSignalRegistration? sigint = handleSignals ? StopOn(machine, PosixSignal.SIGINT, 2, "SIGINT") : null;
+            using PosixSignalRegistration? sigterm = handleSignals ? StopOn(machine, PosixSignal.SIGTERM, 15, "SIGTERM") : null;
+
+            VcpuExit exit = machine.Run(options.Timeout);
+            int status = ExitStatuses.For(exit);
+            stdout.Flush(); // the guest's output first, then our line about why it stopped
+            if (exit.Reason != StopReason.Shutdown)
+            {
+                Vcpu where = machine.Vcpus[machine.StoppedBy ?? 0];
+                string who = machine.Vcpus.Count > 1 && machine.StoppedBy is int k && exit.Reason is StopReason.Fault or StopReason.Error
+                    ? $"vcpu {k}: " : "";
+                stderr.WriteLine($"sharpvisor: {Describe(exit with { Message = who + exit.Message }, where.State.Eip)}");
+            }
+            if (options.Stats)
+                foreach (string line in machine.Notifier.StatsLines())
+                    stderr.WriteLine(line);
+            if (options.Regs)
+                stderr.WriteLine(RegsReport.Format(exit, status, machine.Vcpus));
+            return status;
+        }
+        finally
+        {
+            foreach (EventFd fd in opened) fd.Dispose();
+        }
     }
 
     /// <summary>

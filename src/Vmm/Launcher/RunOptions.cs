@@ -9,4 +9,8 @@ public sealed record RunOptions(
     ulong MemorySize,
     uint? FlatAddress,
     bool Regs,
-    TimeSpan? Timeout);
+    TimeSpan? Timeout,
+    IReadOnlyList<NotifySpec>? Notify = null,
+    IReadOnlyList<IrqSpec>? Irqs = null,
+    int Vcpus = 1,
+    bool Stats = false);

@@ -2,15 +2,19 @@ using Sharpvisor.Jit.Cpu;
 using Sharpvisor.Jit.Runtime;
 using Sharpvisor.Native;
 using Sharpvisor.Vmm.Hypercalls;
+using Sharpvisor.Vmm.Interrupts;
+using Sharpvisor.Vmm.Notify;
 using Sharpvisor.Vmm.Loader;
 
 namespace Sharpvisor.Vmm;
 
 // Journey: machine
 /// <summary>
-/// One VM: guest RAM holding the image, the execution engine, the hypercall
-/// host and vCPU 0, set up as guest ABI v1 says (docs/guest-abi.md). It runs
-/// the vCPU on the calling thread until the guest stops or the host stops it.
+/// One VM: guest RAM holding the image, the execution engine, the RCU domain
+/// and the notification map, the interrupt controller, the hypercall host,
+/// and the vCPUs, set up as guest ABI v1 says (docs/guest-abi.md). vCPU 0
+/// runs on the thread that calls <see cref="Run"/>, each other vCPU on a
+/// thread of its own, until the first of them stops.
 /// </summary>
 /// <remarks>
 /// A hypervisor with no hardware help has to be the CPU as well: KVM would
@@ -27,18 +31,31 @@ public sealed class Machine : IDisposable
 
     private readonly Lock _gate = new();
     private bool _finished;
-    private bool _stopRequested;
+    private VcpuExit? _first;
+    private readonly Vcpu[] _vcpus = [];
 
     public Machine(MachineConfig config, GuestImage image, Stream console)
     {
+        if (config.Vcpus is < 1 or > MachineConfig.MaxVcpus)
+            throw new ArgumentOutOfRangeException(nameof(config), $"a VM has 1 to {MachineConfig.MaxVcpus} vCPUs, not {config.Vcpus}");
         Memory = GuestMemory.Allocate(config.MemorySize);
         try
         {
             ImageLoader.Load(image, Memory);
-            Engine = new ExecutionEngine(Memory, config.Engine);
-            Host = new HypercallHost(Memory, console);
-            Vcpu = new Vcpu(Engine, 0, Host);
-            Reset(Vcpu, image.Entry, config.MemorySize);
+            Qsbr = new Qsbr();
+            // A grace period held up by a busy or preempted vCPU only delays an
+            // update; the launcher's stderr is for one line about the stop.
+            Qsbr.Stalled += _ => { };
+            Engine = new ExecutionEngine(Memory, config.Engine, Qsbr);
+            Notifier = new Notifier(Qsbr, config.Vcpus);
+            Interrupts = new InterruptController(config.Vcpus);
+            Host = new HypercallHost(Memory, console, Notifier, Interrupts);
+            _vcpus = new Vcpu[config.Vcpus];
+            for (int i = 0; i < _vcpus.Length; i++)
+            {
+                _vcpus[i] = new Vcpu(Engine, i, Host);
+                Reset(_vcpus[i], image.Entry, config.MemorySize);
+            }
         }
         catch
         {
@@ -48,9 +65,20 @@ public sealed class Machine : IDisposable
     }
 
     public GuestMemory Memory { get; }
+    public Qsbr Qsbr { get; } = null!;
     public ExecutionEngine Engine { get; } = null!;
+    public Notifier Notifier { get; } = null!;
+    public InterruptController Interrupts { get; } = null!;
     public HypercallHost Host { get; } = null!;
-    public Vcpu Vcpu { get; } = null!;
+
+    /// <summary>The vCPUs, by index.</summary>
+    public IReadOnlyList<Vcpu> Vcpus => _vcpus;
+
+    /// <summary>vCPU 0, the boot vCPU.</summary>
+    public Vcpu Vcpu => _vcpus[0];
+
+    /// <summary>The vCPU whose stop ended the VM; null if the host stopped it (timeout, signal) or it has not stopped.</summary>
+    public int? StoppedBy { get; private set; }
 
     // Journey: reset
     /// <summary>
@@ -72,71 +100,114 @@ public sealed class Machine : IDisposable
 
     // Journey: launch
     /// <summary>
-    /// Runs vCPU 0 on this thread until it stops. With
-    /// <paramref name="timeout"/>, a timer stops it with
-    /// <see cref="StopReason.Timeout"/>: other threads never touch a running
-    /// vCPU's registers, they ask it to stop, and it stops at the next block
-    /// boundary, where its state is exact. Never throws for anything the guest
+    /// Runs every vCPU until the first one stops; that stop is the VM's. vCPU 0
+    /// runs on this thread. With <paramref name="timeout"/>, a timer stops the
+    /// VM with <see cref="StopReason.Timeout"/>: other threads never touch a
+    /// running vCPU's registers, they ask it to stop, and it stops at the next
+    /// block boundary, where its state is exact. Never throws for anything the guest
     /// or the engine does: an engine exception becomes a
     /// <see cref="StopReason.Error"/> exit, so the caller can still report
     /// registers.
     /// </summary>
+    /// <remarks>
+    /// The vCPUs share RAM, the engine's block cache and the notification
+    /// map; each has its own registers, thread and QSBR registration. The
+    /// first stop of any of them, for any reason (a shutdown, a fault, a
+    /// deadlock, an error) or a stop from the host, ends the VM: the others
+    /// are asked to stop at their next block boundary, the halted ones are
+    /// woken through the interrupt controller's stop eventfd, and all threads
+    /// are joined before Run returns, so nothing runs guest code afterwards
+    /// and the caller can dispose the machine.
+    /// </remarks>
     public VcpuExit Run(TimeSpan? timeout = null)
     {
         Timer? timer = null;
-        if (timeout is TimeSpan limit)
-            timer = new Timer(_ => RequestStop(new VcpuExit(StopReason.Timeout,
-                $"--timeout of {limit.TotalSeconds:0.###} s elapsed")), null, limit, Timeout.InfiniteTimeSpan);
+        var threads = new List<Thread>();
+        try
+        {
+            Interrupts.Start();
+            if (timeout is TimeSpan limit)
+                timer = new Timer(_ => RequestStop(new VcpuExit(StopReason.Timeout,
+                    $"--timeout of {limit.TotalSeconds:0.###} s elapsed")), null, limit, Timeout.InfiniteTimeSpan);
+            for (int i = 1; i < _vcpus.Length; i++)
+            {
+                int index = i;
+                var thread = new Thread(() => RunVcpu(index)) { Name = $"vcpu{index}", IsBackground = true };
+                thread.Start();
+                threads.Add(thread);
+            }
+            RunVcpu(0);
+        }
+        catch (Exception e)
+        {
+            // Setting up failed (no thread, no descriptor): stop what started.
+            Stopped(new VcpuExit(StopReason.Error, $"starting the vCPUs failed: {e.GetType().Name}: {e.Message.ReplaceLineEndings(" ")}"), null);
+        }
+        finally
+        {
+            foreach (Thread t in threads) t.Join();
+            timer?.Dispose();
+            // From here on a late timer or signal must not reach the vCPUs:
+            // they are about to be disposed.
+            lock (_gate) _finished = true;
+        }
+        return _first!;
+    }
+
+    private void RunVcpu(int index)
+    {
         VcpuExit exit;
         try
         {
-            exit = Vcpu.Run();
+            exit = _vcpus[index].Run();
         }
         catch (Exception e)
         {
             exit = new VcpuExit(StopReason.Error, $"the vCPU failed: {e.GetType().Name}: {e.Message.ReplaceLineEndings(" ")}");
         }
-        finally
-        {
-            timer?.Dispose();
-            // From here on a late timer or signal must not reach the vCPU: it
-            // is about to be disposed.
-            lock (_gate) _finished = true;
-        }
-        return exit;
+        Stopped(exit, index);
     }
 
-    /// <summary>
-    /// Stops a running vCPU with <paramref name="exit"/> as its reason; any
-    /// thread may call it (a timer, a signal handler). The first request wins;
-    /// one after the vCPU has stopped does nothing.
-    /// </summary>
-    public void RequestStop(VcpuExit exit)
+    /// <summary>The first stop wins and becomes every vCPU's; later ones (the others obeying it) change nothing.</summary>
+    private void Stopped(VcpuExit exit, int? vcpu)
     {
         lock (_gate)
         {
-            if (_finished || _stopRequested) return;
-            _stopRequested = true;
-            Host.Wake(); // a vCPU asleep in LHCALL_HALT would not see the request until it woke
-            try
+            if (_first != null || _finished) return;
+            _first = exit;
+            StoppedBy = vcpu;
+            foreach (Vcpu v in _vcpus)
             {
-                Vcpu.RequestStop(exit);
+                try
+                {
+                    v.RequestStop(exit);
+                }
+                catch (Exception)
+                {
+                    // The engine promises not to throw here; if it did anyway, an
+                    // exception on a timer or signal thread would kill the process
+                    // without our one-line report, so the request is dropped.
+                }
             }
-            catch (Exception)
-            {
-                // The engine promises not to throw here; if it did anyway, an
-                // exception on a timer or signal thread would kill the process
-                // without our one-line report, so the request is dropped and
-                // the guest runs on (Run's own exit still gets reported).
-            }
+            Interrupts.Stop(exit); // wakes every halted vCPU, for good
         }
     }
 
+    /// <summary>
+    /// Stops the VM with <paramref name="exit"/> as its reason; any thread may
+    /// call it (a timer, a signal handler, a test). The first stop wins; one
+    /// after the VM has stopped does nothing.
+    /// </summary>
+    public void RequestStop(VcpuExit exit) => Stopped(exit, null);
+
     public void Dispose()
     {
-        Vcpu?.Dispose();
+        foreach (Vcpu v in _vcpus) v?.Dispose();
         Host?.Dispose();
+        Notifier?.Dispose();
+        Interrupts?.Dispose();
         Engine?.Dispose();
+        Qsbr?.Dispose();
         Memory?.Dispose();
     }
 }

@@ -1,0 +1,326 @@
+using System.Diagnostics;
+using System.Numerics;
+using System.Runtime.InteropServices;
+using Sharpvisor.Jit.Runtime;
+using Sharpvisor.Native;
+
+namespace Sharpvisor.Vmm.Interrupts;
+
+// Journey: interrupts
+/// <summary>
+/// Interrupts from the host to the guest, and the waits that end with one.
+/// Each interrupt line 1..31 can have an eventfd attached; a host process
+/// that writes to it makes that interrupt pending. Pending interrupts belong
+/// to the VM, not to a vCPU: one bit each, so they are edge-like and
+/// coalesce (three writes, or a count of 3, before the guest looks are one
+/// pending interrupt), and LHCALL_HALT on any vCPU takes the lowest.
+/// </summary>
+/// <remarks>
+/// <para>
+/// A halted vCPU sleeps in the kernel, in one ppoll on every interrupt
+/// eventfd plus two of its own: the VM's stop eventfd, which stays readable
+/// once the VM is stopping (a shutdown on another vCPU, a fault, the
+/// timeout, a signal), so every halted vCPU wakes at once and for good; and
+/// its kick eventfd, with which another vCPU that made an interrupt pending
+/// tells it to look. No relay thread sits between the eventfd and the vCPU:
+/// it would add a thread wakeup to every interrupt round trip. The vCPU goes
+/// offline in the VM's QSBR domain for the sleep, so map updates never wait
+/// for a sleeping vCPU.
+/// </para>
+/// <para>
+/// The eventfds are the caller's and may be blocking, and their flags are
+/// never changed. A read is made only when a poll says the counter is
+/// nonzero, under a lock, after a zero-timeout poll that checks again: two
+/// vCPUs woken by the same write would otherwise both read, and the second
+/// read would sleep for ever. (So each interrupt eventfd must have this VM as
+/// its only reader.)
+/// </para>
+/// <para>
+/// Lost wakeups: a vCPU that reads an eventfd and sets a pending bit may have
+/// emptied it under the nose of another halted vCPU, whose ppoll then sleeps
+/// on. So whoever sets a bit kicks every vCPU that has announced it is about
+/// to sleep. The sleeper announces itself (a full fence) before it looks at
+/// the pending bits a last time; the setter sets the bits (a full fence)
+/// before it looks at the announcements. Either the sleeper sees the bit or
+/// the setter sees the sleeper, and a kick that lands before the ppoll starts
+/// leaves the kick eventfd readable, so that ppoll returns at once.
+/// </para>
+/// <para>
+/// Deadlock: with no interrupt source attached, a wait without a timeout
+/// (LHCALL_HALT with 0, or hlt) can only end when another vCPU stops the VM.
+/// The VM counts the vCPUs in such waits; the one whose wait makes the count
+/// equal to the number of vCPUs stops the VM as deadlocked (exit 81), since
+/// none is left to run. A vCPU alone in such a wait while another still runs
+/// is not a deadlock: the running one may still shut down. Waits with a
+/// timeout are not counted: they end by themselves.
+/// </para>
+/// </remarks>
+public sealed class InterruptController : IDisposable
+{
+    /// <summary>The highest interrupt number; numbers are 1..31 so that 0 can mean "none" (a HALT timeout).</summary>
+    public const int MaxLine = 31;
+
+    /// <summary>Most reads of one semaphore-mode eventfd per look: a count of 3 takes 3 reads to empty.</summary>
+    private const int MaxDrainRounds = 1024;
+
+    private readonly int _vcpus;
+    private readonly EventFd?[] _lines = new EventFd?[MaxLine + 1];
+    private readonly Lock _setupLock = new();
+    private readonly Lock _drainLock = new();
+    private readonly EventFd _stop = EventFd.Create(EventFdFlags.NonBlocking);
+    private volatile bool _started;
+    private int[] _lineNumbers = [];   // the attached lines, ascending; position i is poll-set index i
+    private ulong _linesMask;          // poll-set bits of the lines
+    private bool _anySemaphore;
+    private Waiter[] _waiters = [];
+    private uint _pending;             // bit n: interrupt n is pending
+    private int _waitingForever;
+    private VcpuExit? _stopExit;
+    private readonly long[] _raised = new long[MaxLine + 1];
+
+    /// <summary>One vCPU's side: its poll set and kick eventfd, and whether it is about to sleep.</summary>
+    private sealed class Waiter(EventFdPollSet set, EventFd kick, int kickIndex) : IDisposable
+    {
+        public readonly EventFdPollSet Set = set;
+        public readonly EventFd Kick = kick;
+        public readonly ulong KickBit = 1UL << kickIndex;
+        public readonly int KickIndex = kickIndex;
+        public int Sleeping;
+
+        public void Dispose()
+        {
+            Set.Dispose();
+            Kick.Dispose();
+        }
+    }
+
+    public InterruptController(int vcpus)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(vcpus, 1);
+        _vcpus = vcpus;
+    }
+
+    /// <summary>
+    /// Attaches <paramref name="eventFd"/> to interrupt <paramref name="line"/>
+    /// (1..31): a write to it makes the interrupt pending. Before the VM runs.
+    /// The caller keeps ownership; the controller holds a reference while it waits on it.
+    /// </summary>
+    public void Attach(int line, EventFd eventFd)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(line, 1);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(line, MaxLine);
+        lock (_setupLock)
+        {
+            if (_started) throw new InvalidOperationException("interrupt lines are attached before the VM runs");
+            if (_lines[line] != null) throw new InvalidOperationException($"interrupt {line} already has an eventfd");
+            _lines[line] = eventFd;
+        }
+    }
+
+    /// <summary>True if some interrupt line has an eventfd (a wait without a timeout can then end).</summary>
+    public bool HasSources
+    {
+        get { lock (_setupLock) return _lines.Any(l => l != null); }
+    }
+
+    /// <summary>The pending interrupts, bit n for interrupt n.</summary>
+    public uint Pending => Volatile.Read(ref _pending);
+
+    /// <summary>Times each interrupt was made pending (after coalescing), by line.</summary>
+    public long Raised(int line) => Volatile.Read(ref _raised[line]);
+
+    /// <summary>The stop every wait now returns, once the VM is stopping.</summary>
+    public VcpuExit? StopExit => Volatile.Read(ref _stopExit);
+
+    /// <summary>
+    /// Builds each vCPU's poll set from the attached lines. The machine calls
+    /// it before the vCPUs start; the first wait calls it otherwise.
+    /// </summary>
+    public void Start()
+    {
+        lock (_setupLock)
+        {
+            if (_started) return;
+            var lines = Enumerable.Range(1, MaxLine).Where(n => _lines[n] != null).ToArray();
+            var waiters = new List<Waiter>();
+            try
+            {
+                for (int v = 0; v < _vcpus; v++)
+                {
+                    var kick = EventFd.Create(EventFdFlags.NonBlocking);
+                    try
+                    {
+                        SafeHandle[] handles = [.. lines.Select(n => _lines[n]!.Handle), _stop.Handle, kick.Handle];
+                        waiters.Add(new Waiter(new EventFdPollSet(handles), kick, handles.Length - 1));
+                    }
+                    catch
+                    {
+                        kick.Dispose();
+                        throw;
+                    }
+                }
+            }
+            catch
+            {
+                foreach (Waiter w in waiters) w.Dispose();
+                throw;
+            }
+            _lineNumbers = lines;
+            _linesMask = (1UL << lines.Length) - 1;
+            _anySemaphore = lines.Any(n => (_lines[n]!.Flags & EventFdFlags.Semaphore) != 0);
+            _waiters = [.. waiters];
+            _started = true;
+        }
+    }
+
+    /// <summary>
+    /// The VM is stopping with <paramref name="exit"/>: every wait, now or
+    /// later, returns it at once. The first call wins; any thread may call.
+    /// </summary>
+    public void Stop(VcpuExit exit)
+    {
+        if (Interlocked.CompareExchange(ref _stopExit, exit, null) == null)
+            _stop.TrySignal(); // stays readable: the stop eventfd is never read
+    }
+
+    /// <summary>
+    /// LHCALL_HALT: sleeps until an interrupt is pending and takes the lowest
+    /// (<paramref name="irq"/>), or until <paramref name="timeoutMicroseconds"/>
+    /// pass (0: no timeout), then <paramref name="irq"/> is 0. Never returns
+    /// early on a timeout. Returns null to carry on, or why the vCPU stops.
+    /// </summary>
+    public VcpuExit? Halt(Vcpu vcpu, uint timeoutMicroseconds, out uint irq) =>
+        Wait(vcpu, Deadline(timeoutMicroseconds), take: true, out irq, "LHCALL_HALT without a timeout", 2);
+
+    /// <summary><c>hlt</c>: sleeps until an interrupt is pending, and leaves it pending.</summary>
+    public VcpuExit? WaitForInterrupt(Vcpu vcpu) =>
+        Wait(vcpu, long.MaxValue, take: false, out _, "hlt", 1);
+
+    private static long Deadline(uint timeoutMicroseconds) =>
+        timeoutMicroseconds == 0
+            ? long.MaxValue
+            : Stopwatch.GetTimestamp() + (long)((UInt128)timeoutMicroseconds * (ulong)Stopwatch.Frequency / 1_000_000);
+
+    private VcpuExit? Wait(Vcpu vcpu, long deadline, bool take, out uint irq, string what, int length)
+    {
+        irq = 0;
+        if (!_started) Start();
+        Waiter w = _waiters[vcpu.Index];
+        // Without an interrupt source, only another vCPU's stop can end this.
+        bool forever = deadline == long.MaxValue && _lineNumbers.Length == 0;
+        if (forever && Interlocked.Increment(ref _waitingForever) == _vcpus)
+        {
+            // The VM stops with this; the count goes back so that a wait
+            // after it (a host that ignores the stop) is judged afresh.
+            Interlocked.Decrement(ref _waitingForever);
+            return Deadlock(vcpu, what, length);
+        }
+        try
+        {
+            while (true)
+            {
+                if (Volatile.Read(ref _stopExit) is { } stop) return stop;
+                if (take ? TryTake(out irq) : Volatile.Read(ref _pending) != 0) return null;
+                long left = deadline - Stopwatch.GetTimestamp();
+                if (deadline != long.MaxValue && left <= 0) return null; // timed out; irq is 0
+
+                // Announce the sleep (a full fence), then look a last time.
+                Interlocked.Exchange(ref w.Sleeping, 1);
+                if (Volatile.Read(ref _pending) != 0 || Volatile.Read(ref _stopExit) != null)
+                {
+                    Volatile.Write(ref w.Sleeping, 0);
+                    continue;
+                }
+                // Offline: we hold nothing RCU-protected while asleep (or while
+                // draining, whose reads are system calls).
+                vcpu.Qsbr?.Offline();
+                try
+                {
+                    long ns = deadline == long.MaxValue ? -1 : (long)((UInt128)(ulong)left * 1_000_000_000 / (ulong)Stopwatch.Frequency);
+                    ulong ready = w.Set.Wait(ns);
+                    Volatile.Write(ref w.Sleeping, 0);
+                    if ((ready & w.KickBit) != 0) w.Set.TryRead(w.KickIndex, out _);
+                    if ((ready & _linesMask) != 0) Drain(w);
+                }
+                finally
+                {
+                    Volatile.Write(ref w.Sleeping, 0);
+                    vcpu.Qsbr?.Online();
+                }
+            }
+        }
+        finally
+        {
+            if (forever) Interlocked.Decrement(ref _waitingForever);
+        }
+    }
+
+    /// <summary>Takes the lowest pending interrupt, if any.</summary>
+    private bool TryTake(out uint irq)
+    {
+        uint pending = Volatile.Read(ref _pending);
+        while (pending != 0)
+        {
+            uint lowest = pending & (0u - pending);
+            uint seen = Interlocked.CompareExchange(ref _pending, pending & ~lowest, pending);
+            if (seen == pending)
+            {
+                irq = (uint)BitOperations.TrailingZeroCount(lowest);
+                return true;
+            }
+            pending = seen;
+        }
+        irq = 0;
+        return false;
+    }
+
+    /// <summary>
+    /// Reads every interrupt eventfd that is readable and makes its interrupt
+    /// pending; then kicks the other vCPUs that are about to sleep.
+    /// </summary>
+    private void Drain(Waiter self)
+    {
+        uint raised = 0;
+        lock (_drainLock)
+        {
+            for (int round = 0; round < MaxDrainRounds; round++)
+            {
+                // The zero-timeout poll under the lock is the re-check: another
+                // vCPU may have emptied a counter since our own poll saw it.
+                ulong ready = self.Set.Ready() & _linesMask;
+                if (ready == 0) break;
+                for (; ready != 0; ready &= ready - 1)
+                {
+                    int i = BitOperations.TrailingZeroCount(ready);
+                    if (self.Set.TryRead(i, out _)) raised |= 1u << _lineNumbers[i];
+                }
+                if (!_anySemaphore) break; // counter mode: one read empties a counter
+            }
+        }
+        if (raised == 0) return;
+        uint before = Interlocked.Or(ref _pending, raised); // a full fence before we look at the sleepers
+        for (uint fresh = raised & ~before; fresh != 0; fresh &= fresh - 1)
+            Interlocked.Increment(ref _raised[BitOperations.TrailingZeroCount(fresh)]);
+        foreach (Waiter other in _waiters)
+            if (other != self && Volatile.Read(ref other.Sleeping) != 0)
+                other.Kick.TrySignal();
+    }
+
+    private VcpuExit Deadlock(Vcpu vcpu, string what, int length)
+    {
+        string where = $"{what} at eip 0x{vcpu.State.Eip - (uint)length:x}";
+        return new VcpuExit(StopReason.Deadlock, _vcpus == 1
+            ? $"{where} waits for an interrupt, and no interrupt source is attached to raise one"
+            : $"all {_vcpus} vCPUs wait for an interrupt, and no interrupt source is attached to raise one (the last: vcpu {vcpu.Index}, {where})");
+    }
+
+    public void Dispose()
+    {
+        lock (_setupLock)
+        {
+            foreach (Waiter w in _waiters) w.Dispose();
+            _waiters = [];
+            _stop.Dispose();
+        }
+    }
+}
