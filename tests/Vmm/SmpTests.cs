@@ -223,8 +223,10 @@ public class SmpTests
         Assert.Null(machine.StoppedBy);
     }
 
-    [Fact(Skip = "lock xadd/cmpxchg/xchg are not atomic across vCPUs in either engine yet (a load and a store in the micro-ops); src/Jit is being optimised elsewhere, so this documents the gap")]
-    public void LockXadd_FromTwoVcpus_LosesNoIncrement()
+    [Theory]
+    [InlineData("threaded")]
+    [InlineData("il")]
+    public void LockXadd_FromTwoVcpus_LosesNoIncrement(string engine)
     {
         // Both vCPUs do 200,000 lock xadd on [0x2000]; vCPU 1 then sets a flag,
         // vCPU 0 waits for it and shuts down with 1 if the sum is exact.
@@ -242,22 +244,71 @@ public class SmpTests
         string path = TwoVcpuGuest(dir, "xadd.bin", a =>
         {
             Add(a);
-            var wait = a.CreateLabel();
-            a.Label(ref wait);
-            a.cmp(__dword_ptr[0x2004], 1);
-            a.jne(wait);
-            a.xor(ebx, ebx);
-            a.cmp(__dword_ptr[0x2000], 400_000);
-            a.sete(bl);
-            a.mov(eax, 2);
-            a.@int(0x1f);
+            WaitForFlagThenShutDownIf(a, 400_000);
         }, a =>
         {
             Add(a);
             a.mov(__dword_ptr[0x2004], 1);
             NotifyTests.Hypercall(a, 10, 0);
         });
-        CliTests.Result r = CliTests.Execute("run", path, "--flat", "0x1000", "--vcpus", "2", "--engine", "threaded", "--timeout", "60");
+        CliTests.Result r = CliTests.Execute("run", path, "--flat", "0x1000", "--vcpus", "2", "--engine", engine, "--timeout", "60");
         Assert.Equal(1, r.Status);
+    }
+
+    /// <summary>
+    /// A spinlock as C compilers make one: lock cmpxchg to take it, a plain
+    /// store to release it, and a plain (non-atomic) increment inside. An
+    /// emulation that loads, compares and stores can overwrite the other
+    /// vCPU's release with "held" (a failed cmpxchg writes back what it read)
+    /// and hang, or let both in and lose increments.
+    /// </summary>
+    [Theory]
+    [InlineData("threaded")]
+    [InlineData("il")]
+    public void CmpxchgSpinlock_FromTwoVcpus_GuardsAPlainIncrement(string engine)
+    {
+        using var dir = new TempDir();
+        void Work(Assembler a)
+        {
+            var loop = a.CreateLabel(); // also where a failed take spins
+            a.mov(esi, 100_000);
+            a.Label(ref loop);
+            a.xor(eax, eax);
+            a.mov(edx, 1);
+            a.@lock.cmpxchg(__dword_ptr[0x2008], edx); // take: 0 -> 1
+            a.jne(loop);
+            a.mov(ebx, __dword_ptr[0x2000]);           // the critical section: a plain read-modify-write
+            a.add(ebx, 1);
+            a.mov(__dword_ptr[0x2000], ebx);
+            a.mov(__dword_ptr[0x2008], 0);             // release: a plain store
+            a.dec(esi);
+            a.jnz(loop);
+        }
+        string path = TwoVcpuGuest(dir, "spinlock.bin", a =>
+        {
+            Work(a);
+            WaitForFlagThenShutDownIf(a, 200_000);
+        }, a =>
+        {
+            Work(a);
+            a.mov(__dword_ptr[0x2004], 1);
+            NotifyTests.Hypercall(a, 10, 0);
+        });
+        CliTests.Result r = CliTests.Execute("run", path, "--flat", "0x1000", "--vcpus", "2", "--engine", engine, "--timeout", "60");
+        Assert.Equal(1, r.Status);
+    }
+
+    /// <summary>vCPU 0's end: wait for vCPU 1's flag at 0x2004, then shut down with 1 if [0x2000] is <paramref name="expected"/>, else 0.</summary>
+    private static void WaitForFlagThenShutDownIf(Assembler a, uint expected)
+    {
+        var wait = a.CreateLabel();
+        a.Label(ref wait);
+        a.cmp(__dword_ptr[0x2004], 1);
+        a.jne(wait);
+        a.xor(ebx, ebx);
+        a.cmp(__dword_ptr[0x2000], expected);
+        a.sete(bl);
+        a.mov(eax, 2);
+        a.@int(0x1f);
     }
 }

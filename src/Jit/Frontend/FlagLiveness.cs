@@ -50,7 +50,7 @@ internal static class FlagLiveness
             or Uop.Shld or Uop.Shrd or Uop.FlagOp => true,
         Uop.Shl or Uop.Shr or Uop.Sar => !(op.BIsImm && (op.Imm & 31) != 0),
         // Exits: faults, host calls, block ends.
-        Uop.Load or Uop.Store or Uop.Check or Uop.Div or Uop.String or Uop.Fault or Uop.Hypercall or Uop.Hlt
+        Uop.Load or Uop.Store or Uop.Check or Uop.Atomic or Uop.Div or Uop.String or Uop.Fault or Uop.Hypercall or Uop.Hlt
             or Uop.Cpuid or Uop.Rdtsc or Uop.Jmp or Uop.Jcc or Uop.JmpInd or Uop.JmpCx or Uop.Enter or Uop.Popf => true,
         _ => false,
     };

@@ -246,6 +246,80 @@ internal sealed partial class Lowering
         return true;
     }
 
+    /// <summary>A <c>lock</c> prefix, or <c>xchg</c> with memory (which x86 always locks).</summary>
+    private bool IsLocked() => I.HasLockPrefix || (I.Mnemonic == Mnemonic.Xchg && (IsMem(0) || IsMem(1)));
+
+    /// <summary>
+    /// A locked read-modify-write becomes one <see cref="Uop.Atomic"/>, which
+    /// both backends run as a compare-and-swap loop on guest RAM: with several
+    /// vCPUs, a load and a store would lose updates (two <c>lock xadd</c>
+    /// counters) or even a plain store made between them (a spinlock released
+    /// while another vCPU's <c>cmpxchg</c> fails). A lock prefix on anything
+    /// else is not run at all (x86 has a few more forms; gcc does not emit them).
+    /// </summary>
+    private bool Locked()
+    {
+        AtomicOp kind;
+        switch (I.Mnemonic)
+        {
+            case Mnemonic.Xchg: kind = AtomicOp.Xchg; break;
+            case Mnemonic.Xadd: kind = AtomicOp.Xadd; break;
+            case Mnemonic.Cmpxchg: kind = AtomicOp.Cmpxchg; break;
+            case Mnemonic.Add: kind = AtomicOp.Add; break;
+            case Mnemonic.Adc: kind = AtomicOp.Adc; break;
+            case Mnemonic.Sub: kind = AtomicOp.Sub; break;
+            case Mnemonic.Sbb: kind = AtomicOp.Sbb; break;
+            case Mnemonic.And: kind = AtomicOp.And; break;
+            case Mnemonic.Or: kind = AtomicOp.Or; break;
+            case Mnemonic.Xor: kind = AtomicOp.Xor; break;
+            case Mnemonic.Inc: kind = AtomicOp.Inc; break;
+            case Mnemonic.Dec: kind = AtomicOp.Dec; break;
+            case Mnemonic.Not: kind = AtomicOp.Not; break;
+            case Mnemonic.Neg: kind = AtomicOp.Neg; break;
+            case Mnemonic.Bts: kind = AtomicOp.Bts; break;
+            case Mnemonic.Btr: kind = AtomicOp.Btr; break;
+            case Mnemonic.Btc: kind = AtomicOp.Btc; break;
+            default: return false;
+        }
+        if (kind is AtomicOp.Bts or AtomicOp.Btr or AtomicOp.Btc && !IsImm(1))
+            return false; // bt* m, r addresses a bit string beyond the operand: not in v1
+        int mem = IsMem(0) ? 0 : kind == AtomicOp.Xchg && IsMem(1) ? 1 : -1;
+        if (mem < 0)
+            return false; // lock with a register destination is #UD
+        int size = OpSize(mem);
+        int other = 1 - mem;
+        bool binary = kind is not (AtomicOp.Inc or AtomicOp.Dec or AtomicOp.Not or AtomicOp.Neg);
+        byte src = binary && !IsImm(other) ? Read(other) : MicroOp.Zero;
+        Register acc = size switch { 1 => Register.AL, 2 => Register.AX, _ => Register.EAX };
+        byte expected = kind == AtomicOp.Cmpxchg ? ReadReg(acc) : MicroOp.Zero;
+        byte old = _b.Temp();
+        ref var op = ref _b.Emit(Uop.Atomic, size);
+        op.D = old;
+        op.A = expected;
+        op.Cc = (byte)kind;
+        if (binary) SetB(ref op, src, other);
+        if (kind is not (AtomicOp.Xchg or AtomicOp.Not)) op.Flags |= UopFlags.SetFlags;
+        SetMem(ref op);
+        switch (kind)
+        {
+            case AtomicOp.Xchg:
+            case AtomicOp.Xadd:
+                Write(other, old);
+                break;
+            case AtomicOp.Cmpxchg:
+                // Unequal: the accumulator gets what memory held (the flags say which).
+                byte na = _b.Temp();
+                Mov(na, expected);
+                ref var back = ref _b.Emit(Uop.CMov);
+                back.D = na;
+                back.A = old;
+                back.Cc = 5; // ne
+                WriteReg(acc, na);
+                break;
+        }
+        return true;
+    }
+
     private bool Xchg()
     {
         // Memory operand (if any) first: its load is the only op that can fault.

@@ -32,7 +32,7 @@ internal sealed partial class Lowering
     /// </summary>
     public bool Lower()
     {
-        bool ok = I.Mnemonic switch
+        bool ok = IsLocked() ? Locked() : I.Mnemonic switch
         {
             Mnemonic.Mov => Mov(),
             Mnemonic.Movzx => MovExtend(signed: false),

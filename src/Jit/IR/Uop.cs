@@ -87,7 +87,17 @@ public enum Uop : byte
     String,
     /// <summary>Stops the vCPU: an instruction the engines do not run (Imm indexes the block's messages).</summary>
     Fault,
+    /// <summary>
+    /// A locked read-modify-write of memory (Cc = <see cref="AtomicOp"/>): the
+    /// memory at the effective address becomes (old op B), atomically with
+    /// respect to every other vCPU; D = the old value. <c>cmpxchg</c> compares
+    /// with A and writes B only if equal. Flags as the plain instruction.
+    /// </summary>
+    Atomic,
 }
+
+/// <summary>The operations of <see cref="Uop.Atomic"/>: <c>xchg</c> with memory, and what may take a <c>lock</c> prefix.</summary>
+public enum AtomicOp : byte { Xchg, Xadd, Cmpxchg, Add, Adc, Sub, Sbb, And, Or, Xor, Inc, Dec, Not, Neg, Bts, Btr, Btc }
 
 [Flags]
 public enum UopFlags : byte

@@ -83,6 +83,13 @@ internal static unsafe partial class Interpreter
                     StoreValue(mem + ea, op.Size, value);
                     break;
                 }
+                case Uop.Atomic:
+                {
+                    int status = Atomic(v, s, block, i, ref op);
+                    if (status != Reached)
+                        return status;
+                    break;
+                }
                 case Uop.Check:
                 {
                     uint ea = r[op.Base] + (r[op.Index] << op.Scale) + op.Disp;
