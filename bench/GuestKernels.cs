@@ -9,7 +9,9 @@ namespace Sharpvisor.Bench;
 /// The engines against QEMU's TCG on the same C: each kernel in
 /// guests/bench is built twice (guest ELF, static i386 Linux program) and run
 /// natively, under qemu-i386, and under `sharpvisor run` with each engine,
-/// interleaved, in the same run. Whole-process wall time, median of the runs.
+/// interleaved, in the same run; the threaded engine also in the native-AOT
+/// binary (dist/sharpvisor, where it is the only engine) when ./publish.sh has
+/// made one. Whole-process wall time, median of the runs.
 /// Then one in-process IL run per kernel for the translator figures.
 /// </summary>
 /// <remarks>
@@ -30,9 +32,12 @@ internal static class GuestKernels
         if (!File.Exists(dll)) return Fail($"{dll} is missing: dotnet build -c Release aot.sln");
         bool qemu = Which("qemu-i386");
         if (!qemu) Console.Error.WriteLine("qemu-i386 not found (apt-get install qemu-user): its column stays empty");
+        string aot = Path.Combine(root, "dist/sharpvisor");
+        bool hasAot = File.Exists(aot);
+        if (!hasAot) Console.Error.WriteLine($"{aot} not found (./publish.sh): the AOT column stays empty");
 
-        Console.WriteLine($"| kernel | native s | qemu-i386 s | IL s | threaded s | IL / qemu | IL / native | threaded speed / IL | blocks | regions | µs per region | fast exits |");
-        Console.WriteLine($"|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+        Console.WriteLine($"| kernel | native s | qemu-i386 s | IL s | threaded s | threaded (AOT) s | IL / qemu | IL / native | threaded speed / IL | AOT threaded speed / IL | blocks | regions | µs per region | fast exits |");
+        Console.WriteLine($"|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
         foreach (string k in Kernels)
         {
             if (only != null && only != k) continue;
@@ -40,18 +45,20 @@ internal static class GuestKernels
             string linux = Path.Combine(root, $"guests/build/bench/{k}.linux");
             if (!File.Exists(elf) || !File.Exists(linux)) return Fail($"{elf} is missing: ./guests/build.sh");
             string expected = Capture(linux, []);
-            var native = new List<double>(); var tcg = new List<double>(); var il = new List<double>(); var th = new List<double>();
+            var native = new List<double>(); var tcg = new List<double>(); var il = new List<double>(); var th = new List<double>(); var ao = new List<double>();
             for (int i = 0; i < runs; i++)
             {
                 native.Add(Time(linux, [], expected));
                 if (qemu) tcg.Add(Time("qemu-i386", [linux], expected));
                 il.Add(Time("dotnet", [dll, "run", "--engine", "il", elf], expected));
                 if (i < threadedRuns) th.Add(Time("dotnet", [dll, "run", "--engine", "threaded", elf], expected));
+                if (i < threadedRuns && hasAot) ao.Add(Time(aot, ["run", elf], expected));
             }
             var (engine, fast) = Stats(elf);
             double n = Median(native), q = qemu ? Median(tcg) : double.NaN, l = Median(il), t = th.Count > 0 ? Median(th) : double.NaN;
+            double at = ao.Count > 0 ? Median(ao) : double.NaN;
             double perRegion = engine.Regions == 0 ? 0 : engine.RegionCompileTime.TotalMicroseconds / engine.Regions;
-            Console.WriteLine($"| {k} | {n:0.000} | {q:0.000} | {l:0.000} | {t:0.000} | {l / q:0.00} | {l / n:0.00} | {l / t:0.000} | {engine.Translations} | {engine.Regions} | {perRegion:0} | {fast:P3} |");
+            Console.WriteLine($"| {k} | {n:0.000} | {q:0.000} | {l:0.000} | {t:0.000} | {at:0.000} | {l / q:0.00} | {l / n:0.00} | {l / t:0.000} | {l / at:0.000} | {engine.Translations} | {engine.Regions} | {perRegion:0} | {fast:P3} |");
         }
         return 0;
     }

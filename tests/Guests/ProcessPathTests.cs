@@ -8,7 +8,7 @@ namespace Sharpvisor.Tests.Guests;
 /// </summary>
 public class ProcessPathTests
 {
-    private static string SharpvisorDll()
+    internal static string SharpvisorDll()
     {
         // tests/bin/<Configuration>/net10.0/ -> src/Vmm/bin/<Configuration>/net10.0/sharpvisor.dll
         string configuration = new DirectoryInfo(AppContext.BaseDirectory.TrimEnd('/')).Parent!.Name;
