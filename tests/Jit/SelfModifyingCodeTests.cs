@@ -38,6 +38,36 @@ public class SelfModifyingCodeTests
         Assert.True(h.Engine.Stats.Invalidations > 0);
     }
 
+    /// <summary>
+    /// Every patch retires the loop's threaded code (another vCPU could be
+    /// inside it), freed after a grace period: once the reclaimer has caught
+    /// up, all of it is freed, and the rest goes with the engine.
+    /// </summary>
+    [Fact]
+    public void RetiredThreadedCode_IsFreedAfterAGracePeriod_AndTheRestWithTheEngine()
+    {
+        using var h = new GuestHarness(EngineKind.Threaded, a =>
+        {
+            var loop = a.CreateLabel();
+            a.xor(eax, eax);
+            a.mov(ecx, 0);
+            a.Label(ref loop);
+            a.db(0x05); a.dd(0x11111111);     // add eax, imm32 at CodeBase + 8, rewritten each iteration
+            a.inc(ecx);
+            a.mov(__dword_ptr[GuestHarness.CodeBase + 8], ecx);
+            a.cmp(ecx, 200);
+            a.jne(loop);
+            a.hlt();
+        });
+        Assert.Equal(StopReason.Shutdown, h.Run().Reason);
+        h.Engine.Qsbr.Barrier();
+        var (created, retired, freed) = h.Engine.ThreadedCodeCounts;
+        Assert.True(retired >= 100, $"only {retired} blocks retired");
+        Assert.Equal(retired, freed);
+        h.Engine.Dispose();
+        Assert.Equal(created, h.Engine.ThreadedCodeCounts.Freed);
+    }
+
     [Theory]
     [MemberData(nameof(GuestHarness.Kinds), MemberType = typeof(GuestHarness))]
     public void WritingTheNextInstructionOfTheSameBlock_RunsTheNewInstruction(EngineKind kind)

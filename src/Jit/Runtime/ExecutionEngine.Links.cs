@@ -24,6 +24,12 @@ public sealed unsafe partial class ExecutionEngine
     /// <summary>Blocks that have threaded code not yet retired (freed at <see cref="Dispose"/>).</summary>
     private readonly HashSet<Block> _withCode = new();
 
+    private long _codeCreated, _codeRetired, _codeFreed;
+
+    /// <summary>Threaded code made, retired (its block invalidated) and freed so far: tests check nothing leaks.</summary>
+    internal (long Created, long Retired, long Freed) ThreadedCodeCounts =>
+        (Interlocked.Read(ref _codeCreated), Interlocked.Read(ref _codeRetired), Interlocked.Read(ref _codeFreed));
+
     /// <summary>Makes <paramref name="block"/>'s threaded code (another vCPU may have just made it).</summary>
     internal ThreadedOp* CreateThreadedCode(Block block)
     {
@@ -42,6 +48,7 @@ public sealed unsafe partial class ExecutionEngine
         Interlocked.MemoryBarrier();
         block.ThreadedEntry = entry;
         _withCode.Add(block);
+        Interlocked.Increment(ref _codeCreated);
         return entry;
     }
 
@@ -109,11 +116,13 @@ public sealed unsafe partial class ExecutionEngine
         if (h->Indirect != null) ForgetIncoming(block, h->Indirect);
         h->Taken = h->Fallthrough = h->Indirect = null;
         _withCode.Remove(block);
+        Interlocked.Increment(ref _codeRetired);
         nint code = (nint)entry;
         Qsbr.Defer(() =>
         {
             block.ThreadedEntry = null;
             ThreadedCode.Free((ThreadedOp*)code);
+            Interlocked.Increment(ref _codeFreed);
         });
     }
 
@@ -130,6 +139,7 @@ public sealed unsafe partial class ExecutionEngine
             {
                 ThreadedCode.Free(block.ThreadedEntry);
                 block.ThreadedEntry = null;
+                Interlocked.Increment(ref _codeFreed);
             }
             _withCode.Clear();
         }
