@@ -30,6 +30,7 @@ public class EventfdMapStressTests
         var hits = new long[Readers, Values + 1];
         long lookups = 0, updates = 0;
         var stop = new ManualResetEventSlim();
+        var clock = new System.Diagnostics.Stopwatch();
 
         using (var map = new EventfdMap(qsbr, mode))
         {
@@ -62,13 +63,19 @@ public class EventfdMapStressTests
                     if (attached[v]) map.Remove((uint)v);
                     else map.Add((uint)v, efds[v - 1].Handle);
                     attached[v] = !attached[v];
-                    updates++;
+                    Interlocked.Increment(ref updates);
                 }
             }) { Name = "writer" };
 
             readers.ForEach(t => t.Start());
             writer.Start();
+            // At least `duration`, and on until the writer has raced enough
+            // updates: a machine loaded by other builds gives the writer little
+            // CPU, and a short race proves nothing. A minute without 500 is a failure.
+            clock.Restart();
             Thread.Sleep(duration);
+            while (Interlocked.Read(ref updates) <= 500 && clock.Elapsed < TimeSpan.FromMinutes(1))
+                Thread.Sleep(50);
             stop.Set();
             writer.Join();
             readers.ForEach(t => t.Join());
@@ -91,6 +98,6 @@ public class EventfdMapStressTests
         Assert.True(totalHits > 10_000, $"only {totalHits} hits");
         Assert.True(lookups - totalHits > 10_000, $"only {lookups - totalHits} misses");
         Assert.True(qsbr.GracePeriods > 0);
-        TestContext.Current.TestOutputHelper?.WriteLine($"{mode}: {lookups} lookups, {totalHits} hits, {updates} updates, {qsbr.GracePeriods} grace periods in {duration.TotalSeconds} s");
+        TestContext.Current.TestOutputHelper?.WriteLine($"{mode}: {lookups} lookups, {totalHits} hits, {updates} updates, {qsbr.GracePeriods} grace periods in {clock.Elapsed.TotalSeconds:0.0} s");
     }
 }
