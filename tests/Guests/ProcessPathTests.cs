@@ -63,7 +63,19 @@ public class ProcessPathTests
     public void Sigint_StopsTheVcpuCleanly_Exits130()
     {
         using var dir = new global::Sharpvisor.Tests.Vmm.TempDir();
-        string loop = dir.Write("loop.bin", [0xEB, 0xFE]); // jmp $
+        // Says "r" once it runs (so the signal is sent only after the handlers
+        // are in place, however slow the start), then spins: jmp $.
+        string loop = global::Sharpvisor.Tests.Vmm.NotifyTests.Flat(dir, "loop.bin", a =>
+        {
+            var spin = a.CreateLabel();
+            a.mov(Iced.Intel.AssemblerRegisters.__byte_ptr[0x3000], (byte)'r');
+            a.mov(Iced.Intel.AssemblerRegisters.ebx, 0x3000);
+            a.mov(Iced.Intel.AssemblerRegisters.ecx, 1);
+            a.mov(Iced.Intel.AssemblerRegisters.eax, 32);
+            a.@int(0x1f);
+            a.Label(ref spin);
+            a.jmp(spin);
+        });
         var start = new System.Diagnostics.ProcessStartInfo("dotnet")
         {
             RedirectStandardOutput = true,
@@ -74,7 +86,7 @@ public class ProcessPathTests
             start.ArgumentList.Add(a);
         using var p = System.Diagnostics.Process.Start(start)!;
         Task<string> stderr = p.StandardError.ReadToEndAsync();
-        Thread.Sleep(1500); // past runtime start-up and signal registration
+        Assert.Equal('r', p.StandardOutput.Read()); // running, signal handlers registered
         using (var kill = System.Diagnostics.Process.Start("kill", ["-INT", p.Id.ToString()])) kill.WaitForExit();
         Assert.True(p.WaitForExit(TimeSpan.FromSeconds(30)), "still running 30 s after SIGINT");
         Assert.Equal(130, p.ExitCode);
