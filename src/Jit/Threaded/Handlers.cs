@@ -297,18 +297,24 @@ internal static unsafe class Handlers
     {
         ThreadedHeader* h = c.Current;
         ThreadedOp* next = how == Interpreter.Taken ? h->Taken : h->Fallthrough;
-        if (next != null && c.Budget > 0 && *c.Kick == 0)
-        {
-            ThreadedHeader* nh = ThreadedHeader.Of(next);
-            if (Volatile.Read(ref nh->Invalid) == 0)
-            {
-                c.Budget--;
-                c.Current = nh;
-                return next->Fn(ref c, next);
-            }
-        }
+        if (CanEnter(ref c, next))
+            return Enter(ref c, next);
         c.S->Eip = eip;
         return how;
+    }
+
+    /// <summary>True if a chained jump may enter <paramref name="next"/>: budget left, no RCU kick, the block still valid.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static bool CanEnter(ref ThreadedContext c, ThreadedOp* next) =>
+        next != null && c.Budget > 0 && *c.Kick == 0 && Volatile.Read(ref ThreadedHeader.Of(next)->Invalid) == 0;
+
+    /// <summary>The chained jump: <paramref name="next"/>'s block becomes the current one and its first handler runs, in tail position.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static int Enter(ref ThreadedContext c, ThreadedOp* next)
+    {
+        c.Budget--;
+        c.Current = ThreadedHeader.Of(next);
+        return next->Fn(ref c, next);
     }
 
     /// <summary>A two-way block end; each way is its own path, so the exit kind is a constant in each.</summary>
@@ -379,32 +385,21 @@ internal static unsafe class Handlers
     public static int JmpInd(ref ThreadedContext c, ThreadedOp* o)
     {
         uint target = c.R[o->A];
-        if (c.Budget > 0 && *c.Kick == 0)
+        ThreadedOp* next = c.Current->Indirect;
+        // The link is one pointer and the header it leads to says where its
+        // block starts, so a link being rewritten can never pair one block's
+        // address with another block's code.
+        if (next == null || ThreadedHeader.Of(next)->Start != target)
         {
-            ThreadedOp* next = c.Current->Indirect;
-            // The link is one pointer and the header it leads to says where
-            // its block starts, so a link being rewritten can never pair one
-            // block's address with another block's code.
-            if (next == null || ThreadedHeader.Of(next)->Start != target)
-            {
-                // SAFETY: JumpSlot masks to the cache's fixed size, so the slot is
-                // in bounds; unchecked, the handler has no range-check call to save registers for.
-                Block? b = Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(c.JumpCache), Vcpu.JumpSlot(target));
-                // Invalid is read before the code pointer: a block seen valid
-                // here keeps its code until this vCPU's next quiescent state.
-                next = b != null && b.Start == target && !b.Invalid ? b.ThreadedEntry : null;
-            }
-            if (next != null)
-            {
-                ThreadedHeader* nh = ThreadedHeader.Of(next);
-                if (Volatile.Read(ref nh->Invalid) == 0)
-                {
-                    c.Budget--;
-                    c.Current = nh;
-                    return next->Fn(ref c, next);
-                }
-            }
+            // SAFETY: JumpSlot masks to the cache's fixed size, so the slot is
+            // in bounds; unchecked, the handler has no range-check call to save registers for.
+            Block? b = Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(c.JumpCache), Vcpu.JumpSlot(target));
+            // Invalid is read before the code pointer: a block seen valid
+            // here keeps its code until this vCPU's next quiescent state.
+            next = b != null && b.Start == target && !b.Invalid ? b.ThreadedEntry : null;
         }
+        if (CanEnter(ref c, next))
+            return Enter(ref c, next);
         c.S->Eip = target;
         return Interpreter.Continue;
     }
