@@ -308,13 +308,7 @@ internal sealed partial class Lowering
                 break;
             case AtomicOp.Cmpxchg:
                 // Unequal: the accumulator gets what memory held (the flags say which).
-                byte na = _b.Temp();
-                Mov(na, expected);
-                ref var back = ref _b.Emit(Uop.CMov);
-                back.D = na;
-                back.A = old;
-                back.Cc = 5; // ne
-                WriteReg(acc, na);
+                WriteReg(acc, Select(expected, old, 5)); // ne
                 break;
         }
         return true;
@@ -365,21 +359,21 @@ internal sealed partial class Lowering
         cmp.B = dst;
         cmp.Flags = UopFlags.SetFlags;
         // x86 always writes the destination: the source if equal, else its own value.
-        byte n = _b.Temp();
-        Mov(n, dst);
-        ref var sel = ref _b.Emit(Uop.CMov);
-        sel.D = n;
-        sel.A = src;
-        sel.Cc = 4; // e
-        Write(0, n);
-        byte na = _b.Temp();
-        Mov(na, a);
-        ref var back = ref _b.Emit(Uop.CMov);
-        back.D = na;
-        back.A = dst;
-        back.Cc = 5; // ne
-        WriteReg(acc, na);
+        Write(0, Select(dst, src, 4)); // e
+        WriteReg(acc, Select(a, dst, 5)); // ne
         return true;
+    }
+
+    /// <summary>A new temporary holding <paramref name="ifTrue"/> if condition <paramref name="cc"/> holds, else <paramref name="otherwise"/>.</summary>
+    private byte Select(byte otherwise, byte ifTrue, int cc)
+    {
+        byte t = _b.Temp();
+        Mov(t, otherwise);
+        ref var sel = ref _b.Emit(Uop.CMov);
+        sel.D = t;
+        sel.A = ifTrue;
+        sel.Cc = (byte)cc;
+        return t;
     }
 
     private bool Xadd()
