@@ -63,41 +63,19 @@ public class ProcessPathTests
     public void Sigint_StopsTheVcpuCleanly_Exits130()
     {
         using var dir = new global::Sharpvisor.Tests.Vmm.TempDir();
-        // Says "r" once it runs (so the signal is sent only after the handlers
-        // are in place, however slow the start), then spins: jmp $.
         string loop = global::Sharpvisor.Tests.Vmm.NotifyTests.Flat(dir, "loop.bin", a =>
         {
             var spin = a.CreateLabel();
-            a.mov(Iced.Intel.AssemblerRegisters.__byte_ptr[0x3000], (byte)'r');
-            a.mov(Iced.Intel.AssemblerRegisters.ebx, 0x3000);
-            a.mov(Iced.Intel.AssemblerRegisters.ecx, 1);
-            a.mov(Iced.Intel.AssemblerRegisters.eax, 32);
-            a.@int(0x1f);
+            SayRunning(a);
             a.Label(ref spin);
-            a.jmp(spin);
+            a.jmp(spin); // jmp $
         });
-        var start = new System.Diagnostics.ProcessStartInfo("dotnet")
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-        };
-        foreach (string a in new[] { SharpvisorDll(), "run", loop, "--flat", "0x1000", "--engine", "threaded", "--timeout", "60" })
-            start.ArgumentList.Add(a);
-        using var p = System.Diagnostics.Process.Start(start)!;
-        Task<string> stderr = p.StandardError.ReadToEndAsync();
-        Assert.Equal('r', p.StandardOutput.Read()); // running, signal handlers registered
-        using (var kill = System.Diagnostics.Process.Start("kill", ["-INT", p.Id.ToString()])) kill.WaitForExit();
-        Assert.True(p.WaitForExit(TimeSpan.FromSeconds(30)), "still running 30 s after SIGINT");
-        Assert.Equal(130, p.ExitCode);
-        string line = Assert.Single(stderr.Result.Split('\n', StringSplitOptions.RemoveEmptyEntries));
-        Assert.Contains("SIGINT", line);
+        AssertSignalStopsIt("INT", 130, loop, "--flat", "0x1000", "--engine", "threaded", "--timeout", "60");
     }
 
     /// <summary>
     /// SIGTERM while both vCPUs sleep in LHCALL_HALT: both are woken and
-    /// stopped cleanly, status 143, one line. The guest says "r" once it runs,
-    /// so the signal is sent only after the handlers are in place.
+    /// stopped cleanly, status 143, one line.
     /// </summary>
     [Fact]
     public void Sigterm_WakesHaltedVcpus_AndStopsThemCleanly_Exits143()
@@ -108,30 +86,46 @@ public class ProcessPathTests
             var sleep = a.CreateLabel();
             a.test(Iced.Intel.AssemblerRegisters.eax, Iced.Intel.AssemblerRegisters.eax);
             a.jnz(sleep);
-            a.mov(Iced.Intel.AssemblerRegisters.__byte_ptr[0x3000], (byte)'r');
-            a.mov(Iced.Intel.AssemblerRegisters.ebx, 0x3000);
-            a.mov(Iced.Intel.AssemblerRegisters.ecx, 1);
-            a.mov(Iced.Intel.AssemblerRegisters.eax, 32);
-            a.@int(0x1f);
+            SayRunning(a);
             a.Label(ref sleep);
             global::Sharpvisor.Tests.Vmm.NotifyTests.Hypercall(a, 10, 60_000_000); // a minute
             global::Sharpvisor.Tests.Vmm.NotifyTests.Hypercall(a, 2, 0);
         });
+        AssertSignalStopsIt("TERM", 143, guest, "--flat", "0x1000", "--vcpus", "2", "--engine", "threaded", "--timeout", "120");
+    }
+
+    /// <summary>The guest writes "r" to the console: it runs, so the launcher's signal handlers are in place.</summary>
+    private static void SayRunning(Iced.Intel.Assembler a)
+    {
+        a.mov(Iced.Intel.AssemblerRegisters.__byte_ptr[0x3000], (byte)'r');
+        a.mov(Iced.Intel.AssemblerRegisters.ebx, 0x3000);
+        a.mov(Iced.Intel.AssemblerRegisters.ecx, 1);
+        a.mov(Iced.Intel.AssemblerRegisters.eax, 32);
+        a.@int(0x1f);
+    }
+
+    /// <summary>
+    /// Runs `sharpvisor run IMAGE ARGS` as a process, sends SIG<paramref name="signal"/>
+    /// once the guest says it runs (however slow the start), and expects
+    /// <paramref name="status"/> with one line on stderr naming the signal.
+    /// </summary>
+    private static void AssertSignalStopsIt(string signal, int status, string image, params string[] args)
+    {
         var start = new System.Diagnostics.ProcessStartInfo("dotnet")
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,
             UseShellExecute = false,
         };
-        foreach (string a in new[] { SharpvisorDll(), "run", guest, "--flat", "0x1000", "--vcpus", "2", "--engine", "threaded", "--timeout", "120" })
+        foreach (string a in new[] { SharpvisorDll(), "run", image }.Concat(args))
             start.ArgumentList.Add(a);
         using var p = System.Diagnostics.Process.Start(start)!;
         Task<string> stderr = p.StandardError.ReadToEndAsync();
-        Assert.Equal('r', p.StandardOutput.Read()); // running, signal handlers registered
-        using (var kill = System.Diagnostics.Process.Start("kill", ["-TERM", p.Id.ToString()])) kill.WaitForExit();
-        Assert.True(p.WaitForExit(TimeSpan.FromSeconds(60)), "still running 60 s after SIGTERM");
-        Assert.Equal(143, p.ExitCode);
+        Assert.Equal('r', p.StandardOutput.Read());
+        using (var kill = System.Diagnostics.Process.Start("kill", [$"-{signal}", p.Id.ToString()])) kill.WaitForExit();
+        Assert.True(p.WaitForExit(TimeSpan.FromSeconds(60)), $"still running 60 s after SIG{signal}");
+        Assert.Equal(status, p.ExitCode);
         string line = Assert.Single(stderr.Result.Split('\n', StringSplitOptions.RemoveEmptyEntries));
-        Assert.Contains("SIGTERM", line);
+        Assert.Contains($"SIG{signal}", line);
     }
 }
