@@ -3,6 +3,8 @@ using Sharpvisor.Jit.Runtime;
 using Sharpvisor.Vmm;
 using Sharpvisor.Vmm.Loader;
 
+using static Sharpvisor.Bench.ProcessRuns;
+
 namespace Sharpvisor.Bench;
 
 /// <summary>
@@ -48,11 +50,11 @@ internal static class GuestKernels
             var native = new List<double>(); var tcg = new List<double>(); var il = new List<double>(); var th = new List<double>(); var ao = new List<double>();
             for (int i = 0; i < runs; i++)
             {
-                native.Add(Time(linux, [], expected));
-                if (qemu) tcg.Add(Time("qemu-i386", [linux], expected));
-                il.Add(Time("dotnet", [dll, "run", "--engine", "il", elf], expected));
-                if (i < threadedRuns) th.Add(Time("dotnet", [dll, "run", "--engine", "threaded", elf], expected));
-                if (i < threadedRuns && hasAot) ao.Add(Time(aot, ["run", elf], expected));
+                native.Add(Time(linux, [], expected).TotalSeconds);
+                if (qemu) tcg.Add(Time("qemu-i386", [linux], expected).TotalSeconds);
+                il.Add(Time("dotnet", [dll, "run", "--engine", "il", elf], expected).TotalSeconds);
+                if (i < threadedRuns) th.Add(Time("dotnet", [dll, "run", "--engine", "threaded", elf], expected).TotalSeconds);
+                if (i < threadedRuns && hasAot) ao.Add(Time(aot, ["run", elf], expected).TotalSeconds);
             }
             var (engine, fast) = Stats(elf);
             double n = Median(native), q = qemu ? Median(tcg) : double.NaN, l = Median(il), t = th.Count > 0 ? Median(th) : double.NaN;
@@ -76,50 +78,6 @@ internal static class GuestKernels
         using var machine = new Machine(new MachineConfig(MachineConfig.DefaultMemorySize, EngineKind.Il), image, Stream.Null);
         machine.Run();
         return (machine.Engine.Stats, machine.Vcpu.Stats.FastExitShare);
-    }
-
-    private static double Time(string file, string[] args, string expected)
-    {
-        var sw = Stopwatch.StartNew();
-        string output = Capture(file, args);
-        double s = sw.Elapsed.TotalSeconds;
-        if (output != expected)
-            throw new InvalidOperationException($"{file} {string.Join(' ', args)}: output differs from the native run");
-        return s;
-    }
-
-    private static string Capture(string file, string[] args)
-    {
-        var psi = new ProcessStartInfo(file) { RedirectStandardOutput = true, UseShellExecute = false };
-        foreach (var a in args) psi.ArgumentList.Add(a);
-        using var p = Process.Start(psi)!;
-        string output = p.StandardOutput.ReadToEnd();
-        p.WaitForExit();
-        if (p.ExitCode != 0)
-            throw new InvalidOperationException($"{file} {string.Join(' ', args)} exited {p.ExitCode}");
-        return output;
-    }
-
-    private static double Median(List<double> xs)
-    {
-        var s = xs.Order().ToArray();
-        return s.Length % 2 == 1 ? s[s.Length / 2] : (s[s.Length / 2 - 1] + s[s.Length / 2]) / 2;
-    }
-
-    private static int Option(string[] args, string name, int fallback)
-    {
-        int i = Array.IndexOf(args, name);
-        return i >= 0 && i + 1 < args.Length && int.TryParse(args[i + 1], out int v) ? v : fallback;
-    }
-
-    private static bool Which(string program) =>
-        (Environment.GetEnvironmentVariable("PATH") ?? "").Split(':').Any(d => File.Exists(Path.Combine(d, program)));
-
-    private static string FindRoot()
-    {
-        for (var d = new DirectoryInfo(Directory.GetCurrentDirectory()); d != null; d = d.Parent)
-            if (File.Exists(Path.Combine(d.FullName, "aot.sln"))) return d.FullName;
-        return Directory.GetCurrentDirectory();
     }
 
     private static int Fail(string message)

@@ -1,5 +1,7 @@
 using System.Diagnostics;
 
+using static Sharpvisor.Bench.ProcessRuns;
+
 namespace Sharpvisor.Bench;
 
 /// <summary>
@@ -43,7 +45,7 @@ internal static class Startup
         foreach (var (_, _, program, a) in rows) Capture(program, a); // warm the page cache once
         for (int r = 0; r < runs; r++)
             for (int k = 0; k < rows.Count; k++)
-                times[k].Add(Time(rows[k].Program, rows[k].Args, expected));
+                times[k].Add(Time(rows[k].Program, rows[k].Args, expected).TotalMilliseconds);
 
         double baseline = Median(times[0]);
         Console.WriteLine($"hello.elf, median of {runs} runs each, interleaved:");
@@ -57,50 +59,6 @@ internal static class Startup
             Console.WriteLine($"| {rows[k].Label} | {size} | {m:0.0} ms | {times[k].Min():0.0} ms | {m / baseline:0} |");
         }
         return 0;
-    }
-
-    private static double Time(string file, string[] args, string expected)
-    {
-        var sw = Stopwatch.StartNew();
-        string output = Capture(file, args);
-        double ms = sw.Elapsed.TotalMilliseconds;
-        if (output != expected)
-            throw new InvalidOperationException($"{file} {string.Join(' ', args)}: output differs from the native run");
-        return ms;
-    }
-
-    private static string Capture(string file, string[] args)
-    {
-        var psi = new ProcessStartInfo(file) { RedirectStandardOutput = true, UseShellExecute = false };
-        foreach (var a in args) psi.ArgumentList.Add(a);
-        using var p = Process.Start(psi)!;
-        string output = p.StandardOutput.ReadToEnd();
-        p.WaitForExit();
-        if (p.ExitCode != 0)
-            throw new InvalidOperationException($"{file} {string.Join(' ', args)} exited {p.ExitCode}");
-        return output;
-    }
-
-    private static double Median(List<double> xs)
-    {
-        var s = xs.Order().ToArray();
-        return s.Length % 2 == 1 ? s[s.Length / 2] : (s[s.Length / 2 - 1] + s[s.Length / 2]) / 2;
-    }
-
-    private static string? Value(string[] args, string name)
-    {
-        int i = Array.IndexOf(args, name);
-        return i >= 0 && i + 1 < args.Length ? args[i + 1] : null;
-    }
-
-    private static int Option(string[] args, string name, int fallback) =>
-        int.TryParse(Value(args, name), out int v) ? v : fallback;
-
-    private static string FindRoot()
-    {
-        for (var d = new DirectoryInfo(Directory.GetCurrentDirectory()); d != null; d = d.Parent)
-            if (File.Exists(Path.Combine(d.FullName, "aot.sln"))) return d.FullName;
-        return Directory.GetCurrentDirectory();
     }
 
     private static int Fail(string message)
