@@ -305,3 +305,31 @@ public class UnixSocketLeakTests
         Assert.Equal(before.Order(), FdSnapshot.Open().Order());
     }
 }
+
+/// <summary>Our sending side against an independent receiver (Mono.Posix, libMonoPosixHelper.so).</summary>
+public class UnixSocketMonoPosixTests
+{
+    [Fact]
+    public void MonoPosixReceiver_GetsOurPayloadAndDescriptors_SameCounters()
+    {
+        using var dir = new TempDir();
+        using var receiver = new MonoPosixReceiver(Path.Combine(dir.Path, "mono.sock"));
+        using var a = EventFd.Create(initialValue: 5);
+        using var b = EventFd.Create();
+        using (var client = UnixSocket.Connect(receiver.Path))
+            client.SendWithDescriptors("notify 0x10\n"u8, [a.Handle, b.Handle]);
+        (string payload, int[] fds) = receiver.AcceptOne(TimeSpan.FromSeconds(30));
+        try
+        {
+            Assert.Equal("notify 0x10\n", payload);
+            Assert.Equal(2, fds.Length);
+            Assert.Equal(5UL, MonoPosixReceiver.ReadCounter(fds[0]));
+            MonoPosixReceiver.Signal(fds[1], 9);
+            Assert.Equal(9UL, b.Read());
+        }
+        finally
+        {
+            foreach (int fd in fds) MonoPosixReceiver.Close(fd);
+        }
+    }
+}
