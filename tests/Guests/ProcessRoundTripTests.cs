@@ -16,7 +16,7 @@ public class ProcessRoundTripTests
     /// descriptors 3.., its stdout and stderr in files (sh redirects them, then
     /// execs, so sharpvisor is the child and keeps 3 and 4).
     /// </summary>
-    private static ChildProcess Start(TempDir dir, IReadOnlyList<SafeFdHandle> fds, params string[] args)
+    internal static ChildProcess Start(TempDir dir, IReadOnlyList<SafeFdHandle> fds, params string[] args)
     {
         string command = string.Join(' ', new[] { "dotnet", ProcessPathTests.SharpvisorDll() }.Concat(args).Select(Quote));
         return ChildProcess.Spawn("/bin/sh", ["sh", "-c", $"exec {command} >{Quote(Path.Combine(dir.Path, "out"))} 2>{Quote(Path.Combine(dir.Path, "err"))}"],

@@ -155,7 +155,7 @@ public class NotifyTests
     [InlineData("--irq", "0=fd:3", "from 1 to 31")]
     [InlineData("--irq", "32=fd:3", "from 1 to 31")]
     [InlineData("--irq", "5", "N=TARGET")]
-    [InlineData("--irq", "5=unix:/tmp/x", "unknown TARGET kind 'unix'")]
+    [InlineData("--irq", "5=tcp:/tmp/x", "unknown TARGET kind 'tcp'")]
     [InlineData("--vcpus", "0", "--vcpus '0'")]
     [InlineData("--vcpus", "65", "from 1 to 64")]
     [InlineData("--vcpus", "two", "--vcpus 'two'")]

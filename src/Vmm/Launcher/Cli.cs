@@ -101,7 +101,7 @@ public static class Cli
         };
         var notify = new Option<NotifySpec[]>("--notify")
         {
-            Description = "LHCALL_NOTIFY of VALUE (nonzero, decimal or 0x-hex) signals TARGET's eventfd; TARGET is fd:N, an eventfd passed down as descriptor N. Repeatable",
+            Description = "LHCALL_NOTIFY of VALUE (nonzero, decimal or 0x-hex) signals TARGET's eventfd; TARGET is fd:N, an eventfd passed down as descriptor N, or unix:PATH, an eventfd handed at start to the listener on that Unix socket. Repeatable",
             HelpName = "VALUE=TARGET",
             Arity = ArgumentArity.OneOrMore,
             AllowMultipleArgumentsPerToken = false,

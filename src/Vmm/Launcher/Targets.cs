@@ -10,6 +10,8 @@ public enum TargetKind
 {
     /// <summary><c>fd:N</c>: an eventfd the caller opened and passed down as descriptor N.</summary>
     Fd,
+    /// <summary><c>unix:PATH</c>: an eventfd Sharpvisor creates and hands, at start, to the listener on the Unix socket at PATH (<see cref="UnixTarget"/>).</summary>
+    Unix,
 }
 
 /// <summary>Where a notification goes or an interrupt comes from, as given on the command line.</summary>
@@ -117,13 +119,22 @@ public static class Targets
         int colon = text.IndexOf(':');
         if (colon < 0)
         {
-            error = $"{option} '{whole}': TARGET '{text}' has no kind; this version knows fd:N";
+            error = $"{option} '{whole}': TARGET '{text}' has no kind; this version knows fd:N and unix:PATH";
             return false;
         }
         string kind = text[..colon], rest = text[(colon + 1)..];
+        if (kind == "unix")
+        {
+            // The path is kept as written (Text is "unix:PATH"); connect checks the rest at start.
+            error = rest.Length == 0 ? $"{option} '{whole}': unix:PATH needs the path of a Unix socket"
+                : System.Text.Encoding.UTF8.GetByteCount(rest) > 107 ? $"{option} '{whole}': a Unix socket path has at most 107 bytes"
+                : "";
+            target = error.Length == 0 ? new Target(TargetKind.Unix, -1, text) : null;
+            return error.Length == 0;
+        }
         if (kind != "fd")
         {
-            error = $"{option} '{whole}': unknown TARGET kind '{kind}'; this version knows fd:N";
+            error = $"{option} '{whole}': unknown TARGET kind '{kind}'; this version knows fd:N and unix:PATH";
             return false;
         }
         if (!int.TryParse(rest, NumberStyles.None, CultureInfo.InvariantCulture, out int fd))
@@ -139,11 +150,14 @@ public static class Targets
     /// <summary>
     /// Opens <paramref name="target"/>: for <c>fd:N</c>, a duplicate of N after
     /// checking that it is an eventfd (N itself stays open and its flags are
-    /// never changed). The caller owns the result.
+    /// never changed); for <c>unix:PATH</c>, a new eventfd handed to the
+    /// listener at PATH. The caller owns the result.
     /// </summary>
-    /// <exception cref="TargetUnavailableException">N is not open, or not an eventfd.</exception>
+    /// <exception cref="TargetUnavailableException">N is not open, or not an eventfd; no listener at PATH.</exception>
     public static EventFd Open(object spec, Target target)
     {
+        if (target.Kind == TargetKind.Unix)
+            return UnixTarget.Open(spec, target.Text["unix:".Length..]);
         try
         {
             return EventFd.DuplicateFrom(target.Fd);
