@@ -72,5 +72,28 @@ status=0
 "$root/dist/sharpvisor" run --engine il "$elf" >/dev/null 2>&1 || status=$?
 if [[ $status -eq 64 ]]; then ok "sharpvisor --engine il: usage error 64"; else fail "sharpvisor --engine il: exit $status, expected 64"; fi
 
+# exec: targets with the file alone: $SHARPVISOR must name the file itself,
+# and its `listen` must answer all 1000 ping-pong rounds as one shared child.
+check_exec() {
+  local name=$1 file=$2
+  local dir; dir=$(mktemp -d)
+  cp "$root/dist/$file" "$dir/"
+  local listen='exec:$SHARPVISOR listen --answer notify-0x10=irq-5'
+  local status=0
+  (cd "$dir" && env -i PATH=/usr/bin:/bin HOME="$dir" "./$file" run "$root/guests/build/pingpong.elf" --stats \
+      --notify "0x10=$listen" --irq "5=$listen" >"$dir/stdout" 2>"$dir/stderr") || status=$?
+  local lines; lines=$(grep -cE '^[0-9]+\.[0-9]{6} notify-0x10 1$' "$dir/stdout")
+  if [[ $status -ne 0 ]]; then
+    fail "$name exec:\$SHARPVISOR listen: exit $status: $(head -c 300 "$dir/stderr")"
+  elif ! grep -qx 'pongs 1000' "$dir/stdout" || [[ $lines -ne 1000 ]] || [[ $(cat "$dir/stderr") != "notify 0x10 delivered 1000" ]]; then
+    fail "$name exec:\$SHARPVISOR listen: pongs, listen lines ($lines) or stats wrong: $(head -c 300 "$dir/stderr")"
+  else
+    ok "$name: a shared exec:\$SHARPVISOR listen child answered 1000 rounds"
+  fi
+  rm -rf "$dir"
+}
+check_exec "sharpvisor (native AOT)" sharpvisor
+check_exec "sharpvisor-jit" sharpvisor-jit
+
 rm -f "$expected"
 finish

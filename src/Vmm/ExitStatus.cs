@@ -19,7 +19,7 @@ public enum ExitStatus
     BadImage = 65,
     /// <summary>The image file does not exist or cannot be read (EX_NOINPUT).</summary>
     NoInput = 66,
-    /// <summary>A --notify or --irq TARGET is unavailable (EX_UNAVAILABLE): fd:N not open, or not an eventfd; unix:PATH not a socket, or nobody listening.</summary>
+    /// <summary>A --notify or --irq TARGET is unavailable (EX_UNAVAILABLE): fd:N not open, or not an eventfd; unix:PATH not a socket, or nobody listening; exec:CMD's program not found or not executable.</summary>
     Unavailable = 69,
     /// <summary>A host-side failure: a bug of ours or a resource the host ran out of (EX_SOFTWARE).</summary>
     Internal = 70,
@@ -58,7 +58,8 @@ public static class ExitStatuses
           64     usage: a bad option or argument (also --engine il in the native-AOT build)
           65     bad image: not a loadable ELF32 i386 executable or flat binary
           66     the image file is missing or unreadable
-          69     a --notify/--irq target is unavailable (fd:N not open or not an eventfd; no listener at unix:PATH)
+          69     a --notify/--irq target is unavailable (fd:N not open or not an eventfd,
+                 no listener at unix:PATH, exec:CMD's program not found or not executable)
           70     internal error (one line on stderr, never a stack trace)
           80     guest fault: bad memory access, #DE, unsupported instruction, unknown hypercall
           81     deadlock: every vCPU waits for an interrupt nothing can raise

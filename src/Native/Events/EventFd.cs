@@ -244,5 +244,24 @@ public sealed class EventFd : IDisposable
         }
     }
 
+    /// <summary>
+    /// The counter as the kernel shows it (<c>/proc/self/fdinfo</c>), without
+    /// reading or resetting it: for watching another process catch up with
+    /// what was written. Slow (a file read); not for a hot path.
+    /// </summary>
+    public ulong PeekCount()
+    {
+        bool addedRef = false;
+        try
+        {
+            _handle.DangerousAddRef(ref addedRef);
+            return FdInfo.Read(_handle.Fd, "EventFd.PeekCount").Count;
+        }
+        finally
+        {
+            if (addedRef) _handle.DangerousRelease();
+        }
+    }
+
     public void Dispose() => _handle.Dispose();
 }

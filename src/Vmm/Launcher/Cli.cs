@@ -12,7 +12,7 @@ using Sharpvisor.Vmm.Loader;
 namespace Sharpvisor.Vmm.Launcher;
 
 /// <summary>
-/// The <c>sharpvisor</c> command line: <c>run</c>, <c>smoke</c>, <c>--help</c>,
+/// The <c>sharpvisor</c> command line: <c>run</c>, <c>listen</c>, <c>smoke</c>, <c>--help</c>,
 /// <c>--version</c>. Output goes to the streams it is given, so tests run it
 /// in process with captured output; Program passes the real ones.
 /// </summary>
@@ -101,7 +101,9 @@ public static class Cli
         };
         var notify = new Option<NotifySpec[]>("--notify")
         {
-            Description = "LHCALL_NOTIFY of VALUE (nonzero, decimal or 0x-hex) signals TARGET's eventfd; TARGET is fd:N, an eventfd passed down as descriptor N, or unix:PATH, an eventfd handed at start to the listener on that Unix socket. Repeatable",
+            Description = "LHCALL_NOTIFY of VALUE (nonzero, decimal or 0x-hex) signals TARGET's eventfd; TARGET is fd:N, an eventfd passed down as descriptor N, "
+                + "unix:PATH, an eventfd handed at start to the listener on that Unix socket, "
+                + "or exec:CMD, a command started with a new eventfd as descriptor 3 (LISTEN_FDS; targets with the same CMD share one child; $SHARPVISOR runs this launcher). Repeatable",
             HelpName = "VALUE=TARGET",
             Arity = ArgumentArity.OneOrMore,
             AllowMultipleArgumentsPerToken = false,
@@ -133,8 +135,28 @@ public static class Cli
         });
         var smoke = new Command("smoke", "drive the native layer (eventfds, RCU map) end to end") { notifications };
 
+        var answer = new Option<string[]>("--answer")
+        {
+            Description = "on each wakeup of NAME, write its count to NAME2 (notify-0x10=irq-5), which is written, not watched. Repeatable",
+            HelpName = "NAME=NAME2",
+            Arity = ArgumentArity.OneOrMore,
+            AllowMultipleArgumentsPerToken = false,
+        };
+        var exitAfter = new Option<ulong?>("--exit-after")
+        {
+            Description = "exit 0 once the counts read add up to N",
+            HelpName = "N",
+            CustomParser = r => ulong.TryParse(r.Tokens[0].Value, NumberStyles.None, CultureInfo.InvariantCulture, out ulong n) && n > 0
+                ? n
+                : Fail<ulong?>(r, $"--exit-after '{r.Tokens[0].Value}' must be a positive number"),
+        };
+        var listen = new Command("listen",
+            "wait on the eventfds passed as descriptors 3.. (LISTEN_FDS, names from LISTEN_FDNAMES, as an exec: target's child gets them) "
+            + "and print one line per wakeup: <realtime seconds.micros> <name> <count>. Ends with 0 on SIGTERM or SIGINT, "
+            + "after printing what is pending") { answer, exitAfter };
+
         var version = new Option<bool>("--version") { Description = "print the version and exit" };
-        var root = new RootCommand("Sharpvisor: runs 32-bit x86 guests (guest ABI v1, docs/guest-abi.md).") { run, smoke };
+        var root = new RootCommand("Sharpvisor: runs 32-bit x86 guests (guest ABI v1, docs/guest-abi.md).") { run, listen, smoke };
         // Our own --version, so it prints "sharpvisor X.Y.Z" as before, with no commit suffix.
         foreach (Option o in root.Options.Where(o => o is VersionOption).ToList()) root.Options.Remove(o);
         root.Options.Add(version);
@@ -160,8 +182,10 @@ public static class Cli
         Command chosen = parsed.CommandResult.Command;
         if (chosen == smoke)
             return SmokeRun.Run(parsed.GetValue(notifications), text);
+        if (chosen == listen)
+            return Listen.ListenCommand.Execute(parsed.GetValue(answer) ?? [], parsed.GetValue(exitAfter), text, stderr, handleSignals);
         if (chosen != run)
-            return Usage(stderr, "a command is required: run or smoke");
+            return Usage(stderr, "a command is required: run, listen or smoke");
 
         var options = new RunOptions(
             parsed.GetValue(image)!,
@@ -205,24 +229,27 @@ public static class Cli
             return (int)e.Status;
         }
 
-        // Our duplicates of the targets' descriptors: closed on every path,
-        // after the machine (declared first, so disposed last).
+        // Our duplicates of the targets' descriptors, and the exec: children
+        // with the eventfds we made for them: closed (and stopped) on every
+        // path, after the machine (declared first, so disposed last).
         var opened = new List<EventFd>();
+        ExecChildren? children = null;
         try
         {
             var notifyFds = new List<(NotifySpec Spec, EventFd Fd)>();
             var irqFds = new List<(IrqSpec Spec, EventFd Fd)>();
             try
             {
+                children = ExecChildren.Prepare(options.Notify ?? [], options.Irqs ?? []);
                 foreach (NotifySpec spec in options.Notify ?? [])
                 {
-                    notifyFds.Add((spec, Targets.Open(spec, spec.Target)));
-                    opened.Add(notifyFds[^1].Fd);
+                    notifyFds.Add((spec, spec.Target.Kind == TargetKind.Exec ? children.EventFdFor(spec) : Targets.Open(spec, spec.Target)));
+                    if (spec.Target.Kind != TargetKind.Exec) opened.Add(notifyFds[^1].Fd);
                 }
                 foreach (IrqSpec spec in options.Irqs ?? [])
                 {
-                    irqFds.Add((spec, Targets.Open(spec, spec.Target)));
-                    opened.Add(irqFds[^1].Fd);
+                    irqFds.Add((spec, spec.Target.Kind == TargetKind.Exec ? children.EventFdFor(spec) : Targets.Open(spec, spec.Target)));
+                    if (spec.Target.Kind != TargetKind.Exec) opened.Add(irqFds[^1].Fd);
                 }
             }
             catch (TargetUnavailableException e)
@@ -239,7 +266,17 @@ public static class Cli
             using PosixSignalRegistration? sigint = handleSignals ? StopOn(machine, PosixSignal.SIGINT, 2, "SIGINT") : null;
             using PosixSignalRegistration? sigterm = handleSignals ? StopOn(machine, PosixSignal.SIGTERM, 15, "SIGTERM") : null;
 
+            try
+            {
+                children.Start(stderr); // last, after everything that can refuse the run
+            }
+            catch (TargetUnavailableException e)
+            {
+                stderr.WriteLine($"sharpvisor: {OneLine(e.Message)}");
+                return (int)ExitStatus.Unavailable;
+            }
             VcpuExit exit = machine.Run(options.Timeout);
+            children.Stop(); // SIGTERM and reap before we report, so a child's last words come first
             int status = ExitStatuses.For(exit);
             stdout.Flush(); // the guest's output first, then our line about why it stopped
             if (exit.Reason != StopReason.Shutdown)
@@ -259,6 +296,7 @@ public static class Cli
         finally
         {
             foreach (EventFd fd in opened) fd.Dispose();
+            children?.Dispose();
         }
     }
 

@@ -12,6 +12,9 @@ public enum TargetKind
     Fd,
     /// <summary><c>unix:PATH</c>: an eventfd Sharpvisor creates and hands, at start, to the listener on the Unix socket at PATH (<see cref="UnixTarget"/>).</summary>
     Unix,
+
+    /// <summary><c>exec:CMD</c>: an eventfd Sharpvisor creates and gives to a child it starts (see <see cref="ExecChildren"/>).</summary>
+    Exec,
 }
 
 /// <summary>Where a notification goes or an interrupt comes from, as given on the command line.</summary>
@@ -20,6 +23,9 @@ public enum TargetKind
 /// <param name="Text">The target as written, for messages.</param>
 public sealed record Target(TargetKind Kind, int Fd, string Text)
 {
+    /// <summary>For <see cref="TargetKind.Exec"/>, the command: everything after <c>exec:</c>, as given.</summary>
+    public string Command => Kind == TargetKind.Exec ? Text["exec:".Length..] : "";
+
     public override string ToString() => Text;
 }
 
@@ -119,7 +125,7 @@ public static class Targets
         int colon = text.IndexOf(':');
         if (colon < 0)
         {
-            error = $"{option} '{whole}': TARGET '{text}' has no kind; this version knows fd:N and unix:PATH";
+            error = $"{option} '{whole}': TARGET '{text}' has no kind; this version knows fd:N, unix:PATH and exec:CMD";
             return false;
         }
         string kind = text[..colon], rest = text[(colon + 1)..];
@@ -132,9 +138,18 @@ public static class Targets
             target = error.Length == 0 ? new Target(TargetKind.Unix, -1, text) : null;
             return error.Length == 0;
         }
+        if (kind == "exec")
+        {
+            // Only the syntax here (exit 64); whether the program exists is
+            // looked up with the child's real environment before the VM starts
+            // (exit 69). Any nonempty value stands in for the variables.
+            target = new Target(TargetKind.Exec, -1, text);
+            error = ShellWords.TryFindProgram(rest, _ => "x", out _, out string why) ? "" : $"{option} '{whole}': CMD {why}";
+            return error.Length == 0;
+        }
         if (kind != "fd")
         {
-            error = $"{option} '{whole}': unknown TARGET kind '{kind}'; this version knows fd:N and unix:PATH";
+            error = $"{option} '{whole}': unknown TARGET kind '{kind}'; this version knows fd:N, unix:PATH and exec:CMD";
             return false;
         }
         if (!int.TryParse(rest, NumberStyles.None, CultureInfo.InvariantCulture, out int fd))
