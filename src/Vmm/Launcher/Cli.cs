@@ -150,10 +150,24 @@ public static class Cli
                 ? n
                 : Fail<ulong?>(r, $"--exit-after '{r.Tokens[0].Value}' must be a positive number"),
         };
+        var unixPath = new Option<string?>("--unix")
+        {
+            Description = "instead of descriptors 3.., listen on the Unix socket at PATH for the eventfds of unix:PATH targets (mode 0600, removed at exit)",
+            HelpName = "PATH",
+        };
+        var expect = new Option<int>("--expect")
+        {
+            Description = "with --unix: how many eventfds to take before waiting on them (one per unix: target); 1 unless given",
+            HelpName = "N",
+            DefaultValueFactory = _ => 1,
+            CustomParser = r => int.TryParse(r.Tokens[0].Value, NumberStyles.None, CultureInfo.InvariantCulture, out int n) && n is >= 1 and <= 1024
+                ? n
+                : Fail<int>(r, $"--expect '{r.Tokens[0].Value}' must be a number from 1 to 1024"),
+        };
         var listen = new Command("listen",
-            "wait on the eventfds passed as descriptors 3.. (LISTEN_FDS, names from LISTEN_FDNAMES, as an exec: target's child gets them) "
-            + "and print one line per wakeup: <realtime seconds.micros> <name> <count>. Ends with 0 on SIGTERM or SIGINT, "
-            + "after printing what is pending") { answer, exitAfter };
+            "wait on the eventfds passed as descriptors 3.. (LISTEN_FDS, names from LISTEN_FDNAMES, as an exec: target's child gets them), "
+            + "or received on a Unix socket (--unix), and print one line per wakeup: <realtime seconds.micros> <name> <count>. "
+            + "Ends with 0 on SIGTERM or SIGINT, after printing what is pending") { answer, exitAfter, unixPath, expect };
 
         var version = new Option<bool>("--version") { Description = "print the version and exit" };
         var root = new RootCommand("Sharpvisor: runs 32-bit x86 guests (guest ABI v1, docs/guest-abi.md).") { run, listen, smoke };
@@ -183,7 +197,13 @@ public static class Cli
         if (chosen == smoke)
             return SmokeRun.Run(parsed.GetValue(notifications), text);
         if (chosen == listen)
+        {
+            if (parsed.GetValue(unixPath) is string socketPath)
+                return Listen.ListenCommand.ExecuteUnix(socketPath, parsed.GetValue(expect), parsed.GetValue(answer) ?? [], parsed.GetValue(exitAfter), text, stderr, handleSignals);
+            if (parsed.GetResult(expect) is { Implicit: false })
+                return Usage(stderr, "--expect needs --unix PATH");
             return Listen.ListenCommand.Execute(parsed.GetValue(answer) ?? [], parsed.GetValue(exitAfter), text, stderr, handleSignals);
+        }
         if (chosen != run)
             return Usage(stderr, "a command is required: run, listen or smoke");
 

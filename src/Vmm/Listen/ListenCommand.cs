@@ -44,6 +44,65 @@ public static class ListenCommand
     }
 
     /// <summary>
+    /// <c>listen --unix PATH</c>: listens on the Unix socket at PATH (mode
+    /// 0600, removed at exit) for the eventfds of <c>unix:PATH</c> targets,
+    /// takes <paramref name="expect"/> of them (named <c>notify-0x10</c>,
+    /// <c>irq-5</c> by the line each came with), then runs as with the
+    /// handshake. A connection that brings anything else is reported in one
+    /// line and the next one is served. SIGTERM or SIGINT while waiting for
+    /// them ends it with 0, like any other stop.
+    /// </summary>
+    public static int ExecuteUnix(string path, int expect, IReadOnlyList<string> answers, ulong? exitAfter,
+        TextWriter output, TextWriter stderr, bool handleSignals)
+    {
+        UnixFdReceiver receiver;
+        try
+        {
+            receiver = UnixFdReceiver.Listen(path);
+        }
+        catch (ErrnoException e)
+        {
+            return Fail(stderr, ExitStatus.Unavailable, $"--unix {path}: {e.Message}");
+        }
+        var received = new List<ReceivedEventFd>();
+        using var stopping = new CancellationTokenSource();
+        using PosixSignalRegistration? sigterm = handleSignals ? PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c.Cancel = true; stopping.Cancel(); }) : null;
+        using PosixSignalRegistration? sigint = handleSignals ? PosixSignalRegistration.Create(PosixSignal.SIGINT, c => { c.Cancel = true; stopping.Cancel(); }) : null;
+        try
+        {
+            using (receiver)
+            {
+                while (received.Count < expect)
+                {
+                    try
+                    {
+                        received.Add(receiver.Receive(stopping.Token));
+                    }
+                    catch (InvalidDataException e)
+                    {
+                        stderr.WriteLine($"sharpvisor listen: {e.Message}");
+                    }
+                }
+            }
+            if (received.Select(r => r.Name).Distinct(StringComparer.Ordinal).Count() != received.Count)
+                return Fail(stderr, ExitStatus.Usage, $"--unix {path}: one name came twice ({string.Join(", ", received.Select(r => r.Name))})");
+            var fds = received.Select(r => new ListenedFd(r.EventFd.Handle.Fd, r.Name)).ToList();
+            // The signal handlers above are dropped first: Run installs its own.
+            sigterm?.Dispose();
+            sigint?.Dispose();
+            return Run(fds, answers, exitAfter, output, stderr, handleSignals);
+        }
+        catch (OperationCanceledException)
+        {
+            return 0; // told to stop before every eventfd came
+        }
+        finally
+        {
+            foreach (ReceivedEventFd r in received) r.Dispose();
+        }
+    }
+
+    /// <summary>
     /// Waits on <paramref name="fds"/> (used through duplicates: the numbers
     /// stay open) until a signal, <paramref name="exitAfter"/>, or
     /// <paramref name="cancel"/>. Returns the exit status: 0, 64 for a bad
