@@ -262,18 +262,7 @@ public class SmpTests
             a.dec(ecx);
             a.jnz(loop);
         }
-        string path = TwoVcpuGuest(dir, "xadd.bin", a =>
-        {
-            Add(a);
-            WaitForFlagThenShutDownIf(a, 400_000);
-        }, a =>
-        {
-            Add(a);
-            a.mov(__dword_ptr[0x2004], 1);
-            NotifyTests.Hypercall(a, 10, 0);
-        });
-        CliTests.Result r = CliTests.Execute("run", path, "--flat", "0x1000", "--vcpus", "2", "--engine", engine, "--timeout", "60");
-        Assert.Equal(1, r.Status);
+        Assert.Equal(1, RunTwoWorkers(dir, "xadd.bin", Add, 400_000, engine));
     }
 
     /// <summary>
@@ -305,18 +294,27 @@ public class SmpTests
             a.dec(esi);
             a.jnz(loop);
         }
-        string path = TwoVcpuGuest(dir, "spinlock.bin", a =>
+        Assert.Equal(1, RunTwoWorkers(dir, "spinlock.bin", Work, 200_000, engine));
+    }
+
+    /// <summary>
+    /// Both vCPUs run <paramref name="work"/> on the shared word at 0x2000;
+    /// vCPU 1 then raises a flag and halts, vCPU 0 waits for the flag and shuts
+    /// down with 1 if the word is <paramref name="expected"/>, else 0. Returns the exit status.
+    /// </summary>
+    private static int RunTwoWorkers(TempDir dir, string name, Action<Assembler> work, uint expected, string engine)
+    {
+        string path = TwoVcpuGuest(dir, name, a =>
         {
-            Work(a);
-            WaitForFlagThenShutDownIf(a, 200_000);
+            work(a);
+            WaitForFlagThenShutDownIf(a, expected);
         }, a =>
         {
-            Work(a);
+            work(a);
             a.mov(__dword_ptr[0x2004], 1);
             NotifyTests.Hypercall(a, 10, 0);
         });
-        CliTests.Result r = CliTests.Execute("run", path, "--flat", "0x1000", "--vcpus", "2", "--engine", engine, "--timeout", "60");
-        Assert.Equal(1, r.Status);
+        return CliTests.Execute("run", path, "--flat", "0x1000", "--vcpus", "2", "--engine", engine, "--timeout", "60").Status;
     }
 
     /// <summary>vCPU 0's end: wait for vCPU 1's flag at 0x2004, then shut down with 1 if [0x2000] is <paramref name="expected"/>, else 0.</summary>
