@@ -217,32 +217,8 @@ public sealed class EventFd : IDisposable
         }
     }
 
-    private unsafe bool WaitFor(short events, int timeoutMs, CancellationToken cancellationToken)
-    {
-        bool addedRef = false;
-        try
-        {
-            _handle.DangerousAddRef(ref addedRef);
-            var fds = stackalloc Interop.PollFd[2];
-            fds[0] = new Interop.PollFd { Fd = _handle.Fd, Events = events };
-            if (!cancellationToken.CanBeCanceled)
-                return Poll.Wait(fds, 1, timeoutMs, "poll(eventfd)") > 0;
-
-            // Cancellation wakes the poll through a second eventfd, so that a
-            // cancelled wait returns at once rather than at the next time slice.
-            cancellationToken.ThrowIfCancellationRequested();
-            using var wake = Create();
-            using var reg = cancellationToken.UnsafeRegister(static w => ((EventFd)w!).TrySignal(), wake);
-            fds[1] = new Interop.PollFd { Fd = wake._handle.Fd, Events = Interop.POLLIN };
-            int n = Poll.Wait(fds, 2, timeoutMs, "poll(eventfd)");
-            cancellationToken.ThrowIfCancellationRequested();
-            return n > 0 && fds[0].REvents != 0;
-        }
-        finally
-        {
-            if (addedRef) _handle.DangerousRelease();
-        }
-    }
+    private bool WaitFor(short events, int timeoutMs, CancellationToken cancellationToken) =>
+        Poll.WaitOne(_handle, events, timeoutMs, cancellationToken, "poll(eventfd)");
 
     /// <summary>
     /// The counter as the kernel shows it (<c>/proc/self/fdinfo</c>), without

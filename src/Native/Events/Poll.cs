@@ -24,6 +24,37 @@ internal static class Poll
         }
     }
 
+    /// <summary>
+    /// Waits until <paramref name="handle"/> has <paramref name="events"/>, up
+    /// to <paramref name="timeoutMs"/> (negative: for ever). True if it has.
+    /// Cancellation wakes the poll through a second eventfd, so that a
+    /// cancelled wait returns at once (with OperationCanceledException) rather
+    /// than at the next time slice.
+    /// </summary>
+    internal static unsafe bool WaitOne(SafeFdHandle handle, short events, int timeoutMs, CancellationToken cancellationToken, string operation)
+    {
+        bool addedRef = false;
+        try
+        {
+            handle.DangerousAddRef(ref addedRef);
+            var fds = stackalloc Interop.PollFd[2];
+            fds[0] = new Interop.PollFd { Fd = handle.Fd, Events = events };
+            if (!cancellationToken.CanBeCanceled)
+                return Wait(fds, 1, timeoutMs, operation) > 0;
+            cancellationToken.ThrowIfCancellationRequested();
+            using var wake = EventFd.Create();
+            using var reg = cancellationToken.UnsafeRegister(static w => ((EventFd)w!).TrySignal(), wake);
+            fds[1] = new Interop.PollFd { Fd = wake.Handle.Fd, Events = Interop.POLLIN };
+            int n = Wait(fds, 2, timeoutMs, operation);
+            cancellationToken.ThrowIfCancellationRequested();
+            return n > 0 && fds[0].REvents != 0;
+        }
+        finally
+        {
+            if (addedRef) handle.DangerousRelease();
+        }
+    }
+
     /// <summary>Milliseconds left of <paramref name="timeoutMs"/> since <paramref name="start"/>, rounded up.</summary>
     internal static int Remaining(long start, int timeoutMs)
     {

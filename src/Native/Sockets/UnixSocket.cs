@@ -174,30 +174,8 @@ public sealed class UnixSocket : IDisposable
     /// a listener, a connection is waiting to be accepted; for a connection,
     /// bytes or the peer's close. Throws OperationCanceledException if cancelled.
     /// </summary>
-    public unsafe bool WaitReadable(TimeSpan timeout, CancellationToken cancellationToken = default)
-    {
-        int timeoutMs = Poll.ToMilliseconds(timeout);
-        bool addedRef = false;
-        try
-        {
-            _handle.DangerousAddRef(ref addedRef);
-            var fds = stackalloc Interop.PollFd[2];
-            fds[0] = new Interop.PollFd { Fd = _handle.Fd, Events = Interop.POLLIN };
-            if (!cancellationToken.CanBeCanceled)
-                return Poll.Wait(fds, 1, timeoutMs, "poll(socket)") > 0;
-            cancellationToken.ThrowIfCancellationRequested();
-            using var wake = EventFd.Create();
-            using var reg = cancellationToken.UnsafeRegister(static w => ((EventFd)w!).TrySignal(), wake);
-            fds[1] = new Interop.PollFd { Fd = wake.Handle.Fd, Events = Interop.POLLIN };
-            int n = Poll.Wait(fds, 2, timeoutMs, "poll(socket)");
-            cancellationToken.ThrowIfCancellationRequested();
-            return n > 0 && fds[0].REvents != 0;
-        }
-        finally
-        {
-            if (addedRef) _handle.DangerousRelease();
-        }
-    }
+    public bool WaitReadable(TimeSpan timeout, CancellationToken cancellationToken = default) =>
+        Poll.WaitOne(_handle, Interop.POLLIN, Poll.ToMilliseconds(timeout), cancellationToken, "poll(socket)");
 
     /// <summary>
     /// Sends all of <paramref name="payload"/>, with <paramref name="fds"/>
