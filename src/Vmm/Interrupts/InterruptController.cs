@@ -52,7 +52,9 @@ namespace Sharpvisor.Vmm.Interrupts;
 /// equal to the number of vCPUs stops the VM as deadlocked (exit 81), since
 /// none is left to run. A vCPU alone in such a wait while another still runs
 /// is not a deadlock: the running one may still shut down. Waits with a
-/// timeout are not counted: they end by themselves.
+/// timeout are not counted: they end by themselves. Nor are any waits while
+/// a control socket is open (<see cref="SourcesMayBeAttached"/>): the
+/// process at its other end may still attach a source, so the VM waits.
 /// </para>
 /// </remarks>
 public sealed class InterruptController : IDisposable
@@ -69,6 +71,7 @@ public sealed class InterruptController : IDisposable
     private readonly Lock _drainLock = new();
     private readonly EventFd _stop = EventFd.Create(EventFdFlags.NonBlocking);
     private volatile bool _started;
+    private bool _sourcesMayBeAttached;
     private int[] _lineNumbers = [];   // the attached lines, ascending; position i is poll-set index i
     private ulong _linesMask;          // poll-set bits of the lines
     private bool _anySemaphore;
@@ -121,6 +124,31 @@ public sealed class InterruptController : IDisposable
     public bool HasSources
     {
         get { lock (_setupLock) return _lines.Any(l => l != null); }
+    }
+
+    /// <summary>The interrupt lines that have an eventfd, ascending.</summary>
+    public int[] AttachedLines
+    {
+        get { lock (_setupLock) return [.. Enumerable.Range(1, MaxLine).Where(n => _lines[n] != null)]; }
+    }
+
+    /// <summary>
+    /// Set before the VM runs when an interrupt source may still be attached
+    /// while it runs (a control socket is open): then a wait without a
+    /// timeout can end even with no source attached yet, and all vCPUs in
+    /// such waits are not a deadlock.
+    /// </summary>
+    public bool SourcesMayBeAttached
+    {
+        get => _sourcesMayBeAttached;
+        set
+        {
+            lock (_setupLock)
+            {
+                if (_started) throw new InvalidOperationException("whether sources may be attached later is set before the VM runs");
+                _sourcesMayBeAttached = value;
+            }
+        }
     }
 
     /// <summary>The pending interrupts, bit n for interrupt n.</summary>
@@ -206,8 +234,8 @@ public sealed class InterruptController : IDisposable
         irq = 0;
         if (!_started) Start();
         Waiter w = _waiters[vcpu.Index];
-        // Without an interrupt source, only another vCPU's stop can end this.
-        bool forever = deadline == long.MaxValue && _lineNumbers.Length == 0;
+        // Without an interrupt source, and none to come, only another vCPU's stop can end this.
+        bool forever = deadline == long.MaxValue && _lineNumbers.Length == 0 && !_sourcesMayBeAttached;
         if (forever && Interlocked.Increment(ref _waitingForever) == _vcpus)
         {
             // The VM stops with this; the count goes back so that a wait

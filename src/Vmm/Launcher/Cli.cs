@@ -7,6 +7,7 @@ using System.Runtime.InteropServices;
 using System.Text;
 using Sharpvisor.Jit.Runtime;
 using Sharpvisor.Native;
+using Sharpvisor.Vmm.Control;
 using Sharpvisor.Vmm.Loader;
 
 namespace Sharpvisor.Vmm.Launcher;
@@ -122,7 +123,14 @@ public static class Cli
                 : Fail<IrqSpec[]>(r, error),
         };
         var stats = new Option<bool>("--stats") { Description = "print notification counts per value on stderr at exit, before the --regs line" };
-        var run = new Command("run", "run a guest image until it shuts down") { image, engine, mem, flat, vcpus, notify, irq, stats, regs, timeout };
+        var control = new Option<string?>("--control")
+        {
+            Description = "while the VM runs, serve a control socket at PATH (mode 0600, same user only, removed at exit) "
+                + "on which another process attaches, detaches and lists notify values (docs/control-socket.md); "
+                + "while it is open, all vCPUs waiting is not a deadlock",
+            HelpName = "PATH",
+        };
+        var run = new Command("run", "run a guest image until it shuts down") { image, engine, mem, flat, vcpus, notify, irq, stats, regs, timeout, control };
 
         var notifications = new Argument<int>("NOTIFICATIONS")
         {
@@ -217,7 +225,8 @@ public static class Cli
             parsed.GetValue(notify) ?? [],
             parsed.GetValue(irq) ?? [],
             parsed.GetValue(vcpus),
-            parsed.GetValue(stats));
+            parsed.GetValue(stats),
+            parsed.GetValue(control));
         return Run(options, stdout, stderr, handleSignals);
     }
 
@@ -283,6 +292,22 @@ public static class Cli
                 machine.Notifier.Attach(spec.Value, fd.Handle);
             foreach ((IrqSpec spec, EventFd fd) in irqFds)
                 machine.Interrupts.Attach(spec.Line, fd);
+            ControlServer? controlServer = null;
+            if (options.ControlPath is string controlPath)
+            {
+                try
+                {
+                    controlServer = ControlServer.Listen(controlPath, machine.Notifier, machine.Interrupts);
+                }
+                catch (ErrnoException e)
+                {
+                    stderr.WriteLine($"sharpvisor: --control {controlPath}: {OneLine(e.Message)}");
+                    return (int)ExitStatus.Unavailable;
+                }
+                machine.Interrupts.SourcesMayBeAttached = true;
+            }
+            // Stopped and joined before the machine is disposed: it updates the machine's map.
+            using ControlServer? controlInUse = controlServer;
             using PosixSignalRegistration? sigint = handleSignals ? StopOn(machine, PosixSignal.SIGINT, 2, "SIGINT") : null;
             using PosixSignalRegistration? sigterm = handleSignals ? StopOn(machine, PosixSignal.SIGTERM, 15, "SIGTERM") : null;
 
@@ -295,7 +320,9 @@ public static class Cli
                 stderr.WriteLine($"sharpvisor: {OneLine(e.Message)}");
                 return (int)ExitStatus.Unavailable;
             }
+            controlServer?.Start();
             VcpuExit exit = machine.Run(options.Timeout);
+            controlServer?.Dispose(); // no update after the run: the counts below are final
             children.Stop(); // SIGTERM and reap before we report, so a child's last words come first
             int status = ExitStatuses.For(exit);
             stdout.Flush(); // the guest's output first, then our line about why it stopped
