@@ -108,7 +108,7 @@ public sealed class ControlServer : IDisposable
                 {
                     if (length == buffer.Length)
                     {
-                        Reply(connection, $"error a request line has at most {MaxLineLength} bytes, newline included; closing");
+                        Refuse(connection, $"error a request line has at most {MaxLineLength} bytes, newline included; closing");
                         return;
                     }
                     connection.WaitReadable(Timeout.InfiniteTimeSpan, stop);
@@ -120,7 +120,7 @@ public sealed class ControlServer : IDisposable
                     }
                     catch (ErrnoException e) when (e.Errno == Errno.EMSGSIZE)
                     {
-                        Reply(connection, "error too many descriptors in one message (all were closed); closing");
+                        Refuse(connection, "error too many descriptors in one message (all were closed); closing");
                         return;
                     }
                     if (n == 0) return; // the client closed
@@ -131,7 +131,7 @@ public sealed class ControlServer : IDisposable
                 if (line.EndsWith("\r"u8)) line = line[..^1];
                 if (!IsText(line))
                 {
-                    Reply(connection, "error binary data in a request; closing");
+                    Refuse(connection, "error binary data in a request; closing");
                     return;
                 }
                 // The descriptors that came so far go with this line; whatever it does not take is closed.
@@ -154,6 +154,23 @@ public sealed class ControlServer : IDisposable
         foreach (byte b in line)
             if (b is < 0x20 and not (byte)'\t' or >= 0x7f) return false;
         return true;
+    }
+
+    /// <summary>
+    /// The last reply on a connection that is closed after it. What the client
+    /// sent and we did not read is read first (descriptors closed): a close
+    /// with unread data is a reset for the client, which could lose the reply.
+    /// </summary>
+    private static void Refuse(UnixSocket connection, string line)
+    {
+        Reply(connection, line);
+        var discard = new byte[4096];
+        for (int i = 0; i < 64 && connection.WaitReadable(TimeSpan.Zero); i++)
+        {
+            int n = connection.ReceiveWithDescriptors(discard, out SafeFdHandle[] fds);
+            foreach (SafeFdHandle fd in fds) fd.Dispose();
+            if (n == 0) break;
+        }
     }
 
     private static void Reply(UnixSocket connection, string line) =>
