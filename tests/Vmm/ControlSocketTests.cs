@@ -220,7 +220,8 @@ public class ControlSocketTests
                 Assert.StartsWith("error value 0 is reserved", client.Request("attach notify 0", kept.Handle));
                 Assert.StartsWith("error 'banana' is not a notify value", client.Request("attach notify banana", kept.Handle));
                 Assert.StartsWith("error '32' is not an interrupt line", client.Request("attach irq 32", kept.Handle));
-                Assert.Equal("error irq attach and detach are not supported yet", client.Request("attach irq 5", kept.Handle));
+                Assert.Equal("error interrupt 5 is not attached", client.Request("detach irq 5"));
+                Assert.StartsWith("error attach irq 5 needs exactly one eventfd", client.Request("attach irq 5"));
                 Assert.StartsWith("error unknown request 'frobnicate'", client.Request("frobnicate the VM"));
                 Assert.StartsWith("error an empty request", client.Request(""));
                 Assert.Equal("error list takes no arguments", client.Request("list all"));
@@ -261,6 +262,51 @@ public class ControlSocketTests
         Assert.Equal(1UL, FdSnapshot.EventFdCount(ender.Handle.Fd));
         Assert.Equal(1, Stat(result, 0x10, "delivered"));
         Assert.Equal(0, Stat(result, 0x20, "delivered"));
+        Assert.False(File.Exists(path), "the control socket is left behind");
+    }
+
+    [Fact]
+    public void IrqAttachedWhileBothVcpusHalt_WakesOne_AfterAnEarlierLineWasAttachedAndDetached()
+    {
+        // Both vCPUs halt with no timeout and no interrupt source: with the
+        // control socket open that is a wait, not a deadlock. The one that
+        // takes an interrupt shuts the VM down with its number as status.
+        using var dir = new TempDir();
+        string guest = NotifyTests.Flat(dir, "halt-then-exit.bin", a =>
+        {
+            NotifyTests.Hypercall(a, 10, 0); // EAX = the interrupt taken
+            a.mov(ebx, eax);
+            a.mov(eax, 2);
+            a.@int(0x1f);
+        });
+        string path = Path.Combine(dir.Path, "vm.ctl");
+        using var five = EventFd.Create();
+        using var seven = EventFd.Create();
+        CliTests.Result? result = null;
+        Thread vm = Start(["run", guest, "--flat", "0x1000", "--vcpus", "2", "--engine", "threaded", "--timeout", "120",
+            "--control", path], r => result = r);
+        try
+        {
+            using Client client = Client.Connect(path, vm)!;
+            Assert.NotNull(client);
+            Assert.Equal("ok", client.Request("attach irq 5", five.Handle));
+            Assert.Equal("error interrupt 5 is already attached", client.Request("attach irq 5", five.Handle));
+            Assert.Equal("notify irq 5", client.Request("list"));
+            Assert.Equal("ok", client.Request("detach irq 5"));
+            Assert.Equal("notify", client.Request("list"));
+            Assert.Equal("ok", client.Request("attach irq 7", seven.Handle));
+            Assert.Equal("ok", client.Request("attach notify 0x10", five.Handle));
+            Assert.Equal("notify 0x10 irq 7", client.Request("list"));
+            Assert.True(vm.IsAlive, $"the VM ended early: {result?.Stderr}");
+            seven.Signal();
+        }
+        finally
+        {
+            vm.Join();
+        }
+        Assert.NotNull(result);
+        Assert.True(result.Status == 7, $"status {result.Status}: {result.Stderr}");
+        Assert.Equal(0UL, FdSnapshot.EventFdCount(seven.Handle.Fd)); // the VM read it
         Assert.False(File.Exists(path), "the control socket is left behind");
     }
 

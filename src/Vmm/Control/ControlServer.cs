@@ -9,14 +9,16 @@ namespace Sharpvisor.Vmm.Control;
 /// <summary>
 /// <c>--control PATH</c>: a Unix socket (mode 0600, removed at exit) on
 /// which another process of the same user attaches and detaches
-/// notification values while the VM runs, handing over each eventfd with
-/// SCM_RIGHTS. One text line per request, one per reply; the protocol is in
+/// notification values and interrupt lines while the VM runs, handing over
+/// each eventfd with SCM_RIGHTS. One text line per request, one per reply; the protocol is in
 /// docs/control-socket.md.
 /// </summary>
 /// <remarks>
 /// The server is one thread, not a vCPU: in RCU terms it is an updater, and
 /// the map's updates never wait for the vCPUs (deferred reclaim), so a
-/// request is answered at once however busy the guest is. It serves one
+/// request is answered at once however busy the guest is. An interrupt
+/// line attached or detached kicks every vCPU, so a halted one rebuilds its
+/// poll set (see <see cref="InterruptController.Attach"/>). It serves one
 /// connection at a time; the next one waits in the listen backlog. Nothing a
 /// client sends can stop the VM or this thread: a bad request gets an
 /// <c>error</c> line, binary bytes or an overlong line also close the
@@ -33,6 +35,7 @@ public sealed class ControlServer : IDisposable
     private readonly uint _uid;
     private readonly CancellationTokenSource _stop = new();
     private Thread? _thread;
+    private readonly Dictionary<int, EventFd> _irqFds = []; // the irq eventfds attached here; the control thread's alone
     private int _disposed;
 
     private ControlServer(UnixSocket listener, Notifier notifier, InterruptController interrupts)
@@ -192,8 +195,8 @@ public sealed class ControlServer : IDisposable
                 if (!TryParseValue(value, out uint v, out string error)) return $"error {error}";
                 return words[0] == "attach" ? AttachNotify(v, fds) : DetachNotify(v, fds);
             case ["attach" or "detach", "irq", string line]:
-                if (!TryParseLine(line, out int _, out string irqError)) return $"error {irqError}";
-                return "error irq attach and detach are not supported yet";
+                if (!TryParseLine(line, out int n, out string irqError)) return $"error {irqError}";
+                return words[0] == "attach" ? AttachIrq(n, fds) : DetachIrq(n, fds);
             case ["attach" or "detach", "notify" or "irq"]:
                 return $"error {words[0]} {words[1]} needs a {(words[1] == "notify" ? "value" : "line number")}";
             case ["attach" or "detach", "notify" or "irq", ..]:
@@ -234,6 +237,42 @@ public sealed class ControlServer : IDisposable
                 return $"error the map is full ({EventfdMap.MaxEntries} values)";
             }
         }
+        return "ok";
+    }
+
+    private string AttachIrq(int line, IReadOnlyList<SafeFdHandle> fds)
+    {
+        if (fds.Count != 1)
+            return $"error attach irq {line} needs exactly one eventfd sent with it (SCM_RIGHTS), not {fds.Count}";
+        EventFd eventFd;
+        try
+        {
+            eventFd = EventFd.DuplicateFrom(fds[0].Fd);
+        }
+        catch (ErrnoException e) when (e.Errno == Errno.EINVAL)
+        {
+            return $"error the descriptor sent is {FdKind(fds[0])}, not an eventfd";
+        }
+        try
+        {
+            _interrupts.Attach(line, eventFd); // the controller waits on our duplicate; we close it after the detach
+        }
+        catch (InvalidOperationException)
+        {
+            eventFd.Dispose();
+            return $"error interrupt {line} is already attached";
+        }
+        _irqFds[line] = eventFd;
+        return "ok";
+    }
+
+    private string DetachIrq(int line, IReadOnlyList<SafeFdHandle> fds)
+    {
+        if (fds.Count != 0)
+            return $"error detach irq {line} takes no descriptor; {fds.Count} came, and were closed";
+        // Any line, also one given with --irq (whose owner closes it at exit).
+        if (!_interrupts.Detach(line)) return $"error interrupt {line} is not attached";
+        if (_irqFds.Remove(line, out EventFd? ours)) ours.Dispose(); // a vCPU's poll set may keep it open a little longer
         return "ok";
     }
 
@@ -300,6 +339,12 @@ public sealed class ControlServer : IDisposable
         if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
         _stop.Cancel();
         _thread?.Join();
+        foreach ((int line, EventFd fd) in _irqFds)
+        {
+            _interrupts.Detach(line);
+            fd.Dispose();
+        }
+        _irqFds.Clear();
         _listener.Dispose();
         _stop.Dispose();
     }
