@@ -311,6 +311,43 @@ public class ControlSocketTests
     }
 
     [Fact]
+    public void ControlCommand_PrintsTheReply_Exits0OnOk1OnError69WhenUnreachable()
+    {
+        using var dir = new TempDir();
+        string path = Path.Combine(dir.Path, "vm.ctl");
+        using var ender = EventFd.Create();
+        CliTests.Result? result = null;
+        Thread vm = Start(["run", WaitForAttach(dir), "--flat", "0x1000", "--engine", "threaded", "--timeout", "120",
+            "--stats", "--control", path], r => result = r);
+        try
+        {
+            using (Client.Connect(path, vm)) { } // the VM is up
+            CliTests.Result list = CliTests.Execute("control", path, "list");
+            Assert.Equal((0, "notify\n", ""), (list.Status, list.Stdout, list.Stderr));
+            CliTests.Result bad = CliTests.Execute("control", path, "frobnicate");
+            Assert.Equal(1, bad.Status);
+            Assert.StartsWith("error unknown request 'frobnicate'", bad.Stdout);
+            CliTests.Result noFd = CliTests.Execute("control", path, "attach", "notify", "0x10");
+            Assert.Equal(1, noFd.Status);
+            CliTests.Result closed = CliTests.Execute("control", path, "attach", "notify", "0x10", "--fd", "999999");
+            Assert.Equal(64, closed.Status);
+            Assert.Contains("descriptor 999999 is not open", Assert.Single(closed.StderrLines));
+            CliTests.Result ok = CliTests.Execute("control", path, "attach", "notify", "0x10", "--fd", ender.Handle.Fd.ToString(System.Globalization.CultureInfo.InvariantCulture));
+            Assert.Equal((0, "ok\n"), (ok.Status, ok.Stdout)); // and the guest shuts down
+        }
+        finally
+        {
+            vm.Join();
+        }
+        Assert.NotNull(result);
+        Assert.True(result.Status == 0, $"status {result.Status}: {result.Stderr}");
+        CliTests.Result gone = CliTests.Execute("control", path, "list");
+        Assert.Equal(69, gone.Status);
+        Assert.StartsWith($"sharpvisor: control {path}: ", Assert.Single(gone.StderrLines));
+        Assert.Equal("", gone.Stdout);
+    }
+
+    [Fact]
     public void TwoVcpus_BothHaltForEver_WithAControlSocket_IsNotADeadlock_TheTimeoutEndsIt()
     {
         using var dir = new TempDir();

@@ -6,6 +6,7 @@ using Sharpvisor.Vmm.Notify;
 
 namespace Sharpvisor.Vmm.Control;
 
+// Journey: control
 /// <summary>
 /// <c>--control PATH</c>: a Unix socket (mode 0600, removed at exit) on
 /// which another process of the same user attaches and detaches

@@ -13,7 +13,7 @@ using Sharpvisor.Vmm.Loader;
 namespace Sharpvisor.Vmm.Launcher;
 
 /// <summary>
-/// The <c>sharpvisor</c> command line: <c>run</c>, <c>listen</c>, <c>smoke</c>, <c>--help</c>,
+/// The <c>sharpvisor</c> command line: <c>run</c>, <c>listen</c>, <c>control</c>, <c>smoke</c>, <c>--help</c>,
 /// <c>--version</c>. Output goes to the streams it is given, so tests run it
 /// in process with captured output; Program passes the real ones.
 /// </summary>
@@ -177,8 +177,26 @@ public static class Cli
             + "or received on a Unix socket (--unix), and print one line per wakeup: <realtime seconds.micros> <name> <count>. "
             + "Ends with 0 on SIGTERM or SIGINT, after printing what is pending") { answer, exitAfter, unixPath, expect };
 
+        var socketArg = new Argument<string>("PATH") { Description = "the control socket of a running VM (run --control PATH)" };
+        var requestArg = new Argument<string[]>("REQUEST")
+        {
+            Description = "list, attach notify VALUE, detach notify VALUE, attach irq N, detach irq N (docs/control-socket.md)",
+            Arity = ArgumentArity.OneOrMore,
+        };
+        var sendFd = new Option<int?>("--fd")
+        {
+            Description = "send descriptor N (an eventfd this process inherited) with the request, for attach",
+            HelpName = "N",
+            CustomParser = r => int.TryParse(r.Tokens[0].Value, NumberStyles.None, CultureInfo.InvariantCulture, out int n)
+                ? n
+                : Fail<int?>(r, $"--fd '{r.Tokens[0].Value}' must be a descriptor number"),
+        };
+        var controlCommand = new Command("control",
+            "send one request to a running VM's control socket and print the reply line; "
+            + "exit 0 on ok or a list, 1 on an error reply, 69 if the socket cannot be reached") { socketArg, requestArg, sendFd };
+
         var version = new Option<bool>("--version") { Description = "print the version and exit" };
-        var root = new RootCommand("Sharpvisor: runs 32-bit x86 guests (guest ABI v1, docs/guest-abi.md).") { run, listen, smoke };
+        var root = new RootCommand("Sharpvisor: runs 32-bit x86 guests (guest ABI v1, docs/guest-abi.md).") { run, listen, controlCommand, smoke };
         // Our own --version, so it prints "sharpvisor X.Y.Z" as before, with no commit suffix.
         foreach (Option o in root.Options.Where(o => o is VersionOption).ToList()) root.Options.Remove(o);
         root.Options.Add(version);
@@ -212,8 +230,10 @@ public static class Cli
                 return Usage(stderr, "--expect needs --unix PATH");
             return Listen.ListenCommand.Execute(parsed.GetValue(answer) ?? [], parsed.GetValue(exitAfter), text, stderr, handleSignals);
         }
+        if (chosen == controlCommand)
+            return ControlClient.Execute(parsed.GetValue(socketArg)!, parsed.GetValue(requestArg) ?? [], parsed.GetValue(sendFd), text, stderr);
         if (chosen != run)
-            return Usage(stderr, "a command is required: run, listen or smoke");
+            return Usage(stderr, "a command is required: run, listen, control or smoke");
 
         var options = new RunOptions(
             parsed.GetValue(image)!,
