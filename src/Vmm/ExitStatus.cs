@@ -59,10 +59,11 @@ public static class ExitStatuses
           65     bad image: not a loadable ELF32 i386 executable or flat binary
           66     the image file is missing or unreadable
           69     a --notify/--irq target is unavailable (fd:N not open or not an eventfd,
-                 no listener at unix:PATH, exec:CMD's program not found or not executable)
+                 no listener at unix:PATH, exec:CMD's program not found or not executable),
+                 or the --control socket cannot be created
           70     internal error (one line on stderr, never a stack trace)
           80     guest fault: bad memory access, #DE, unsupported instruction, unknown hypercall
-          81     deadlock: every vCPU waits for an interrupt nothing can raise
+          81     deadlock: every vCPU waits for an interrupt nothing can raise (never with --control)
           82     --timeout elapsed
           130    SIGINT, 143 SIGTERM: the vCPUs were stopped cleanly
         """;

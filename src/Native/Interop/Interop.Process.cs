@@ -18,6 +18,10 @@ internal static partial class Interop
     /// readable once it has exited (Linux 5.3, glibc 2.36). It is
     /// close-on-exec by default.
     /// </summary>
+    /// <summary>geteuid(2): never fails.</summary>
+    [LibraryImport(Libc, EntryPoint = "geteuid")]
+    internal static partial uint GetEuid();
+
     [LibraryImport(Libc, EntryPoint = "pidfd_open", SetLastError = true)]
     internal static partial int PidfdOpen(int pid, uint flags);
 }

@@ -330,6 +330,9 @@ public sealed class UnixSocket : IDisposable
         return new PeerCredentials(cred.Pid, cred.Uid, cred.Gid);
     }
 
+    /// <summary>This process's effective user id, to compare with <see cref="PeerCredentials"/>' Uid.</summary>
+    public static uint CurrentUid => Interop.GetEuid();
+
     /// <summary>Closes the socket; a listener also removes its socket file, if that is still the one it bound.</summary>
     public unsafe void Dispose()
     {

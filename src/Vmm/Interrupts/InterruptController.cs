@@ -52,7 +52,9 @@ namespace Sharpvisor.Vmm.Interrupts;
 /// equal to the number of vCPUs stops the VM as deadlocked (exit 81), since
 /// none is left to run. A vCPU alone in such a wait while another still runs
 /// is not a deadlock: the running one may still shut down. Waits with a
-/// timeout are not counted: they end by themselves.
+/// timeout are not counted: they end by themselves. Nor are any waits while
+/// a control socket is open (<see cref="SourcesMayBeAttached"/>): the
+/// process at its other end may still attach a source, so the VM waits.
 /// </para>
 /// </remarks>
 public sealed class InterruptController : IDisposable
@@ -69,27 +71,51 @@ public sealed class InterruptController : IDisposable
     private readonly Lock _drainLock = new();
     private readonly EventFd _stop = EventFd.Create(EventFdFlags.NonBlocking);
     private volatile bool _started;
-    private int[] _lineNumbers = [];   // the attached lines, ascending; position i is poll-set index i
-    private ulong _linesMask;          // poll-set bits of the lines
-    private bool _anySemaphore;
+    private bool _sourcesMayBeAttached;
+    private int _generation;           // bumped by every attach and detach; each waiter's poll set has one
+    private volatile int _attachedCount;
     private Waiter[] _waiters = [];
     private uint _pending;             // bit n: interrupt n is pending
     private int _waitingForever;
     private VcpuExit? _stopExit;
     private readonly long[] _raised = new long[MaxLine + 1];
 
-    /// <summary>One vCPU's side: its poll set and kick eventfd, and whether it is about to sleep.</summary>
-    private sealed class Waiter(EventFdPollSet set, EventFd kick, int kickIndex) : IDisposable
+    /// <summary>
+    /// One vCPU's side: its poll set, built for one generation of the attached
+    /// lines, and its kick eventfd, and whether it is about to sleep. Only its
+    /// vCPU's thread touches the poll set (and rebuilds it); others only kick.
+    /// </summary>
+    private sealed class Waiter(EventFd kick) : IDisposable
     {
-        public readonly EventFdPollSet Set = set;
         public readonly EventFd Kick = kick;
-        public readonly ulong KickBit = 1UL << kickIndex;
-        public readonly int KickIndex = kickIndex;
+        public EventFdPollSet? Set;
+        public int Generation = -1;
+        public int[] LineNumbers = [];   // the attached lines, ascending; position i is poll-set index i
+        public ulong LinesMask;          // poll-set bits of the lines
+        public bool AnySemaphore;
+        public int KickIndex;
+        public ulong KickBit;
         public int Sleeping;
+
+        /// <summary>A poll set for <paramref name="lines"/> (by line number, null where none), then the stop and kick eventfds.</summary>
+        public void Rebuild(EventFd?[] lines, EventFd stop, int generation)
+        {
+            int[] numbers = [.. Enumerable.Range(1, MaxLine).Where(n => lines[n] != null)];
+            SafeHandle[] handles = [.. numbers.Select(n => lines[n]!.Handle), stop.Handle, Kick.Handle];
+            var set = new EventFdPollSet(handles); // holds a reference on each: a detached eventfd closes when no set has it
+            Set?.Dispose();
+            Set = set;
+            LineNumbers = numbers;
+            LinesMask = (1UL << numbers.Length) - 1;
+            AnySemaphore = numbers.Any(n => (lines[n]!.Flags & EventFdFlags.Semaphore) != 0);
+            KickIndex = handles.Length - 1;
+            KickBit = 1UL << KickIndex;
+            Generation = generation;
+        }
 
         public void Dispose()
         {
-            Set.Dispose();
+            Set?.Dispose();
             Kick.Dispose();
         }
     }
@@ -102,25 +128,86 @@ public sealed class InterruptController : IDisposable
 
     /// <summary>
     /// Attaches <paramref name="eventFd"/> to interrupt <paramref name="line"/>
-    /// (1..31): a write to it makes the interrupt pending. Before the VM runs.
-    /// The caller keeps ownership; the controller holds a reference while it waits on it.
+    /// (1..31): a write to it makes the interrupt pending. Before the VM runs,
+    /// or while it runs (a control socket): then every vCPU is kicked, and
+    /// rebuilds its poll set before it sleeps again. The caller keeps
+    /// ownership; the controller holds a reference while it waits on it.
     /// </summary>
+    /// <exception cref="InvalidOperationException">The line already has an eventfd.</exception>
     public void Attach(int line, EventFd eventFd)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(line, 1);
         ArgumentOutOfRangeException.ThrowIfGreaterThan(line, MaxLine);
         lock (_setupLock)
         {
-            if (_started) throw new InvalidOperationException("interrupt lines are attached before the VM runs");
             if (_lines[line] != null) throw new InvalidOperationException($"interrupt {line} already has an eventfd");
             _lines[line] = eventFd;
+            Changed();
         }
+    }
+
+    /// <summary>
+    /// Detaches interrupt <paramref name="line"/>'s eventfd; false if it had
+    /// none. The caller may dispose the eventfd at once: a vCPU's poll set
+    /// that still holds it keeps it open until that vCPU rebuilds its set
+    /// (before it next sleeps), and only then is it closed. An interrupt it
+    /// already made pending stays pending.
+    /// </summary>
+    public bool Detach(int line)
+    {
+        if (line is < 1 or > MaxLine) return false;
+        lock (_setupLock)
+        {
+            if (_lines[line] == null) return false;
+            _lines[line] = null;
+            Changed();
+            return true;
+        }
+    }
+
+    /// <summary>
+    /// Under the setup lock: a new generation of lines. Once running, every
+    /// vCPU is kicked after the new generation is published, so one that
+    /// checked the generation before it and then sleeps finds its kick
+    /// eventfd readable and wakes at once to rebuild.
+    /// </summary>
+    private void Changed()
+    {
+        _attachedCount = _lines.Count(l => l != null);
+        Interlocked.Increment(ref _generation); // a full fence before the kicks
+        if (!_started) return;
+        foreach (Waiter w in _waiters) w.Kick.TrySignal();
     }
 
     /// <summary>True if some interrupt line has an eventfd (a wait without a timeout can then end).</summary>
     public bool HasSources
     {
-        get { lock (_setupLock) return _lines.Any(l => l != null); }
+        get { lock (_setupLock) return _attachedCount > 0; }
+    }
+
+    /// <summary>The interrupt lines that have an eventfd, ascending.</summary>
+    public int[] AttachedLines
+    {
+        get { lock (_setupLock) return [.. Enumerable.Range(1, MaxLine).Where(n => _lines[n] != null)]; }
+    }
+
+    /// <summary>
+    /// Set before the VM runs when an interrupt source may still be attached
+    /// while it runs (a control socket is open): then a wait without a
+    /// timeout can end even with no source attached yet, and all vCPUs in
+    /// such waits are not a deadlock.
+    /// </summary>
+    public bool SourcesMayBeAttached
+    {
+        get => _sourcesMayBeAttached;
+        set
+        {
+            lock (_setupLock)
+            {
+                if (_started) throw new InvalidOperationException("whether sources may be attached later is set before the VM runs");
+                _sourcesMayBeAttached = value;
+            }
+        }
     }
 
     /// <summary>The pending interrupts, bit n for interrupt n.</summary>
@@ -141,23 +228,13 @@ public sealed class InterruptController : IDisposable
         lock (_setupLock)
         {
             if (_started) return;
-            var lines = Enumerable.Range(1, MaxLine).Where(n => _lines[n] != null).ToArray();
             var waiters = new List<Waiter>();
             try
             {
                 for (int v = 0; v < _vcpus; v++)
                 {
-                    var kick = EventFd.Create(EventFdFlags.NonBlocking);
-                    try
-                    {
-                        SafeHandle[] handles = [.. lines.Select(n => _lines[n]!.Handle), _stop.Handle, kick.Handle];
-                        waiters.Add(new Waiter(new EventFdPollSet(handles), kick, handles.Length - 1));
-                    }
-                    catch
-                    {
-                        kick.Dispose();
-                        throw;
-                    }
+                    waiters.Add(new Waiter(EventFd.Create(EventFdFlags.NonBlocking)));
+                    waiters[^1].Rebuild(_lines, _stop, _generation);
                 }
             }
             catch
@@ -165,9 +242,6 @@ public sealed class InterruptController : IDisposable
                 foreach (Waiter w in waiters) w.Dispose();
                 throw;
             }
-            _lineNumbers = lines;
-            _linesMask = (1UL << lines.Length) - 1;
-            _anySemaphore = lines.Any(n => (_lines[n]!.Flags & EventFdFlags.Semaphore) != 0);
             _waiters = [.. waiters];
             _started = true;
         }
@@ -206,8 +280,8 @@ public sealed class InterruptController : IDisposable
         irq = 0;
         if (!_started) Start();
         Waiter w = _waiters[vcpu.Index];
-        // Without an interrupt source, only another vCPU's stop can end this.
-        bool forever = deadline == long.MaxValue && _lineNumbers.Length == 0;
+        // Without an interrupt source, and none to come, only another vCPU's stop can end this.
+        bool forever = deadline == long.MaxValue && _attachedCount == 0 && !_sourcesMayBeAttached;
         if (forever && Interlocked.Increment(ref _waitingForever) == _vcpus)
         {
             // The VM stops with this; the count goes back so that a wait
@@ -223,6 +297,8 @@ public sealed class InterruptController : IDisposable
                 if (take ? TryTake(out irq) : Volatile.Read(ref _pending) != 0) return null;
                 long left = deadline - Stopwatch.GetTimestamp();
                 if (deadline != long.MaxValue && left <= 0) return null; // timed out; irq is 0
+                if (w.Generation != Volatile.Read(ref _generation))
+                    lock (_setupLock) w.Rebuild(_lines, _stop, _generation); // a line was attached or detached
 
                 // Announce the sleep (a full fence), then look a last time.
                 Interlocked.Exchange(ref w.Sleeping, 1);
@@ -237,10 +313,10 @@ public sealed class InterruptController : IDisposable
                 try
                 {
                     long ns = deadline == long.MaxValue ? -1 : (long)((UInt128)(ulong)left * 1_000_000_000 / (ulong)Stopwatch.Frequency);
-                    ulong ready = w.Set.Wait(ns);
+                    ulong ready = w.Set!.Wait(ns);
                     Volatile.Write(ref w.Sleeping, 0);
                     if ((ready & w.KickBit) != 0) w.Set.TryRead(w.KickIndex, out _);
-                    if ((ready & _linesMask) != 0) Drain(w);
+                    if ((ready & w.LinesMask) != 0) Drain(w);
                 }
                 finally
                 {
@@ -287,14 +363,14 @@ public sealed class InterruptController : IDisposable
             {
                 // The zero-timeout poll under the lock is the re-check: another
                 // vCPU may have emptied a counter since our own poll saw it.
-                ulong ready = self.Set.Ready() & _linesMask;
+                ulong ready = self.Set!.Ready() & self.LinesMask;
                 if (ready == 0) break;
                 for (; ready != 0; ready &= ready - 1)
                 {
                     int i = BitOperations.TrailingZeroCount(ready);
-                    if (self.Set.TryRead(i, out _)) raised |= 1u << _lineNumbers[i];
+                    if (self.Set.TryRead(i, out _)) raised |= 1u << self.LineNumbers[i];
                 }
-                if (!_anySemaphore) break; // counter mode: one read empties a counter
+                if (!self.AnySemaphore) break; // counter mode: one read empties a counter
             }
         }
         if (raised == 0) return;

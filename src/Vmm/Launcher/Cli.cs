@@ -7,12 +7,13 @@ using System.Runtime.InteropServices;
 using System.Text;
 using Sharpvisor.Jit.Runtime;
 using Sharpvisor.Native;
+using Sharpvisor.Vmm.Control;
 using Sharpvisor.Vmm.Loader;
 
 namespace Sharpvisor.Vmm.Launcher;
 
 /// <summary>
-/// The <c>sharpvisor</c> command line: <c>run</c>, <c>listen</c>, <c>smoke</c>, <c>--help</c>,
+/// The <c>sharpvisor</c> command line: <c>run</c>, <c>listen</c>, <c>control</c>, <c>smoke</c>, <c>--help</c>,
 /// <c>--version</c>. Output goes to the streams it is given, so tests run it
 /// in process with captured output; Program passes the real ones.
 /// </summary>
@@ -122,7 +123,14 @@ public static class Cli
                 : Fail<IrqSpec[]>(r, error),
         };
         var stats = new Option<bool>("--stats") { Description = "print notification counts per value on stderr at exit, before the --regs line" };
-        var run = new Command("run", "run a guest image until it shuts down") { image, engine, mem, flat, vcpus, notify, irq, stats, regs, timeout };
+        var control = new Option<string?>("--control")
+        {
+            Description = "while the VM runs, serve a control socket at PATH (mode 0600, same user only, removed at exit) "
+                + "on which another process attaches, detaches and lists notify values (docs/control-socket.md); "
+                + "while it is open, all vCPUs waiting is not a deadlock",
+            HelpName = "PATH",
+        };
+        var run = new Command("run", "run a guest image until it shuts down") { image, engine, mem, flat, vcpus, notify, irq, stats, regs, timeout, control };
 
         var notifications = new Argument<int>("NOTIFICATIONS")
         {
@@ -169,8 +177,26 @@ public static class Cli
             + "or received on a Unix socket (--unix), and print one line per wakeup: <realtime seconds.micros> <name> <count>. "
             + "Ends with 0 on SIGTERM or SIGINT, after printing what is pending") { answer, exitAfter, unixPath, expect };
 
+        var socketArg = new Argument<string>("PATH") { Description = "the control socket of a running VM (run --control PATH)" };
+        var requestArg = new Argument<string[]>("REQUEST")
+        {
+            Description = "list, attach notify VALUE, detach notify VALUE, attach irq N, detach irq N (docs/control-socket.md)",
+            Arity = ArgumentArity.OneOrMore,
+        };
+        var sendFd = new Option<int?>("--fd")
+        {
+            Description = "send descriptor N (an eventfd this process inherited) with the request, for attach",
+            HelpName = "N",
+            CustomParser = r => int.TryParse(r.Tokens[0].Value, NumberStyles.None, CultureInfo.InvariantCulture, out int n)
+                ? n
+                : Fail<int?>(r, $"--fd '{r.Tokens[0].Value}' must be a descriptor number"),
+        };
+        var controlCommand = new Command("control",
+            "send one request to a running VM's control socket and print the reply line; "
+            + "exit 0 on ok or a list, 1 on an error reply, 69 if the socket cannot be reached") { socketArg, requestArg, sendFd };
+
         var version = new Option<bool>("--version") { Description = "print the version and exit" };
-        var root = new RootCommand("Sharpvisor: runs 32-bit x86 guests (guest ABI v1, docs/guest-abi.md).") { run, listen, smoke };
+        var root = new RootCommand("Sharpvisor: runs 32-bit x86 guests (guest ABI v1, docs/guest-abi.md).") { run, listen, controlCommand, smoke };
         // Our own --version, so it prints "sharpvisor X.Y.Z" as before, with no commit suffix.
         foreach (Option o in root.Options.Where(o => o is VersionOption).ToList()) root.Options.Remove(o);
         root.Options.Add(version);
@@ -204,8 +230,10 @@ public static class Cli
                 return Usage(stderr, "--expect needs --unix PATH");
             return Listen.ListenCommand.Execute(parsed.GetValue(answer) ?? [], parsed.GetValue(exitAfter), text, stderr, handleSignals);
         }
+        if (chosen == controlCommand)
+            return ControlClient.Execute(parsed.GetValue(socketArg)!, parsed.GetValue(requestArg) ?? [], parsed.GetValue(sendFd), text, stderr);
         if (chosen != run)
-            return Usage(stderr, "a command is required: run, listen or smoke");
+            return Usage(stderr, "a command is required: run, listen, control or smoke");
 
         var options = new RunOptions(
             parsed.GetValue(image)!,
@@ -217,7 +245,8 @@ public static class Cli
             parsed.GetValue(notify) ?? [],
             parsed.GetValue(irq) ?? [],
             parsed.GetValue(vcpus),
-            parsed.GetValue(stats));
+            parsed.GetValue(stats),
+            parsed.GetValue(control));
         return Run(options, stdout, stderr, handleSignals);
     }
 
@@ -283,6 +312,22 @@ public static class Cli
                 machine.Notifier.Attach(spec.Value, fd.Handle);
             foreach ((IrqSpec spec, EventFd fd) in irqFds)
                 machine.Interrupts.Attach(spec.Line, fd);
+            ControlServer? controlServer = null;
+            if (options.ControlPath is string controlPath)
+            {
+                try
+                {
+                    controlServer = ControlServer.Listen(controlPath, machine.Notifier, machine.Interrupts);
+                }
+                catch (ErrnoException e)
+                {
+                    stderr.WriteLine($"sharpvisor: --control {controlPath}: {OneLine(e.Message)}");
+                    return (int)ExitStatus.Unavailable;
+                }
+                machine.Interrupts.SourcesMayBeAttached = true;
+            }
+            // Stopped and joined before the machine is disposed: it updates the machine's map.
+            using ControlServer? controlInUse = controlServer;
             using PosixSignalRegistration? sigint = handleSignals ? StopOn(machine, PosixSignal.SIGINT, 2, "SIGINT") : null;
             using PosixSignalRegistration? sigterm = handleSignals ? StopOn(machine, PosixSignal.SIGTERM, 15, "SIGTERM") : null;
 
@@ -295,7 +340,9 @@ public static class Cli
                 stderr.WriteLine($"sharpvisor: {OneLine(e.Message)}");
                 return (int)ExitStatus.Unavailable;
             }
+            controlServer?.Start();
             VcpuExit exit = machine.Run(options.Timeout);
+            controlServer?.Dispose(); // no update after the run: the counts below are final
             children.Stop(); // SIGTERM and reap before we report, so a child's last words come first
             int status = ExitStatuses.For(exit);
             stdout.Flush(); // the guest's output first, then our line about why it stopped

@@ -13,4 +13,5 @@ public sealed record RunOptions(
     IReadOnlyList<NotifySpec>? Notify = null,
     IReadOnlyList<IrqSpec>? Irqs = null,
     int Vcpus = 1,
-    bool Stats = false);
+    bool Stats = false,
+    string? ControlPath = null);
