@@ -1,0 +1,133 @@
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+using HdrHistogram;
+
+namespace Sharpvisor.Vmm.Bench;
+
+/// <summary>What <c>sharpvisor bench notify</c> was asked for.</summary>
+public sealed record NotifyBenchOptions(string GuestPath, int Iterations, int GapNs, bool Json, string? PlotPath, bool LowLatency);
+
+/// <summary>One row of the report: a histogram, the floor it is compared with, and the issue's target for that ratio.</summary>
+internal sealed record BenchRow(string Name, string Group, LongHistogram Histogram, string? Floor, double? Target);
+
+/// <summary>
+/// <c>sharpvisor bench notify</c>: every notification latency of issue 5
+/// measured in one run, side by side with the floor (plain threads and
+/// eventfds) measured in the same run and mode, as a table, JSON and an SVG plot.
+/// </summary>
+public static class NotifyBench
+{
+    public static readonly double[] Percentiles = [50, 90, 99, 99.9];
+
+    public static int Run(NotifyBenchOptions o, TextWriter stdout, TextWriter stderr, bool progressOnTerminal)
+    {
+        if (!File.Exists(o.GuestPath))
+        {
+            stderr.WriteLine($"sharpvisor: {o.GuestPath}: no such guest (build it with guests/build.sh, or give --guest PATH)");
+            return (int)ExitStatus.NoInput;
+        }
+        string? why = null;
+        using LowLatency? hold = o.LowLatency ? LowLatency.TryHold(out why) : null;
+        if (o.LowLatency && hold == null)
+        {
+            stderr.WriteLine($"sharpvisor: --low-latency: {why}");
+            return (int)ExitStatus.Unavailable;
+        }
+        string mode = o.LowLatency ? "low-latency" : "default";
+
+        var m = new NotifyMeasurements(o.GuestPath, o.Iterations, o.GapNs, CancellationToken.None);
+        // Floors first, then what is compared with them; names are the keys of --json.
+        var plan = new (string Name, string Group, Func<LongHistogram> Measure, string? Floor, double? Target)[]
+        {
+            ("raw one-way, read", "floor", () => m.RawOneWay(ReaderKind.Read), null, null),
+            ("raw one-way, epoll_wait", "floor", () => m.RawOneWay(ReaderKind.Epoll), null, null),
+            ("raw one-way, busy-poll", "floor", () => m.RawOneWay(ReaderKind.BusyPoll), null, null),
+            ("raw round trip", "floor", m.RawRoundTrip, null, null),
+            ("bare eventfd write", "floor", m.BareWrite, null, null),
+            ("host clock bracket", "floor", m.HostBracket, null, null),
+            ("guest notify -> read", "one-way", () => m.GuestOneWay(ReaderKind.Read), "raw one-way, read", 1.2),
+            ("guest notify -> epoll_wait", "one-way", () => m.GuestOneWay(ReaderKind.Epoll), "raw one-way, epoll_wait", null),
+            ("guest notify -> busy-poll", "one-way", () => m.GuestOneWay(ReaderKind.BusyPoll), "raw one-way, busy-poll", null),
+            ("guest notify -> irq -> halt", "round trip", m.GuestRoundTrip, "raw round trip", 1.3),
+            ("guest rdtsc bracket", "vcpu cost", () => m.GuestNotifyCost(0), "host clock bracket", null),
+            ("guest notify, 1 attached", "vcpu cost", () => m.GuestNotifyCost(1), "bare eventfd write", null),
+            ("guest notify, 16 attached", "vcpu cost", () => m.GuestNotifyCost(16), "bare eventfd write", 1.1),
+            ("guest notify, 256 attached", "vcpu cost", () => m.GuestNotifyCost(256), "bare eventfd write", null),
+        };
+        var progress = new ProgressBar(stderr, plan.Length, progressOnTerminal);
+        var rows = new List<BenchRow>();
+        foreach (var p in plan)
+        {
+            progress.Show(rows.Count, p.Name);
+            rows.Add(new BenchRow(p.Name, p.Group, p.Measure(), p.Floor, p.Target));
+        }
+        progress.Done();
+
+        if (o.Json) stdout.WriteLine(Json(rows, mode, o));
+        else stdout.Write(Table(rows, mode, o));
+        if (o.PlotPath is string plot)
+            File.WriteAllText(plot, NotifyPlot.Svg(rows, mode));
+        return 0;
+    }
+
+    internal static double P50(LongHistogram h) => h.GetValueAtPercentile(50);
+
+    /// <summary>p50 over the floor's p50; null for a floor.</summary>
+    internal static double? Ratio(BenchRow row, IReadOnlyList<BenchRow> rows) =>
+        rows.FirstOrDefault(r => r.Name == row.Floor) is BenchRow f && P50(f.Histogram) > 0 ? P50(row.Histogram) / P50(f.Histogram) : null;
+
+    private static string Us(long ns) => (ns / 1000.0).ToString("0.000", CultureInfo.InvariantCulture);
+
+    internal static string Table(IReadOnlyList<BenchRow> rows, string mode, NotifyBenchOptions o)
+    {
+        var s = new StringBuilder();
+        s.AppendLine(CultureInfo.InvariantCulture, $"mode: {mode}; {o.Iterations} iterations per row; gap {o.GapNs} ns between one-way and round-trip sends; times in µs");
+        s.AppendLine("| measurement | group | p50 | p90 | p99 | p99.9 | max | vs | p50 ratio | target |");
+        s.AppendLine("|---|---|---:|---:|---:|---:|---:|---|---:|---|");
+        foreach (BenchRow r in rows)
+        {
+            LongHistogram h = r.Histogram;
+            double? ratio = Ratio(r, rows);
+            string target = r.Target is double t && ratio is double q
+                ? $"<= {t.ToString("0.0", CultureInfo.InvariantCulture)}: {(q <= t ? "met" : "missed")}" : "";
+            s.AppendLine(CultureInfo.InvariantCulture,
+                $"| {r.Name} | {r.Group} | {string.Join(" | ", Percentiles.Select(p => Us(h.GetValueAtPercentile(p))))} | {Us(h.GetMaxValue())} | {r.Floor ?? ""} | {(ratio is double x ? x.ToString("0.00", CultureInfo.InvariantCulture) : "")} | {target} |");
+        }
+        return s.ToString();
+    }
+
+    internal static string Json(IReadOnlyList<BenchRow> rows, string mode, NotifyBenchOptions o)
+    {
+        using var buffer = new MemoryStream();
+        using (var w = new Utf8JsonWriter(buffer))
+        {
+            w.WriteStartObject();
+            w.WriteString("mode", mode);
+            w.WriteNumber("iterations", o.Iterations);
+            w.WriteNumber("gap_ns", o.GapNs);
+            w.WriteStartArray("measurements");
+            foreach (BenchRow r in rows)
+            {
+                LongHistogram h = r.Histogram;
+                w.WriteStartObject();
+                w.WriteString("name", r.Name);
+                w.WriteString("group", r.Group);
+                w.WriteNumber("count", h.TotalCount);
+                w.WriteNumber("p50_ns", h.GetValueAtPercentile(50));
+                w.WriteNumber("p90_ns", h.GetValueAtPercentile(90));
+                w.WriteNumber("p99_ns", h.GetValueAtPercentile(99));
+                w.WriteNumber("p99_9_ns", h.GetValueAtPercentile(99.9));
+                w.WriteNumber("max_ns", h.GetMaxValue());
+                if (r.Floor is string f) w.WriteString("floor", f); else w.WriteNull("floor");
+                if (Ratio(r, rows) is double q) w.WriteNumber("ratio", Math.Round(q, 3)); else w.WriteNull("ratio");
+                if (r.Target is double t) w.WriteNumber("target", t); else w.WriteNull("target");
+                if (r.Target is double t2 && Ratio(r, rows) is double q2) w.WriteBoolean("met", q2 <= t2); else w.WriteNull("met");
+                w.WriteEndObject();
+            }
+            w.WriteEndArray();
+            w.WriteEndObject();
+        }
+        return Encoding.UTF8.GetString(buffer.ToArray());
+    }
+}
