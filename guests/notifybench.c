@@ -12,6 +12,9 @@
  *  3 cost:      COUNT times: rdtsc, notify VALUE, rdtsc; the difference
  *               goes to NB_RESULTS[i]. Nobody reads the eventfd.
  *  4 bracket:   as 3 without the notify: what the two rdtsc cost.
+ *  5 rate:      COUNT notifies of VALUE back to back; the start and end
+ *               rdtsc go to NB_START and NB_END, the number delivered to
+ *               NB_DELIVERED (the host compares it with the eventfd's count).
  *
  * A guest only: Linux has no LHCALL_HALT. */
 #include "sv.h"
@@ -19,6 +22,9 @@
 #define NB_PARAMS 0x8000u
 #define NB_SEND (NB_PARAMS + 0x10)
 #define NB_ACK (NB_PARAMS + 0x18)
+#define NB_START (NB_PARAMS + 0x20)
+#define NB_END (NB_PARAMS + 0x28)
+#define NB_DELIVERED (NB_PARAMS + 0x30)
 #define NB_RESULTS 0x1000000u /* 16 MiB: up to 4M results in 64M of RAM */
 
 static inline u64 rdtsc(void)
@@ -42,6 +48,16 @@ int main(void)
     u32 *results = (u32 *)NB_RESULTS;
     u32 mode = params[0], count = params[1], value = params[2], gap = params[3];
     u32 missed = 0;
+
+    if (mode == 5) {
+        u32 delivered = 0;
+        *(volatile u64 *)NB_START = rdtsc();
+        for (u32 i = 0; i < count; i++)
+            delivered += sv_notify(value);
+        *(volatile u64 *)NB_END = rdtsc();
+        *(volatile u32 *)NB_DELIVERED = delivered;
+        return delivered == count ? 0 : 3;
+    }
 
     for (u32 i = 0; i < count; i++) {
         u64 t0, t1;

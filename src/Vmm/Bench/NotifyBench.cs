@@ -55,20 +55,44 @@ public static class NotifyBench
             ("guest notify, 16 attached", "vcpu cost", () => m.GuestNotifyCost(16), "bare eventfd write", 1.1),
             ("guest notify, 256 attached", "vcpu cost", () => m.GuestNotifyCost(256), "bare eventfd write", null),
         };
-        var progress = new ProgressBar(stderr, plan.Length, progressOnTerminal);
+        var progress = new ProgressBar(stderr, plan.Length + 1, progressOnTerminal);
         var rows = new List<BenchRow>();
         foreach (var p in plan)
         {
             progress.Show(rows.Count, p.Name);
             rows.Add(new BenchRow(p.Name, p.Group, p.Measure(), p.Floor, p.Target));
         }
+        progress.Show(rows.Count, "attach/detach under load");
+        Churn churn = MeasureChurn(m, Math.Max(1000, o.Iterations * 20));
         progress.Done();
 
-        if (o.Json) stdout.WriteLine(Json(rows, mode, o));
-        else stdout.Write(Table(rows, mode, o));
+        if (o.Json) stdout.WriteLine(Json(rows, churn, mode, o));
+        else stdout.Write(Table(rows, churn, mode, o));
         if (o.PlotPath is string plot)
             File.WriteAllText(plot, NotifyPlot.Svg(rows, mode));
         return 0;
+    }
+
+    /// <summary>The attach/detach-under-load figures: medians over three interleaved pairs of runs.</summary>
+    internal sealed record Churn(int Notifications, double QuietPerSecond, double ChurnPerSecond, long Updates, long Lost)
+    {
+        public const double Target = 0.05;
+        public double Drop => QuietPerSecond > 0 ? 1 - ChurnPerSecond / QuietPerSecond : 0;
+        public bool Met => Drop <= Target && Lost == 0;
+    }
+
+    private static Churn MeasureChurn(NotifyMeasurements m, int count)
+    {
+        var quiet = new List<ChurnResult>();
+        var busy = new List<ChurnResult>();
+        for (int i = 0; i < 3; i++)
+        {
+            quiet.Add(m.NotifyRate(count, churn: false));
+            busy.Add(m.NotifyRate(count, churn: true));
+        }
+        static double Median(IEnumerable<double> xs) => xs.Order().ElementAt(1);
+        return new Churn(count, Median(quiet.Select(r => r.PerSecond)), Median(busy.Select(r => r.PerSecond)),
+            (long)Median(busy.Select(r => (double)r.Updates)), quiet.Concat(busy).Sum(r => r.Lost));
     }
 
     internal static double P50(LongHistogram h) => h.GetValueAtPercentile(50);
@@ -79,7 +103,7 @@ public static class NotifyBench
 
     private static string Us(long ns) => (ns / 1000.0).ToString("0.000", CultureInfo.InvariantCulture);
 
-    internal static string Table(IReadOnlyList<BenchRow> rows, string mode, NotifyBenchOptions o)
+    internal static string Table(IReadOnlyList<BenchRow> rows, Churn churn, string mode, NotifyBenchOptions o)
     {
         var s = new StringBuilder();
         s.AppendLine(CultureInfo.InvariantCulture, $"mode: {mode}; {o.Iterations} iterations per row; gap {o.GapNs} ns between one-way and round-trip sends; times in µs");
@@ -94,10 +118,15 @@ public static class NotifyBench
             s.AppendLine(CultureInfo.InvariantCulture,
                 $"| {r.Name} | {r.Group} | {string.Join(" | ", Percentiles.Select(p => Us(h.GetValueAtPercentile(p))))} | {Us(h.GetMaxValue())} | {r.Floor ?? ""} | {(ratio is double x ? x.ToString("0.00", CultureInfo.InvariantCulture) : "")} | {target} |");
         }
+        s.AppendLine();
+        s.AppendLine(CultureInfo.InvariantCulture,
+            $"attach/detach under load (1 vCPU, {churn.Notifications} notifies per run, medians of 3): {churn.QuietPerSecond / 1e6:0.000} M/s quiet, "
+            + $"{churn.ChurnPerSecond / 1e6:0.000} M/s while a thread made {churn.Updates} map updates; drop {churn.Drop * 100:0.0}% (target <= 5%), "
+            + $"lost {churn.Lost}: {(churn.Met ? "met" : "missed")}");
         return s.ToString();
     }
 
-    internal static string Json(IReadOnlyList<BenchRow> rows, string mode, NotifyBenchOptions o)
+    internal static string Json(IReadOnlyList<BenchRow> rows, Churn churn, string mode, NotifyBenchOptions o)
     {
         using var buffer = new MemoryStream();
         using (var w = new Utf8JsonWriter(buffer))
@@ -126,6 +155,17 @@ public static class NotifyBench
                 w.WriteEndObject();
             }
             w.WriteEndArray();
+            w.WriteStartObject("attach_detach");
+            w.WriteNumber("vcpus", 1);
+            w.WriteNumber("notifications", churn.Notifications);
+            w.WriteNumber("quiet_per_second", Math.Round(churn.QuietPerSecond));
+            w.WriteNumber("churn_per_second", Math.Round(churn.ChurnPerSecond));
+            w.WriteNumber("updates", churn.Updates);
+            w.WriteNumber("drop", Math.Round(churn.Drop, 4));
+            w.WriteNumber("target_drop", Churn.Target);
+            w.WriteNumber("lost", churn.Lost);
+            w.WriteBoolean("met", churn.Met);
+            w.WriteEndObject();
             w.WriteEndObject();
         }
         return Encoding.UTF8.GetString(buffer.ToArray());

@@ -28,6 +28,7 @@ internal sealed class NotifyMeasurements(string guestPath, int iterations, int g
 {
     // The parameter block and results of guests/notifybench.c.
     private const uint Params = 0x8000, Send = Params + 0x10, Ack = Params + 0x18, Results = 0x1000000;
+    private const uint Start = Params + 0x20, End = Params + 0x28, DeliveredAt = Params + 0x30;
     private const uint Value = 0x10;
     private const int PongIrq = 5;
     private const ulong RamSize = 64ul << 20;
@@ -207,12 +208,50 @@ internal sealed class NotifyMeasurements(string guestPath, int iterations, int g
         return GuestResults(m);
     }
 
-    private Machine NewMachine(uint mode, uint value)
+    /// <summary>
+    /// The notify rate of one vCPU notifying back to back, with or without a
+    /// host thread attaching and detaching other values all the while; and
+    /// whether every notification arrived (the eventfd's count against what
+    /// the guest saw delivered and what the notifier counted).
+    /// </summary>
+    public ChurnResult NotifyRate(int count, bool churn)
+    {
+        using EventFd fd = EventFd.Create(EventFdFlags.NonBlocking), other = EventFd.Create();
+        using Machine m = NewMachine(mode: 5, Value, count);
+        m.Notifier.Attach(Value, fd.Handle);
+        long updates = 0;
+        bool done = false;
+        var churner = new Thread(() =>
+        {
+            for (uint k = 0; !Volatile.Read(ref done); k++)
+            {
+                uint v = 0x1000 + (k % 8);
+                m.Notifier.Attach(v, other.Handle);
+                m.Notifier.Detach(v);
+                Volatile.Write(ref updates, updates + 2);
+            }
+        }) { Name = "bench-churn", IsBackground = true };
+        if (churn)
+        {
+            churner.Start();
+            while (Volatile.Read(ref updates) == 0) Thread.Yield(); // churning before the first notify
+        }
+        RunGuest(m, () => { Volatile.Write(ref done, true); if (churn) churner.Join(); });
+        long ns = Read64(m, End) - Read64(m, Start);
+        m.Memory.TryRead32(DeliveredAt, out uint delivered);
+        long received = fd.TryRead(out ulong n) ? (long)n : 0;
+        long counted = m.Notifier.Delivered().Single(kv => kv.Key == Value).Value;
+        return new ChurnResult(count, ns, delivered, received, counted, updates);
+    }
+
+    private Machine NewMachine(uint mode, uint value) => NewMachine(mode, value, iterations);
+
+    private Machine NewMachine(uint mode, uint value, int count)
     {
         GuestImage image = ImageLoader.Read(guestPath, RamSize, null);
         var m = new Machine(new MachineConfig(RamSize, Engines.Default), image, Stream.Null);
         m.Memory.TryWrite32(Params, mode);
-        m.Memory.TryWrite32(Params + 4, (uint)iterations);
+        m.Memory.TryWrite32(Params + 4, (uint)count);
         m.Memory.TryWrite32(Params + 8, value);
         m.Memory.TryWrite32(Params + 12, (uint)gapNs);
         return m;
@@ -238,4 +277,11 @@ internal sealed class NotifyMeasurements(string guestPath, int iterations, int g
         foreach (uint ns in MemoryMarshal.Cast<byte, uint>(bytes)) h.RecordValue(ns);
         return h;
     }
+}
+
+/// <summary>One rate run: notifications sent, the guest's time for them, and the three counts that must agree.</summary>
+internal sealed record ChurnResult(int Sent, long Ns, long GuestDelivered, long EventFdCount, long NotifierCount, long Updates)
+{
+    public double PerSecond => Ns > 0 ? Sent * 1e9 / Ns : 0;
+    public long Lost => Sent - Math.Min(GuestDelivered, Math.Min(EventFdCount, NotifierCount));
 }

@@ -244,8 +244,6 @@ public static class Cli
                 new Bench.NotifyBenchOptions(parsed.GetValue(benchGuest)!, parsed.GetValue(benchIterations), parsed.GetValue(benchGap) * 1000,
                     parsed.GetValue(benchJson), parsed.GetValue(benchPlot), parsed.GetValue(benchLowLatency)),
                 text, stderr, progressOnTerminal: handleSignals && !Console.IsErrorRedirected);
-        if (chosen == bench)
-            return Usage(stderr, "bench needs a measurement: notify");
         if (chosen != run)
             return Usage(stderr, "a command is required: run, listen, smoke or bench");
 
