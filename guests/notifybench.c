@@ -25,6 +25,8 @@
 #define NB_START (NB_PARAMS + 0x20)
 #define NB_END (NB_PARAMS + 0x28)
 #define NB_DELIVERED (NB_PARAMS + 0x30)
+#define NB_DONE (NB_PARAMS + 0x34) /* NB_DONE_MAGIC once a mode ran to its end */
+#define NB_DONE_MAGIC 0x600du
 #define NB_RESULTS 0x1000000u /* 16 MiB: up to 4M results in 64M of RAM */
 
 static inline u64 rdtsc(void)
@@ -56,6 +58,7 @@ int main(void)
             delivered += sv_notify(value);
         *(volatile u64 *)NB_END = rdtsc();
         *(volatile u32 *)NB_DELIVERED = delivered;
+        *(volatile u32 *)NB_DONE = NB_DONE_MAGIC;
         return delivered == count ? 0 : 3;
     }
 
@@ -94,5 +97,6 @@ int main(void)
             return 2;
         }
     }
+    *(volatile u32 *)NB_DONE = NB_DONE_MAGIC;
     return missed ? 3 : 0;
 }

@@ -106,6 +106,16 @@ public sealed class NotifyBenchTests
     }
 
     [Fact]
+    public void AnotherGuest_FailsWithOneLine_InsteadOfHanging()
+    {
+        GuestBinaries.RequireBuilt();
+        var stderr = new StringWriter();
+        int status = Cli.Execute(["bench", "notify", "--iterations", "10", "--guest", GuestBinaries.Guest("hello")], new MemoryStream(), stderr);
+        Assert.Equal(70, status);
+        Assert.Contains("is not the notifybench guest, or it stopped before the end of its mode", stderr.ToString());
+    }
+
+    [Fact]
     public void BenchAlone_IsAUsageError()
     {
         var stderr = new StringWriter();

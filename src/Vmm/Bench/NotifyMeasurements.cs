@@ -28,7 +28,8 @@ internal sealed class NotifyMeasurements(string guestPath, int iterations, int g
 {
     // The parameter block and results of guests/notifybench.c.
     private const uint Params = 0x8000, Send = Params + 0x10, Ack = Params + 0x18, Results = 0x1000000;
-    private const uint Start = Params + 0x20, End = Params + 0x28, DeliveredAt = Params + 0x30;
+    private const uint Start = Params + 0x20, End = Params + 0x28, DeliveredAt = Params + 0x30, Done = Params + 0x34;
+    private const uint DoneMagic = 0x600d;
     private const uint Value = 0x10;
     private const int PongIrq = 5;
     private const ulong RamSize = 64ul << 20;
@@ -48,7 +49,7 @@ internal sealed class NotifyMeasurements(string guestPath, int iterations, int g
         EventFd.Create(kind == ReaderKind.BusyPoll ? EventFdFlags.NonBlocking : EventFdFlags.None);
 
     /// <summary>The receiving side of a one-way run: wait, read the clock, record, acknowledge.</summary>
-    private void Receive(ReaderKind kind, EventFd fd, Func<long> now, Func<long> sendTime, Action<int> ack, LongHistogram h, int count)
+    private static void Receive(ReaderKind kind, EventFd fd, Func<long> now, Func<long> sendTime, Action<int> ack, LongHistogram h, int count, CancellationToken cancel)
     {
         using Epoll? epoll = kind == ReaderKind.Epoll ? new Epoll() : null;
         epoll?.Add(fd.Handle, 1);
@@ -92,7 +93,7 @@ internal sealed class NotifyMeasurements(string guestPath, int iterations, int g
             }
         }) { Name = "bench-sender", IsBackground = true };
         sender.Start();
-        Receive(kind, fd, NowNs, () => Volatile.Read(ref sent), i => Volatile.Write(ref acked, i), h, iterations);
+        Receive(kind, fd, NowNs, () => Volatile.Read(ref sent), i => Volatile.Write(ref acked, i), h, iterations, cancel);
         sender.Join();
         return h;
     }
@@ -157,16 +158,20 @@ internal sealed class NotifyMeasurements(string guestPath, int iterations, int g
         using Machine m = NewMachine(mode: 1, Value);
         m.Notifier.Attach(Value, fd.Handle);
         Exception? failed = null;
+        // The guest ends only after the last acknowledgement, so cancelling
+        // the reader once the VM has stopped cuts nothing short; it frees the
+        // reader when the guest stopped early.
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancel);
         var reader = new Thread(() =>
         {
             try
             {
-                Receive(kind, fd, () => (long)m.Engine.ReadTsc(), () => Read64(m, Send), i => m.Memory.TryWrite32(Ack, (uint)i), h, iterations);
+                Receive(kind, fd, () => (long)m.Engine.ReadTsc(), () => Read64(m, Send), i => m.Memory.TryWrite32(Ack, (uint)i), h, iterations, stop.Token);
             }
             catch (Exception e) { failed = e; }
         }) { Name = "bench-reader", IsBackground = true };
         reader.Start();
-        RunGuest(m, () => reader.Join());
+        RunGuest(m, () => { stop.Cancel(); reader.Join(); });
         if (failed is not null and not OperationCanceledException) throw failed;
         return h;
     }
@@ -265,6 +270,9 @@ internal sealed class NotifyMeasurements(string guestPath, int iterations, int g
         cancel.ThrowIfCancellationRequested();
         if (exit.Reason != StopReason.Shutdown || exit.GuestStatus != 0)
             throw new InvalidOperationException($"notifybench guest: {exit.Message}");
+        // Any other image that shuts down with 0 would leave empty histograms.
+        if (!m.Memory.TryRead32(Done, out uint done) || done != DoneMagic)
+            throw new InvalidOperationException($"{guestPath} is not the notifybench guest, or it stopped before the end of its mode");
     }
 
     private static long Read64(Machine m, uint address) => m.Memory.TryRead64(address, out ulong v) ? (long)v : 0;
