@@ -16,7 +16,7 @@ public sealed class NotifyBenchTests
     [
         "raw one-way, read", "raw one-way, epoll_wait", "raw one-way, busy-poll", "raw round trip",
         "bare eventfd write", "host clock bracket",
-        "guest notify -> read", "guest notify -> epoll_wait", "guest notify -> busy-poll",
+        "guest notify -> read", "guest notify -> epoll_wait", "guest notify -> busy-poll", "guest notify -> other process, read",
         "guest notify -> irq -> halt",
         "guest rdtsc bracket", "guest notify, 1 attached", "guest notify, 16 attached", "guest notify, 256 attached",
     ];

@@ -35,6 +35,11 @@ public static class NotifyBench
             return (int)ExitStatus.Unavailable;
         }
         string mode = o.LowLatency ? "low-latency" : "default";
+        if (NotifyMeasurements.Launcher() is not string launcher)
+        {
+            stderr.WriteLine("sharpvisor: bench notify: no sharpvisor executable to start as the other process (run the apphost or dist/sharpvisor)");
+            return (int)ExitStatus.Unavailable;
+        }
 
         var m = new NotifyMeasurements(o.GuestPath, o.Iterations, o.GapNs, CancellationToken.None);
         // Floors first, then what is compared with them; names are the keys of --json.
@@ -49,6 +54,7 @@ public static class NotifyBench
             ("guest notify -> read", "one-way", () => m.GuestOneWay(ReaderKind.Read), "raw one-way, read", 1.2),
             ("guest notify -> epoll_wait", "one-way", () => m.GuestOneWay(ReaderKind.Epoll), "raw one-way, epoll_wait", null),
             ("guest notify -> busy-poll", "one-way", () => m.GuestOneWay(ReaderKind.BusyPoll), "raw one-way, busy-poll", null),
+            ("guest notify -> other process, read", "one-way", () => m.GuestOtherProcess(launcher), "raw one-way, read", null),
             ("guest notify -> irq -> halt", "round trip", m.GuestRoundTrip, "raw round trip", 1.3),
             ("guest rdtsc bracket", "vcpu cost", () => m.GuestNotifyCost(0), "host clock bracket", null),
             ("guest notify, 1 attached", "vcpu cost", () => m.GuestNotifyCost(1), "bare eventfd write", null),

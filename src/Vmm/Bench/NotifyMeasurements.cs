@@ -176,6 +176,66 @@ internal sealed class NotifyMeasurements(string guestPath, int iterations, int g
         return h;
     }
 
+    /// <summary>
+    /// One way through the VM to another process: <c>sharpvisor bench
+    /// notify-peer</c>, started with the notify eventfd as descriptor 3 and an
+    /// answer eventfd as 4, reads 3, reads CLOCK_MONOTONIC (Stopwatch, the
+    /// clock of every process) and writes that time to 4. A thread here maps
+    /// it onto the guest's clock and acknowledges to the guest.
+    /// </summary>
+    public LongHistogram GuestOtherProcess(string launcher)
+    {
+        var h = NewHistogram();
+        using EventFd fd = EventFd.Create(), answer = EventFd.Create();
+        using Machine m = NewMachine(mode: 1, Value);
+        m.Notifier.Attach(Value, fd.Handle);
+        // The guest's clock is the Stopwatch's minus the engine's origin: one
+        // constant, read here to within the two calls' distance (~30 ns).
+        long origin = NowNs() - (long)m.Engine.ReadTsc();
+        using ChildProcess peer = ChildProcess.Spawn(launcher, [launcher, "bench", "notify-peer", "--iterations", iterations.ToString(System.Globalization.CultureInfo.InvariantCulture)],
+            null, [fd.Handle, answer.Handle]);
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancel);
+        Exception? failed = null;
+        var reader = new Thread(() =>
+        {
+            try
+            {
+                for (int i = 0; i < iterations; i++)
+                {
+                    long woke = (long)answer.Read(stop.Token) - origin;
+                    h.RecordValue(Math.Max(0, woke - Read64(m, Send)));
+                    m.Memory.TryWrite32(Ack, (uint)(i + 1));
+                }
+            }
+            catch (Exception e) { failed = e; }
+        }) { Name = "bench-peer-answers", IsBackground = true };
+        reader.Start();
+        RunGuest(m, () => { stop.Cancel(); reader.Join(); peer.Stop(TimeSpan.FromSeconds(1)); });
+        if (failed is not null and not OperationCanceledException) throw failed;
+        return h;
+    }
+
+    /// <summary>The other process of <see cref="GuestOtherProcess"/>: answers each notification on 3 with its wake time on 4.</summary>
+    public static int Peer(int iterations)
+    {
+        using EventFd notified = EventFd.FromInherited(3), answer = EventFd.FromInherited(4);
+        for (int i = 0; i < iterations; i++)
+        {
+            notified.Read();
+            answer.Signal((ulong)NowNs());
+        }
+        return 0;
+    }
+
+    /// <summary>A program that runs this launcher: this executable, or the apphost beside sharpvisor.dll; null if neither.</summary>
+    public static string? Launcher()
+    {
+        string? process = Environment.ProcessPath;
+        if (process is not null && Path.GetFileName(process) is "sharpvisor" or "sharpvisor-jit") return process;
+        string apphost = Path.Combine(AppContext.BaseDirectory, "sharpvisor");
+        return ProgramPath.IsExecutableFile(apphost) ? apphost : null;
+    }
+
     /// <summary>Round trip through the VM: guest notify, a host thread answers with an interrupt, the guest wakes from LHCALL_HALT.</summary>
     public LongHistogram GuestRoundTrip()
     {

@@ -202,7 +202,11 @@ public static class Cli
         var benchNotify = new Command("notify",
             "measure notification latencies (one-way, round trip, vCPU-side cost) against raw eventfd floors measured in the same run")
             { benchIterations, benchGap, benchGuest, benchJson, benchPlot, benchLowLatency };
-        var bench = new Command("bench", "measurements") { benchNotify };
+        var peerIterations = new Option<int>("--iterations") { DefaultValueFactory = _ => 1 };
+        // The other process of bench notify's cross-process row; not for people.
+        var benchPeer = new Command("notify-peer", "bench notify's other process") { peerIterations };
+        benchPeer.Hidden = true;
+        var bench = new Command("bench", "measurements") { benchNotify, benchPeer };
 
         var version = new Option<bool>("--version") { Description = "print the version and exit" };
         var root = new RootCommand("Sharpvisor: runs 32-bit x86 guests (guest ABI v1, docs/guest-abi.md).") { run, listen, smoke, bench };
@@ -239,6 +243,8 @@ public static class Cli
                 return Usage(stderr, "--expect needs --unix PATH");
             return Listen.ListenCommand.Execute(parsed.GetValue(answer) ?? [], parsed.GetValue(exitAfter), text, stderr, handleSignals);
         }
+        if (chosen == benchPeer)
+            return Bench.NotifyMeasurements.Peer(parsed.GetValue(peerIterations));
         if (chosen == benchNotify)
             return Bench.NotifyBench.Run(
                 new Bench.NotifyBenchOptions(parsed.GetValue(benchGuest)!, parsed.GetValue(benchIterations), parsed.GetValue(benchGap) * 1000,
