@@ -25,7 +25,7 @@ declare -A EXTRA=([strings]=-minline-all-stringops)
 
 programs=(hello sort int64 switch strings recursion hash)
 # Guest only; smp4 is smp.c built for four vCPUs.
-guest_only=(notify pingpong smp smp4)
+guest_only=(notify pingpong notifybench smp smp4)
 declare -A SOURCE=([smp4]=smp)
 EXTRA[smp4]=-DSMP_VCPUS=4
 benches=(sieve crc32 sort interp)

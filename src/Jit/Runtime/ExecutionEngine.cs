@@ -64,12 +64,12 @@ public sealed unsafe partial class ExecutionEngine : IDisposable
         Interlocked.Read(ref _regionFailures),
         Interlocked.Read(ref _invalidations), Interlocked.Read(ref _codeWrites));
 
-    /// <summary>rdtsc: nanoseconds since the VM started (the documented 1 GHz rate).</summary>
+    /// <summary>rdtsc: nanoseconds since the VM started (the documented 1 GHz rate). Public so host threads can read the guest's clock (bench notify timestamps against it).</summary>
     /// <remarks>
     /// From the raw monotonic timestamp, not a TimeSpan: TimeSpan counts in
     /// 100 ns ticks, which would make the guest's nanosecond clock jump by 100.
     /// </remarks>
-    internal ulong ReadTsc()
+    public ulong ReadTsc()
     {
         long elapsed = Stopwatch.GetTimestamp() - _tscOrigin;
         return Stopwatch.Frequency == 1_000_000_000

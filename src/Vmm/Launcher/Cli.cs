@@ -13,7 +13,7 @@ using Sharpvisor.Vmm.Loader;
 namespace Sharpvisor.Vmm.Launcher;
 
 /// <summary>
-/// The <c>sharpvisor</c> command line: <c>run</c>, <c>listen</c>, <c>control</c>, <c>smoke</c>, <c>--help</c>,
+/// The <c>sharpvisor</c> command line: <c>run</c>, <c>listen</c>, <c>control</c>, <c>smoke</c>, <c>bench notify</c>, <c>--help</c>,
 /// <c>--version</c>. Output goes to the streams it is given, so tests run it
 /// in process with captured output; Program passes the real ones.
 /// </summary>
@@ -195,8 +195,48 @@ public static class Cli
             "send one request to a running VM's control socket and print the reply line; "
             + "exit 0 on ok or a list, 1 on an error reply, 69 if the socket cannot be reached") { socketArg, requestArg, sendFd };
 
+
+        var benchIterations = new Option<int>("--iterations")
+        {
+            Description = "samples per measurement (1 to 1,000,000)",
+            HelpName = "N",
+            DefaultValueFactory = _ => 10_000,
+            CustomParser = r => int.TryParse(r.Tokens[0].Value, NumberStyles.None, CultureInfo.InvariantCulture, out int n) && n is >= 1 and <= 1_000_000
+                ? n
+                : Fail<int>(r, $"--iterations '{r.Tokens[0].Value}' must be a number from 1 to 1000000"),
+        };
+        var benchGap = new Option<int>("--gap")
+        {
+            Description = "microseconds each sender waits between one-way and round-trip sends, so the reader is asleep again (0 to 10000)",
+            HelpName = "US",
+            DefaultValueFactory = _ => 50,
+            CustomParser = r => int.TryParse(r.Tokens[0].Value, NumberStyles.None, CultureInfo.InvariantCulture, out int n) && n is >= 0 and <= 10_000
+                ? n
+                : Fail<int>(r, $"--gap '{r.Tokens[0].Value}' must be a number of microseconds from 0 to 10000"),
+        };
+        var benchGuest = new Option<string>("--guest")
+        {
+            Description = "the timing guest, built by guests/build.sh",
+            HelpName = "PATH",
+            DefaultValueFactory = _ => "guests/build/notifybench.elf",
+        };
+        var benchJson = new Option<bool>("--json") { Description = "print the results as one JSON object instead of the table" };
+        var benchPlot = new Option<string?>("--plot") { Description = "also draw the latency distributions into an SVG file", HelpName = "FILE.svg" };
+        var benchLowLatency = new Option<bool>("--low-latency")
+        {
+            Description = "hold /dev/cpu_dma_latency at 0 during the run, so idle CPUs wake fast (root only; exit 69 where not permitted)",
+        };
+        var benchNotify = new Command("notify",
+            "measure notification latencies (one-way, round trip, vCPU-side cost) against raw eventfd floors measured in the same run")
+            { benchIterations, benchGap, benchGuest, benchJson, benchPlot, benchLowLatency };
+        var peerIterations = new Option<int>("--iterations") { DefaultValueFactory = _ => 1 };
+        // The other process of bench notify's cross-process row; not for people.
+        var benchPeer = new Command("notify-peer", "bench notify's other process") { peerIterations };
+        benchPeer.Hidden = true;
+        var bench = new Command("bench", "measurements") { benchNotify, benchPeer };
+
         var version = new Option<bool>("--version") { Description = "print the version and exit" };
-        var root = new RootCommand("Sharpvisor: runs 32-bit x86 guests (guest ABI v1, docs/guest-abi.md).") { run, listen, controlCommand, smoke };
+        var root = new RootCommand("Sharpvisor: runs 32-bit x86 guests (guest ABI v1, docs/guest-abi.md).") { run, listen, controlCommand, smoke, bench };
         // Our own --version, so it prints "sharpvisor X.Y.Z" as before, with no commit suffix.
         foreach (Option o in root.Options.Where(o => o is VersionOption).ToList()) root.Options.Remove(o);
         root.Options.Add(version);
@@ -232,8 +272,15 @@ public static class Cli
         }
         if (chosen == controlCommand)
             return ControlClient.Execute(parsed.GetValue(socketArg)!, parsed.GetValue(requestArg) ?? [], parsed.GetValue(sendFd), text, stderr);
+        if (chosen == benchPeer)
+            return Bench.NotifyMeasurements.Peer(parsed.GetValue(peerIterations));
+        if (chosen == benchNotify)
+            return Bench.NotifyBench.Run(
+                new Bench.NotifyBenchOptions(parsed.GetValue(benchGuest)!, parsed.GetValue(benchIterations), parsed.GetValue(benchGap) * 1000,
+                    parsed.GetValue(benchJson), parsed.GetValue(benchPlot), parsed.GetValue(benchLowLatency)),
+                text, stderr, progressOnTerminal: handleSignals && !Console.IsErrorRedirected);
         if (chosen != run)
-            return Usage(stderr, "a command is required: run, listen, control or smoke");
+            return Usage(stderr, "a command is required: run, listen, control, smoke or bench");
 
         var options = new RunOptions(
             parsed.GetValue(image)!,

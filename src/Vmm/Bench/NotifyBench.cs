@@ -1,0 +1,179 @@
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+using HdrHistogram;
+
+namespace Sharpvisor.Vmm.Bench;
+
+/// <summary>What <c>sharpvisor bench notify</c> was asked for.</summary>
+public sealed record NotifyBenchOptions(string GuestPath, int Iterations, int GapNs, bool Json, string? PlotPath, bool LowLatency);
+
+/// <summary>One row of the report: a histogram, the floor it is compared with, and the issue's target for that ratio.</summary>
+internal sealed record BenchRow(string Name, string Group, LongHistogram Histogram, string? Floor, double? Target);
+
+/// <summary>
+/// <c>sharpvisor bench notify</c>: every notification latency of issue 5
+/// measured in one run, side by side with the floor (plain threads and
+/// eventfds) measured in the same run and mode, as a table, JSON and an SVG plot.
+/// </summary>
+public static class NotifyBench
+{
+    public static readonly double[] Percentiles = [50, 90, 99, 99.9];
+
+    public static int Run(NotifyBenchOptions o, TextWriter stdout, TextWriter stderr, bool progressOnTerminal)
+    {
+        if (!File.Exists(o.GuestPath))
+        {
+            stderr.WriteLine($"sharpvisor: {o.GuestPath}: no such guest (build it with guests/build.sh, or give --guest PATH)");
+            return (int)ExitStatus.NoInput;
+        }
+        string? why = null;
+        using LowLatency? hold = o.LowLatency ? LowLatency.TryHold(out why) : null;
+        if (o.LowLatency && hold == null)
+        {
+            stderr.WriteLine($"sharpvisor: --low-latency: {why}");
+            return (int)ExitStatus.Unavailable;
+        }
+        string mode = o.LowLatency ? "low-latency" : "default";
+        if (NotifyMeasurements.Launcher() is not string launcher)
+        {
+            stderr.WriteLine("sharpvisor: bench notify: no sharpvisor executable to start as the other process (run the apphost or dist/sharpvisor)");
+            return (int)ExitStatus.Unavailable;
+        }
+
+        var m = new NotifyMeasurements(o.GuestPath, o.Iterations, o.GapNs, CancellationToken.None);
+        // Floors first, then what is compared with them; names are the keys of --json.
+        var plan = new (string Name, string Group, Func<LongHistogram> Measure, string? Floor, double? Target)[]
+        {
+            ("raw one-way, read", "floor", () => m.RawOneWay(ReaderKind.Read), null, null),
+            ("raw one-way, epoll_wait", "floor", () => m.RawOneWay(ReaderKind.Epoll), null, null),
+            ("raw one-way, busy-poll", "floor", () => m.RawOneWay(ReaderKind.BusyPoll), null, null),
+            ("raw round trip", "floor", m.RawRoundTrip, null, null),
+            ("bare eventfd write", "floor", m.BareWrite, null, null),
+            ("host clock bracket", "floor", m.HostBracket, null, null),
+            ("guest notify -> read", "one-way", () => m.GuestOneWay(ReaderKind.Read), "raw one-way, read", 1.2),
+            ("guest notify -> epoll_wait", "one-way", () => m.GuestOneWay(ReaderKind.Epoll), "raw one-way, epoll_wait", null),
+            ("guest notify -> busy-poll", "one-way", () => m.GuestOneWay(ReaderKind.BusyPoll), "raw one-way, busy-poll", null),
+            ("guest notify -> other process, read", "one-way", () => m.GuestOtherProcess(launcher), "raw one-way, read", null),
+            ("guest notify -> irq -> halt", "round trip", m.GuestRoundTrip, "raw round trip", 1.3),
+            ("guest rdtsc bracket", "vcpu cost", () => m.GuestNotifyCost(0), "host clock bracket", null),
+            ("guest notify, 1 attached", "vcpu cost", () => m.GuestNotifyCost(1), "bare eventfd write", null),
+            ("guest notify, 16 attached", "vcpu cost", () => m.GuestNotifyCost(16), "bare eventfd write", 1.1),
+            ("guest notify, 256 attached", "vcpu cost", () => m.GuestNotifyCost(256), "bare eventfd write", null),
+        };
+        var progress = new ProgressBar(stderr, plan.Length + 1, progressOnTerminal);
+        var rows = new List<BenchRow>();
+        foreach (var p in plan)
+        {
+            progress.Show(rows.Count, p.Name);
+            rows.Add(new BenchRow(p.Name, p.Group, p.Measure(), p.Floor, p.Target));
+        }
+        progress.Show(rows.Count, "attach/detach under load");
+        Churn churn = MeasureChurn(m, Math.Max(1000, o.Iterations * 20));
+        progress.Done();
+
+        if (o.Json) stdout.WriteLine(Json(rows, churn, mode, o));
+        else stdout.Write(Table(rows, churn, mode, o));
+        if (o.PlotPath is string plot)
+            File.WriteAllText(plot, NotifyPlot.Svg(rows, mode));
+        return 0;
+    }
+
+    /// <summary>The attach/detach-under-load figures: medians over three interleaved pairs of runs.</summary>
+    internal sealed record Churn(int Notifications, double QuietPerSecond, double ChurnPerSecond, long Updates, long Lost)
+    {
+        public const double Target = 0.05;
+        public double Drop => QuietPerSecond > 0 ? 1 - ChurnPerSecond / QuietPerSecond : 0;
+        public bool Met => Drop <= Target && Lost == 0;
+    }
+
+    private static Churn MeasureChurn(NotifyMeasurements m, int count)
+    {
+        var quiet = new List<ChurnResult>();
+        var busy = new List<ChurnResult>();
+        for (int i = 0; i < 3; i++)
+        {
+            quiet.Add(m.NotifyRate(count, churn: false));
+            busy.Add(m.NotifyRate(count, churn: true));
+        }
+        static double Median(IEnumerable<double> xs) => xs.Order().ElementAt(1);
+        return new Churn(count, Median(quiet.Select(r => r.PerSecond)), Median(busy.Select(r => r.PerSecond)),
+            (long)Median(busy.Select(r => (double)r.Updates)), quiet.Concat(busy).Sum(r => r.Lost));
+    }
+
+    internal static double P50(LongHistogram h) => h.GetValueAtPercentile(50);
+
+    /// <summary>p50 over the floor's p50; null for a floor.</summary>
+    internal static double? Ratio(BenchRow row, IReadOnlyList<BenchRow> rows) =>
+        rows.FirstOrDefault(r => r.Name == row.Floor) is BenchRow f && P50(f.Histogram) > 0 ? P50(row.Histogram) / P50(f.Histogram) : null;
+
+    private static string Us(long ns) => (ns / 1000.0).ToString("0.000", CultureInfo.InvariantCulture);
+
+    internal static string Table(IReadOnlyList<BenchRow> rows, Churn churn, string mode, NotifyBenchOptions o)
+    {
+        var s = new StringBuilder();
+        s.AppendLine(CultureInfo.InvariantCulture, $"mode: {mode}; {o.Iterations} iterations per row; gap {o.GapNs} ns between one-way and round-trip sends; times in µs");
+        s.AppendLine("| measurement | group | p50 | p90 | p99 | p99.9 | max | vs | p50 ratio | target |");
+        s.AppendLine("|---|---|---:|---:|---:|---:|---:|---|---:|---|");
+        foreach (BenchRow r in rows)
+        {
+            LongHistogram h = r.Histogram;
+            double? ratio = Ratio(r, rows);
+            string target = r.Target is double t && ratio is double q
+                ? $"<= {t.ToString("0.0", CultureInfo.InvariantCulture)}: {(q <= t ? "met" : "missed")}" : "";
+            s.AppendLine(CultureInfo.InvariantCulture,
+                $"| {r.Name} | {r.Group} | {string.Join(" | ", Percentiles.Select(p => Us(h.GetValueAtPercentile(p))))} | {Us(h.GetMaxValue())} | {r.Floor ?? ""} | {(ratio is double x ? x.ToString("0.00", CultureInfo.InvariantCulture) : "")} | {target} |");
+        }
+        s.AppendLine();
+        s.AppendLine(CultureInfo.InvariantCulture,
+            $"attach/detach under load (1 vCPU, {churn.Notifications} notifies per run, medians of 3): {churn.QuietPerSecond / 1e6:0.000} M/s quiet, "
+            + $"{churn.ChurnPerSecond / 1e6:0.000} M/s while a thread made {churn.Updates} map updates; drop {churn.Drop * 100:0.0}% (target <= 5%), "
+            + $"lost {churn.Lost}: {(churn.Met ? "met" : "missed")}");
+        return s.ToString();
+    }
+
+    internal static string Json(IReadOnlyList<BenchRow> rows, Churn churn, string mode, NotifyBenchOptions o)
+    {
+        using var buffer = new MemoryStream();
+        using (var w = new Utf8JsonWriter(buffer))
+        {
+            w.WriteStartObject();
+            w.WriteString("mode", mode);
+            w.WriteNumber("iterations", o.Iterations);
+            w.WriteNumber("gap_ns", o.GapNs);
+            w.WriteStartArray("measurements");
+            foreach (BenchRow r in rows)
+            {
+                LongHistogram h = r.Histogram;
+                w.WriteStartObject();
+                w.WriteString("name", r.Name);
+                w.WriteString("group", r.Group);
+                w.WriteNumber("count", h.TotalCount);
+                w.WriteNumber("p50_ns", h.GetValueAtPercentile(50));
+                w.WriteNumber("p90_ns", h.GetValueAtPercentile(90));
+                w.WriteNumber("p99_ns", h.GetValueAtPercentile(99));
+                w.WriteNumber("p99_9_ns", h.GetValueAtPercentile(99.9));
+                w.WriteNumber("max_ns", h.GetMaxValue());
+                if (r.Floor is string f) w.WriteString("floor", f); else w.WriteNull("floor");
+                if (Ratio(r, rows) is double q) w.WriteNumber("ratio", Math.Round(q, 3)); else w.WriteNull("ratio");
+                if (r.Target is double t) w.WriteNumber("target", t); else w.WriteNull("target");
+                if (r.Target is double t2 && Ratio(r, rows) is double q2) w.WriteBoolean("met", q2 <= t2); else w.WriteNull("met");
+                w.WriteEndObject();
+            }
+            w.WriteEndArray();
+            w.WriteStartObject("attach_detach");
+            w.WriteNumber("vcpus", 1);
+            w.WriteNumber("notifications", churn.Notifications);
+            w.WriteNumber("quiet_per_second", Math.Round(churn.QuietPerSecond));
+            w.WriteNumber("churn_per_second", Math.Round(churn.ChurnPerSecond));
+            w.WriteNumber("updates", churn.Updates);
+            w.WriteNumber("drop", Math.Round(churn.Drop, 4));
+            w.WriteNumber("target_drop", Churn.Target);
+            w.WriteNumber("lost", churn.Lost);
+            w.WriteBoolean("met", churn.Met);
+            w.WriteEndObject();
+            w.WriteEndObject();
+        }
+        return Encoding.UTF8.GetString(buffer.ToArray());
+    }
+}

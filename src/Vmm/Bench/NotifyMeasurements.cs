@@ -1,0 +1,355 @@
+using System.Diagnostics;
+using System.Runtime.InteropServices;
+using HdrHistogram;
+using Sharpvisor.Jit.Runtime;
+using Sharpvisor.Native;
+using Sharpvisor.Vmm.Loader;
+
+namespace Sharpvisor.Vmm.Bench;
+
+/// <summary>How the receiving thread waits for a notification.</summary>
+public enum ReaderKind { Read, Epoll, BusyPoll }
+
+/// <summary>
+/// The measurements of <c>sharpvisor bench notify</c>, each one histogram of
+/// nanoseconds. The floors run on plain threads; the rest run
+/// guests/notifybench.c in an in-process <see cref="Machine"/>.
+/// </summary>
+/// <remarks>
+/// One clock for both sides of a one-way figure: the guest's rdtsc is
+/// <see cref="ExecutionEngine.ReadTsc"/>, nanoseconds of the monotonic
+/// Stopwatch since the engine was made, and the host's reader reads the very
+/// same function after it wakes. The guest stores its send time in RAM before
+/// the notify; the hypercall's eventfd write is a full barrier, so the reader
+/// sees it. Between sends both senders (guest and floor thread) spin for a
+/// gap, so that the reader is back asleep when the next one comes.
+/// </remarks>
+internal sealed class NotifyMeasurements(string guestPath, int iterations, int gapNs, CancellationToken cancel)
+{
+    // The parameter block and results of guests/notifybench.c.
+    private const uint Params = 0x8000, Send = Params + 0x10, Ack = Params + 0x18, Results = 0x1000000;
+    private const uint Start = Params + 0x20, End = Params + 0x28, DeliveredAt = Params + 0x30, Done = Params + 0x34;
+    private const uint DoneMagic = 0x600d;
+    private const uint Value = 0x10;
+    private const int PongIrq = 5;
+    private const ulong RamSize = 64ul << 20;
+
+    /// <summary>Nanoseconds to 60 s, three significant digits.</summary>
+    public static LongHistogram NewHistogram() => new(60_000_000_000L, 3);
+
+    private static long NowNs() => (long)(Stopwatch.GetTimestamp() * (1_000_000_000.0 / Stopwatch.Frequency));
+
+    private static void SpinFor(long ns, Func<long> now)
+    {
+        long until = now() + ns;
+        while (now() < until) Thread.SpinWait(1);
+    }
+
+    private static EventFd ReaderFd(ReaderKind kind) =>
+        EventFd.Create(kind == ReaderKind.BusyPoll ? EventFdFlags.NonBlocking : EventFdFlags.None);
+
+    /// <summary>The receiving side of a one-way run: wait, read the clock, record, acknowledge.</summary>
+    private static void Receive(ReaderKind kind, EventFd fd, Func<long> now, Func<long> sendTime, Action<int> ack, LongHistogram h, int count, CancellationToken cancel)
+    {
+        using Epoll? epoll = kind == ReaderKind.Epoll ? new Epoll() : null;
+        epoll?.Add(fd.Handle, 1);
+        Span<EpollReady> ready = stackalloc EpollReady[1];
+        for (int i = 0; i < count; i++)
+        {
+            switch (kind)
+            {
+                case ReaderKind.Read:
+                    fd.Read(cancel);
+                    break;
+                case ReaderKind.Epoll:
+                    while (epoll!.Wait(ready, 100) == 0) cancel.ThrowIfCancellationRequested();
+                    break;
+                case ReaderKind.BusyPoll:
+                    while (!fd.TryRead(out _)) cancel.ThrowIfCancellationRequested();
+                    break;
+            }
+            long t = now();
+            if (kind == ReaderKind.Epoll) fd.Read(cancel); // the count, after the clock
+            h.RecordValue(Math.Max(0, t - sendTime()));
+            ack(i + 1);
+        }
+    }
+
+    /// <summary>The floor, one way: a thread stores a timestamp and writes an eventfd; another waits and subtracts.</summary>
+    public LongHistogram RawOneWay(ReaderKind kind)
+    {
+        var h = NewHistogram();
+        using EventFd fd = ReaderFd(kind);
+        long sent = 0;
+        int acked = 0;
+        var sender = new Thread(() =>
+        {
+            for (int i = 0; i < iterations && !cancel.IsCancellationRequested; i++)
+            {
+                SpinFor(gapNs, NowNs);
+                Volatile.Write(ref sent, NowNs());
+                fd.Signal();
+                while (Volatile.Read(ref acked) != i + 1 && !cancel.IsCancellationRequested) Thread.SpinWait(1);
+            }
+        }) { Name = "bench-sender", IsBackground = true };
+        sender.Start();
+        Receive(kind, fd, NowNs, () => Volatile.Read(ref sent), i => Volatile.Write(ref acked, i), h, iterations, cancel);
+        sender.Join();
+        return h;
+    }
+
+    /// <summary>The floor, round trip: write A, block in read on B; the other thread reads A and writes B.</summary>
+    public LongHistogram RawRoundTrip()
+    {
+        var h = NewHistogram();
+        using EventFd ping = EventFd.Create(), pong = EventFd.Create();
+        var responder = new Thread(() =>
+        {
+            try
+            {
+                for (int i = 0; i < iterations; i++) { ping.Read(cancel); pong.Signal(); }
+            }
+            catch (OperationCanceledException) { }
+        }) { Name = "bench-responder", IsBackground = true };
+        responder.Start();
+        for (int i = 0; i < iterations; i++)
+        {
+            SpinFor(gapNs, NowNs);
+            long t0 = NowNs();
+            ping.Signal();
+            pong.Read(cancel);
+            h.RecordValue(NowNs() - t0);
+        }
+        responder.Join();
+        return h;
+    }
+
+    /// <summary>The baseline of the vCPU-side cost: one bare eventfd write, between two clock readings.</summary>
+    public LongHistogram BareWrite()
+    {
+        var h = NewHistogram();
+        using EventFd fd = EventFd.Create();
+        for (int i = 0; i < iterations; i++)
+        {
+            long t0 = NowNs();
+            fd.Signal();
+            h.RecordValue(NowNs() - t0);
+        }
+        return h;
+    }
+
+    /// <summary>The clock alone: two readings back to back, on a host thread.</summary>
+    public LongHistogram HostBracket()
+    {
+        var h = NewHistogram();
+        for (int i = 0; i < iterations; i++)
+        {
+            long t0 = NowNs();
+            h.RecordValue(NowNs() - t0);
+        }
+        return h;
+    }
+
+    /// <summary>One way through the VM: guest notify to a host thread waiting as <paramref name="kind"/> says.</summary>
+    public LongHistogram GuestOneWay(ReaderKind kind)
+    {
+        var h = NewHistogram();
+        using EventFd fd = ReaderFd(kind);
+        using Machine m = NewMachine(mode: 1, Value);
+        m.Notifier.Attach(Value, fd.Handle);
+        Exception? failed = null;
+        // The guest ends only after the last acknowledgement, so cancelling
+        // the reader once the VM has stopped cuts nothing short; it frees the
+        // reader when the guest stopped early.
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancel);
+        var reader = new Thread(() =>
+        {
+            try
+            {
+                Receive(kind, fd, () => (long)m.Engine.ReadTsc(), () => Read64(m, Send), i => m.Memory.TryWrite32(Ack, (uint)i), h, iterations, stop.Token);
+            }
+            catch (Exception e) { failed = e; }
+        }) { Name = "bench-reader", IsBackground = true };
+        reader.Start();
+        RunGuest(m, () => { stop.Cancel(); reader.Join(); });
+        if (failed is not null and not OperationCanceledException) throw failed;
+        return h;
+    }
+
+    /// <summary>
+    /// One way through the VM to another process: <c>sharpvisor bench
+    /// notify-peer</c>, started with the notify eventfd as descriptor 3 and an
+    /// answer eventfd as 4, reads 3, reads CLOCK_MONOTONIC (Stopwatch, the
+    /// clock of every process) and writes that time to 4. A thread here maps
+    /// it onto the guest's clock and acknowledges to the guest.
+    /// </summary>
+    public LongHistogram GuestOtherProcess(string launcher)
+    {
+        var h = NewHistogram();
+        using EventFd fd = EventFd.Create(), answer = EventFd.Create();
+        using Machine m = NewMachine(mode: 1, Value);
+        m.Notifier.Attach(Value, fd.Handle);
+        // The guest's clock is the Stopwatch's minus the engine's origin: one
+        // constant, read here to within the two calls' distance (~30 ns).
+        long origin = NowNs() - (long)m.Engine.ReadTsc();
+        using ChildProcess peer = ChildProcess.Spawn(launcher, [launcher, "bench", "notify-peer", "--iterations", iterations.ToString(System.Globalization.CultureInfo.InvariantCulture)],
+            null, [fd.Handle, answer.Handle]);
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancel);
+        Exception? failed = null;
+        var reader = new Thread(() =>
+        {
+            try
+            {
+                for (int i = 0; i < iterations; i++)
+                {
+                    long woke = (long)answer.Read(stop.Token) - origin;
+                    h.RecordValue(Math.Max(0, woke - Read64(m, Send)));
+                    m.Memory.TryWrite32(Ack, (uint)(i + 1));
+                }
+            }
+            catch (Exception e) { failed = e; }
+        }) { Name = "bench-peer-answers", IsBackground = true };
+        reader.Start();
+        RunGuest(m, () => { stop.Cancel(); reader.Join(); peer.Stop(TimeSpan.FromSeconds(1)); });
+        if (failed is not null and not OperationCanceledException) throw failed;
+        return h;
+    }
+
+    /// <summary>The other process of <see cref="GuestOtherProcess"/>: answers each notification on 3 with its wake time on 4.</summary>
+    public static int Peer(int iterations)
+    {
+        using EventFd notified = EventFd.FromInherited(3), answer = EventFd.FromInherited(4);
+        for (int i = 0; i < iterations; i++)
+        {
+            notified.Read();
+            answer.Signal((ulong)NowNs());
+        }
+        return 0;
+    }
+
+    /// <summary>A program that runs this launcher: this executable, or the apphost beside sharpvisor.dll; null if neither.</summary>
+    public static string? Launcher()
+    {
+        string? process = Environment.ProcessPath;
+        if (process is not null && Path.GetFileName(process) is "sharpvisor" or "sharpvisor-jit") return process;
+        string apphost = Path.Combine(AppContext.BaseDirectory, "sharpvisor");
+        return ProgramPath.IsExecutableFile(apphost) ? apphost : null;
+    }
+
+    /// <summary>Round trip through the VM: guest notify, a host thread answers with an interrupt, the guest wakes from LHCALL_HALT.</summary>
+    public LongHistogram GuestRoundTrip()
+    {
+        using EventFd ping = EventFd.Create(), pong = EventFd.Create();
+        using Machine m = NewMachine(mode: 2, Value);
+        m.Notifier.Attach(Value, ping.Handle);
+        m.Interrupts.Attach(PongIrq, pong);
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancel);
+        var responder = new Thread(() =>
+        {
+            try
+            {
+                for (int i = 0; i < iterations; i++) { ping.Read(stop.Token); pong.Signal(); }
+            }
+            catch (OperationCanceledException) { }
+        }) { Name = "bench-responder", IsBackground = true };
+        responder.Start();
+        RunGuest(m, () => { stop.Cancel(); responder.Join(); });
+        return GuestResults(m);
+    }
+
+    /// <summary>
+    /// The vCPU-side cost of a notify (hypercall, map lookup, eventfd write)
+    /// with <paramref name="attached"/> values attached, the one notified
+    /// attached last (so a scan sees every entry); or, with 0, the guest's two
+    /// rdtsc alone.
+    /// </summary>
+    public LongHistogram GuestNotifyCost(int attached)
+    {
+        using EventFd fd = EventFd.Create();
+        uint notified = Value + (uint)Math.Max(0, attached - 1);
+        using Machine m = NewMachine(mode: attached == 0 ? 4u : 3u, notified);
+        for (uint v = 0; v < attached; v++) m.Notifier.Attach(Value + v, fd.Handle);
+        RunGuest(m, () => { });
+        return GuestResults(m);
+    }
+
+    /// <summary>
+    /// The notify rate of one vCPU notifying back to back, with or without a
+    /// host thread attaching and detaching other values all the while; and
+    /// whether every notification arrived (the eventfd's count against what
+    /// the guest saw delivered and what the notifier counted).
+    /// </summary>
+    public ChurnResult NotifyRate(int count, bool churn)
+    {
+        using EventFd fd = EventFd.Create(EventFdFlags.NonBlocking), other = EventFd.Create();
+        using Machine m = NewMachine(mode: 5, Value, count);
+        m.Notifier.Attach(Value, fd.Handle);
+        long updates = 0;
+        bool done = false;
+        var churner = new Thread(() =>
+        {
+            for (uint k = 0; !Volatile.Read(ref done); k++)
+            {
+                uint v = 0x1000 + (k % 8);
+                m.Notifier.Attach(v, other.Handle);
+                m.Notifier.Detach(v);
+                Volatile.Write(ref updates, updates + 2);
+            }
+        }) { Name = "bench-churn", IsBackground = true };
+        if (churn)
+        {
+            churner.Start();
+            while (Volatile.Read(ref updates) == 0) Thread.Yield(); // churning before the first notify
+        }
+        RunGuest(m, () => { Volatile.Write(ref done, true); if (churn) churner.Join(); });
+        long ns = Read64(m, End) - Read64(m, Start);
+        m.Memory.TryRead32(DeliveredAt, out uint delivered);
+        long received = fd.TryRead(out ulong n) ? (long)n : 0;
+        long counted = m.Notifier.Delivered().Single(kv => kv.Key == Value).Value;
+        return new ChurnResult(count, ns, delivered, received, counted, updates);
+    }
+
+    private Machine NewMachine(uint mode, uint value) => NewMachine(mode, value, iterations);
+
+    private Machine NewMachine(uint mode, uint value, int count)
+    {
+        GuestImage image = ImageLoader.Read(guestPath, RamSize, null);
+        var m = new Machine(new MachineConfig(RamSize, Engines.Default), image, Stream.Null);
+        m.Memory.TryWrite32(Params, mode);
+        m.Memory.TryWrite32(Params + 4, (uint)count);
+        m.Memory.TryWrite32(Params + 8, value);
+        m.Memory.TryWrite32(Params + 12, (uint)gapNs);
+        return m;
+    }
+
+    private void RunGuest(Machine m, Action after)
+    {
+        using CancellationTokenRegistration r = cancel.Register(() => m.RequestStop(new VcpuExit(StopReason.Signal, "bench cancelled")));
+        VcpuExit exit = m.Run();
+        after();
+        cancel.ThrowIfCancellationRequested();
+        if (exit.Reason != StopReason.Shutdown || exit.GuestStatus != 0)
+            throw new InvalidOperationException($"notifybench guest: {exit.Message}");
+        // Any other image that shuts down with 0 would leave empty histograms.
+        if (!m.Memory.TryRead32(Done, out uint done) || done != DoneMagic)
+            throw new InvalidOperationException($"{guestPath} is not the notifybench guest, or it stopped before the end of its mode");
+    }
+
+    private static long Read64(Machine m, uint address) => m.Memory.TryRead64(address, out ulong v) ? (long)v : 0;
+
+    private LongHistogram GuestResults(Machine m)
+    {
+        var h = NewHistogram();
+        if (!m.Memory.TryGetSpan(Results, iterations * 4, out Span<byte> bytes))
+            throw new InvalidOperationException("results outside guest RAM");
+        foreach (uint ns in MemoryMarshal.Cast<byte, uint>(bytes)) h.RecordValue(ns);
+        return h;
+    }
+}
+
+/// <summary>One rate run: notifications sent, the guest's time for them, and the three counts that must agree.</summary>
+internal sealed record ChurnResult(int Sent, long Ns, long GuestDelivered, long EventFdCount, long NotifierCount, long Updates)
+{
+    public double PerSecond => Ns > 0 ? Sent * 1e9 / Ns : 0;
+    public long Lost => Sent - Math.Min(GuestDelivered, Math.Min(EventFdCount, NotifierCount));
+}

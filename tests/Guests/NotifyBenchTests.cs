@@ -1,0 +1,125 @@
+using System.Text;
+using System.Text.Json;
+using System.Xml.Linq;
+using Sharpvisor.Vmm.Launcher;
+
+namespace Sharpvisor.Tests.Guests;
+
+/// <summary>
+/// <c>sharpvisor bench notify</c> in process with tiny counts: the rows, the
+/// JSON's fields and the SVG's shape. No timing is asserted: the figures
+/// depend on the machine.
+/// </summary>
+public sealed class NotifyBenchTests
+{
+    private static readonly string[] Rows =
+    [
+        "raw one-way, read", "raw one-way, epoll_wait", "raw one-way, busy-poll", "raw round trip",
+        "bare eventfd write", "host clock bracket",
+        "guest notify -> read", "guest notify -> epoll_wait", "guest notify -> busy-poll", "guest notify -> other process, read",
+        "guest notify -> irq -> halt",
+        "guest rdtsc bracket", "guest notify, 1 attached", "guest notify, 16 attached", "guest notify, 256 attached",
+    ];
+
+    private static (int Status, string Stdout, string Stderr) Bench(params string[] extra)
+    {
+        GuestBinaries.RequireBuilt();
+        var stdout = new MemoryStream();
+        var stderr = new StringWriter();
+        int status = Cli.Execute(["bench", "notify", "--iterations", "200", "--gap", "5", "--guest", GuestBinaries.Guest("notifybench"), .. extra], stdout, stderr);
+        return (status, Encoding.UTF8.GetString(stdout.ToArray()), stderr.ToString());
+    }
+
+    [Fact]
+    public void Table_HasEveryMeasurement_WithItsFloorAndTargets()
+    {
+        (int status, string stdout, string stderr) = Bench();
+        Assert.True(status == 0, stderr);
+        Assert.Equal("", stderr); // no progress bar when stderr is not a terminal
+        string[] lines = stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.StartsWith("mode: default; 200 iterations per row", lines[0]);
+        Assert.Equal("| measurement | group | p50 | p90 | p99 | p99.9 | max | vs | p50 ratio | target |", lines[1]);
+        string[] names = [.. lines.Skip(3).TakeWhile(l => l.StartsWith('|')).Select(l => l.Split('|')[1].Trim())];
+        Assert.Equal(Rows, names);
+        Assert.Contains(lines, l => l.StartsWith("| guest notify -> read | one-way |") && l.Contains("| raw one-way, read |") && l.Contains("<= 1.2: "));
+        Assert.Contains(lines, l => l.StartsWith("| guest notify -> irq -> halt |") && l.Contains("<= 1.3: "));
+        Assert.Contains(lines, l => l.StartsWith("| guest notify, 16 attached |") && l.Contains("<= 1.1: "));
+        string churn = lines[^1];
+        Assert.StartsWith("attach/detach under load (1 vCPU, 4000 notifies per run, medians of 3): ", churn);
+        Assert.Contains("(target <= 5%), lost 0: ", churn); // a lost notification is a bug, not noise
+    }
+
+    [Fact]
+    public void Json_ParsesWithTheExpectedFields_AndPlotIsAnSvgWithLines()
+    {
+        string plot = Path.Combine(Path.GetTempPath(), $"notify-bench-{Guid.NewGuid():n}.svg");
+        try
+        {
+            (int status, string stdout, string stderr) = Bench("--json", "--plot", plot);
+            Assert.True(status == 0, stderr);
+            using JsonDocument doc = JsonDocument.Parse(stdout);
+            JsonElement root = doc.RootElement;
+            Assert.Equal("default", root.GetProperty("mode").GetString());
+            Assert.Equal(200, root.GetProperty("iterations").GetInt32());
+            JsonElement[] rows = [.. root.GetProperty("measurements").EnumerateArray()];
+            Assert.Equal(Rows, rows.Select(r => r.GetProperty("name").GetString()));
+            foreach (JsonElement r in rows)
+            {
+                Assert.Equal(200, r.GetProperty("count").GetInt64());
+                foreach (string f in new[] { "p50_ns", "p90_ns", "p99_ns", "p99_9_ns", "max_ns" })
+                    Assert.True(r.GetProperty(f).GetInt64() >= 0, f);
+                Assert.True(r.GetProperty("p50_ns").GetInt64() <= r.GetProperty("max_ns").GetInt64());
+                bool isFloor = r.GetProperty("group").GetString() == "floor";
+                Assert.Equal(isFloor, r.GetProperty("floor").ValueKind == JsonValueKind.Null);
+                Assert.Equal(isFloor, r.GetProperty("ratio").ValueKind == JsonValueKind.Null);
+            }
+            JsonElement rt = rows.Single(r => r.GetProperty("name").GetString() == "guest notify -> irq -> halt");
+            Assert.Equal(1.3, rt.GetProperty("target").GetDouble());
+            Assert.True(rt.GetProperty("met").ValueKind is JsonValueKind.True or JsonValueKind.False);
+
+            JsonElement churn = root.GetProperty("attach_detach");
+            Assert.Equal(0, churn.GetProperty("lost").GetInt64());
+            Assert.True(churn.GetProperty("updates").GetInt64() > 0);
+            Assert.Equal(0.05, churn.GetProperty("target_drop").GetDouble());
+            Assert.True(churn.GetProperty("met").ValueKind is JsonValueKind.True or JsonValueKind.False);
+
+            XDocument svg = XDocument.Load(plot);
+            XNamespace ns = "http://www.w3.org/2000/svg";
+            Assert.Equal(ns + "svg", svg.Root!.Name);
+            // OxyPlot's SVG exporter draws each series as a polyline.
+            Assert.True(svg.Descendants(ns + "polyline").Count() >= Rows.Length);
+            Assert.Contains(svg.Descendants(ns + "text"), t => t.Value == "guest notify -> irq -> halt");
+        }
+        finally
+        {
+            File.Delete(plot);
+        }
+    }
+
+    [Fact]
+    public void MissingGuest_Exits66_WithOneLine()
+    {
+        var stderr = new StringWriter();
+        int status = Cli.Execute(["bench", "notify", "--guest", "/nonexistent/notifybench.elf"], new MemoryStream(), stderr);
+        Assert.Equal(66, status);
+        Assert.Equal("sharpvisor: /nonexistent/notifybench.elf: no such guest (build it with guests/build.sh, or give --guest PATH)\n", stderr.ToString());
+    }
+
+    [Fact]
+    public void AnotherGuest_FailsWithOneLine_InsteadOfHanging()
+    {
+        GuestBinaries.RequireBuilt();
+        var stderr = new StringWriter();
+        int status = Cli.Execute(["bench", "notify", "--iterations", "10", "--guest", GuestBinaries.Guest("hello")], new MemoryStream(), stderr);
+        Assert.Equal(70, status);
+        Assert.Contains("is not the notifybench guest, or it stopped before the end of its mode", stderr.ToString());
+    }
+
+    [Fact]
+    public void BenchAlone_IsAUsageError()
+    {
+        var stderr = new StringWriter();
+        Assert.Equal(64, Cli.Execute(["bench"], new MemoryStream(), stderr));
+        Assert.StartsWith("sharpvisor: Required command was not provided.", stderr.ToString());
+    }
+}
