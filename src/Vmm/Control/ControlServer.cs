@@ -209,20 +209,31 @@ public sealed class ControlServer : IDisposable
         }
     }
 
-    private string AttachNotify(uint value, IReadOnlyList<SafeFdHandle> fds)
+    /// <summary>
+    /// The one eventfd an attach must come with, as our own duplicate; or the
+    /// error reply when there is not exactly one, or it is no eventfd.
+    /// </summary>
+    private static string? TakeEventFd(string request, IReadOnlyList<SafeFdHandle> fds, out EventFd eventFd)
     {
+        eventFd = null!;
         if (fds.Count != 1)
-            return $"error attach notify {Notifier.Name(value)} needs exactly one eventfd sent with it (SCM_RIGHTS), not {fds.Count}";
-        EventFd eventFd;
+            return $"error {request} needs exactly one eventfd sent with it (SCM_RIGHTS), not {fds.Count}";
         try
         {
             // The duplicate is checked, not the number we were given.
             eventFd = EventFd.DuplicateFrom(fds[0].Fd);
+            return null;
         }
         catch (ErrnoException e) when (e.Errno == Errno.EINVAL)
         {
             return $"error the descriptor sent is {FdKind(fds[0])}, not an eventfd";
         }
+    }
+
+    private string AttachNotify(uint value, IReadOnlyList<SafeFdHandle> fds)
+    {
+        if (TakeEventFd($"attach notify {Notifier.Name(value)}", fds, out EventFd eventFd) is string error)
+            return error;
         using (eventFd)
         {
             try
@@ -243,17 +254,8 @@ public sealed class ControlServer : IDisposable
 
     private string AttachIrq(int line, IReadOnlyList<SafeFdHandle> fds)
     {
-        if (fds.Count != 1)
-            return $"error attach irq {line} needs exactly one eventfd sent with it (SCM_RIGHTS), not {fds.Count}";
-        EventFd eventFd;
-        try
-        {
-            eventFd = EventFd.DuplicateFrom(fds[0].Fd);
-        }
-        catch (ErrnoException e) when (e.Errno == Errno.EINVAL)
-        {
-            return $"error the descriptor sent is {FdKind(fds[0])}, not an eventfd";
-        }
+        if (TakeEventFd($"attach irq {line}", fds, out EventFd eventFd) is string error)
+            return error;
         try
         {
             _interrupts.Attach(line, eventFd); // the controller waits on our duplicate; we close it after the detach
