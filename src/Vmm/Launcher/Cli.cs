@@ -95,10 +95,7 @@ public static class Cli
             Description = $"vCPUs, each on its own thread, sharing RAM (1 to {MachineConfig.MaxVcpus})",
             HelpName = "N",
             DefaultValueFactory = _ => 1,
-            CustomParser = r => int.TryParse(r.Tokens[0].Value, NumberStyles.None, CultureInfo.InvariantCulture, out int n)
-                                && n is >= 1 and <= MachineConfig.MaxVcpus
-                ? n
-                : Fail<int>(r, $"--vcpus '{r.Tokens[0].Value}' must be a number from 1 to {MachineConfig.MaxVcpus}"),
+            CustomParser = r => NumberFrom(r, "--vcpus", 1, MachineConfig.MaxVcpus),
         };
         var notify = new Option<NotifySpec[]>("--notify")
         {
@@ -168,9 +165,7 @@ public static class Cli
             Description = "with --unix: how many eventfds to take before waiting on them (one per unix: target); 1 unless given",
             HelpName = "N",
             DefaultValueFactory = _ => 1,
-            CustomParser = r => int.TryParse(r.Tokens[0].Value, NumberStyles.None, CultureInfo.InvariantCulture, out int n) && n is >= 1 and <= 1024
-                ? n
-                : Fail<int>(r, $"--expect '{r.Tokens[0].Value}' must be a number from 1 to 1024"),
+            CustomParser = r => NumberFrom(r, "--expect", 1, 1024),
         };
         var listen = new Command("listen",
             "wait on the eventfds passed as descriptors 3.. (LISTEN_FDS, names from LISTEN_FDNAMES, as an exec: target's child gets them), "
@@ -201,18 +196,14 @@ public static class Cli
             Description = "samples per measurement (1 to 1,000,000)",
             HelpName = "N",
             DefaultValueFactory = _ => 10_000,
-            CustomParser = r => int.TryParse(r.Tokens[0].Value, NumberStyles.None, CultureInfo.InvariantCulture, out int n) && n is >= 1 and <= 1_000_000
-                ? n
-                : Fail<int>(r, $"--iterations '{r.Tokens[0].Value}' must be a number from 1 to 1000000"),
+            CustomParser = r => NumberFrom(r, "--iterations", 1, 1_000_000),
         };
         var benchGap = new Option<int>("--gap")
         {
             Description = "microseconds each sender waits between one-way and round-trip sends, so the reader is asleep again (0 to 10000)",
             HelpName = "US",
             DefaultValueFactory = _ => 50,
-            CustomParser = r => int.TryParse(r.Tokens[0].Value, NumberStyles.None, CultureInfo.InvariantCulture, out int n) && n is >= 0 and <= 10_000
-                ? n
-                : Fail<int>(r, $"--gap '{r.Tokens[0].Value}' must be a number of microseconds from 0 to 10000"),
+            CustomParser = r => NumberFrom(r, "--gap", 0, 10_000, "a number of microseconds"),
         };
         var benchGuest = new Option<string>("--guest")
         {
@@ -441,6 +432,15 @@ public static class Cli
     {
         stderr.WriteLine($"sharpvisor: {OneLine(message)} (see sharpvisor --help)");
         return (int)ExitStatus.Usage;
+    }
+
+    /// <summary>A decimal integer option in [<paramref name="min"/>, <paramref name="max"/>], or one usage error naming the bounds.</summary>
+    private static int NumberFrom(ArgumentResult r, string option, int min, int max, string what = "a number")
+    {
+        string text = r.Tokens[0].Value;
+        return int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out int n) && n >= min && n <= max
+            ? n
+            : Fail<int>(r, $"{option} '{text}' must be {what} from {min.ToString(CultureInfo.InvariantCulture)} to {max.ToString(CultureInfo.InvariantCulture)}");
     }
 
     private static T Fail<T>(ArgumentResult result, string error)
