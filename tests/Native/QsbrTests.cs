@@ -129,6 +129,67 @@ public class QsbrTests
     }
 
     [Fact]
+    public void Defer_LeavesReadersToPassQuiescentStates_OnTheirOwn_BeforeItKicks()
+    {
+        // A kick costs a vCPU a wakeup of the reclaimer on its notify path, so
+        // the reclaimer's grace period waits a while without one; the
+        // synchronous updater's kicks after 2 µs.
+        using var qsbr = new Qsbr();
+        using var reader = new RcuReader(qsbr);
+        int ran = 0;
+        qsbr.Defer(() => Interlocked.Increment(ref ran));
+        Thread.Sleep(5);
+        Assert.False(reader.Self.KickRequested, "the reclaimer kicked at once");
+        Assert.Equal(0, Volatile.Read(ref ran));
+        // Passing quiescent states ends it (with or without a kick by then:
+        // a loaded machine may hold this reader back past the kick's delay).
+        Task passing = reader.Run(t =>
+        {
+            while (Volatile.Read(ref ran) == 0)
+            {
+                t.QuiescentState();
+                Thread.Sleep(1);
+            }
+        });
+        qsbr.Barrier();
+        TaskAssert.Completes(passing);
+        Assert.Equal(1, ran);
+    }
+
+    [Fact]
+    public void WaitForBacklog_HoldsAProducerBack_UntilTheReclaimerCatchesUp()
+    {
+        using var qsbr = new Qsbr();
+        using var reader = new RcuReader(qsbr);
+        qsbr.Defer(() => { });
+        reader.AssertUpdaterWaiting(); // the reclaimer holds its first batch
+        for (int i = 0; i < 4; i++) qsbr.Defer(() => { });
+        Task producer = TaskAssert.OnThread(() => qsbr.WaitForBacklog(3));
+        TaskAssert.StillBlocked(producer, 50);
+        TaskAssert.Completes(TaskAssert.OnThread(() => qsbr.WaitForBacklog(5)));
+        reader.Run(t => t.Offline()).Wait();
+        TaskAssert.Completes(producer);
+        qsbr.Barrier();
+    }
+
+    [Fact]
+    public void WaitForBacklog_FromARegisteredThread_GoesOfflineMeanwhile()
+    {
+        // The only reader is the producer: online while it waited, it would
+        // hold up the very grace period it waits on.
+        using var qsbr = new Qsbr();
+        using var reader = new RcuReader(qsbr);
+        qsbr.Defer(() => { });
+        reader.AssertUpdaterWaiting(); // the reclaimer holds its first batch,
+        for (int i = 0; i < 4; i++) qsbr.Defer(() => { }); // so these stay queued
+        bool onlineAfter = false;
+        TaskAssert.Completes(reader.Run(t => { qsbr.WaitForBacklog(1); onlineAfter = t.IsOnline; }));
+        Assert.True(onlineAfter, "back online after the wait");
+        reader.Run(t => t.Offline()).Wait(); // an idle reader: the last batch may still wait on it
+        qsbr.Barrier();
+    }
+
+    [Fact]
     public void Barrier_FromRegisteredOnlineThread_DoesNotDeadlock()
     {
         using var qsbr = new Qsbr();

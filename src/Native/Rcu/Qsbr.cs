@@ -37,6 +37,20 @@ public sealed unsafe class Qsbr : IDisposable
     /// </summary>
     private static readonly TimeSpan WakeTimeout = TimeSpan.FromMilliseconds(10);
 
+    /// <summary>
+    /// How long the reclaimer's grace period lets readers come to a quiescent
+    /// state on their own before it kicks them. Nobody waits on a deferred
+    /// free, and a kick costs the kicked vCPU a wakeup of this thread (an
+    /// eventfd write and, in a VM, an inter-processor interrupt), paid on the
+    /// notify path: under a stream of map updates, kicking every grace period
+    /// cost a notifying vCPU a fifth of its rate. vCPUs pass quiescent states
+    /// every few hundred µs anyway, so the kick is for a guest stuck in one
+    /// compiled loop.
+    /// </summary>
+    private static readonly long PatientKickTicks = Stopwatch.Frequency / 50; // 20 ms
+    /// <summary>The reclaimer's pause between scans of the readers' words.</summary>
+    private static readonly TimeSpan PatientPoll = TimeSpan.FromMilliseconds(1);
+
     private readonly ulong* _gp;                    // own 128-byte block: read by every reader
     private readonly Lock _registryLock = new();
     private readonly List<nint> _records = [];      // every record ever handed out (live or free)
@@ -45,11 +59,12 @@ public sealed unsafe class Qsbr : IDisposable
     private readonly Lock _gpLock = new();          // one grace period at a time
     private readonly EventFd _wake = EventFd.Create(EventFdFlags.NonBlocking); // kicked readers -> the one waiting updater
     private nint[] _snapshot = [];                   // reused under _gpLock
+    private nint[] _reclaimSnapshot = [];            // the reclaimer's own
     private long _gracePeriods;
     private bool _disposed;
 
     private readonly object _deferLock = new(); // Monitor: the reclaimer and Barrier wait on it
-    private List<(nint Ptr, Action? Callback)> _deferred = [];
+    private List<Deferred> _deferred = [], _spare = []; // the queue, and the reclaimer's last batch for reuse
     private long _deferredQueued, _deferredDone;
     private Thread? _reclaimer;
     private Exception? _reclaimError;
@@ -134,7 +149,15 @@ public sealed unsafe class Qsbr : IDisposable
         }
     }
 
-    private void SynchronizeLocked()
+    private void SynchronizeLocked() => GracePeriod(ref _snapshot, patient: false);
+
+    /// <summary>
+    /// One grace period. Grace periods may overlap (the reclaimer's runs
+    /// beside an updater's): each waits for words at or past its own target,
+    /// so the only shared state is the counter, bumped atomically, and each
+    /// caller brings its own snapshot buffer.
+    /// </summary>
+    private void GracePeriod(ref nint[] snapshot, bool patient)
     {
         // Bump the counter with a full fence: our publication of the new
         // version and the bump must be visible before we read any reader's
@@ -148,17 +171,18 @@ public sealed unsafe class Qsbr : IDisposable
         lock (_registryLock)
         {
             n = _threads.Count;
-            if (_snapshot.Length < n) _snapshot = new nint[Math.Max(n, 2 * _snapshot.Length)];
+            if (snapshot.Length < n) snapshot = new nint[Math.Max(n, 2 * snapshot.Length)];
             int i = 0;
             foreach (QsbrThread th in _threads)
             {
                 if (th.Record->ManagedThreadId == self) { selfRecord = th.Record; continue; }
-                _snapshot[i++] = (nint)th.Record;
+                snapshot[i++] = (nint)th.Record;
             }
             n = i;
         }
 
-        WaitForReaders(_snapshot.AsSpan(0, n), target);
+        if (patient) WaitPatiently(snapshot.AsSpan(0, n), target);
+        else WaitForReaders(snapshot.AsSpan(0, n), target);
 
         // Our own thread passed a quiescent state by calling us.
         if (selfRecord != null && Volatile.Read(ref selfRecord->Ctr) != 0)
@@ -235,6 +259,49 @@ public sealed unsafe class Qsbr : IDisposable
         }
     }
 
+    /// <summary>
+    /// The reclaimer's wait: scans the readers' words every
+    /// <see cref="PatientPoll"/> and lets them pass their quiescent states in
+    /// their own time, kicking only those still behind after
+    /// <see cref="PatientKickTicks"/>. It never blocks on the wakeup eventfd,
+    /// which stays the synchronous updater's.
+    /// </summary>
+    private void WaitPatiently(Span<nint> pending, ulong target)
+    {
+        long start = Stopwatch.GetTimestamp();
+        bool kicked = false, stallReported = false;
+        while (true)
+        {
+            int left = 0;
+            for (int i = 0; i < pending.Length; i++)
+            {
+                var rec = (QsbrRecord*)pending[i];
+                ulong ctr = Volatile.Read(ref rec->Ctr);
+                if (ctr == 0 || ctr >= target)
+                {
+                    if (kicked) Volatile.Write(ref rec->Kick, 0);
+                    continue;
+                }
+                pending[left++] = pending[i];
+            }
+            pending = pending[..left];
+            if (left == 0) return;
+
+            long elapsed = Stopwatch.GetTimestamp() - start;
+            if (!kicked && elapsed >= PatientKickTicks)
+            {
+                foreach (nint r in pending) Volatile.Write(ref ((QsbrRecord*)r)->Kick, 1);
+                kicked = true;
+            }
+            if (!stallReported && Stopwatch.GetElapsedTime(start) > StallThreshold)
+            {
+                stallReported = true;
+                ReportStall((QsbrRecord*)pending[0], target, DateTime.UtcNow - Stopwatch.GetElapsedTime(start), Stopwatch.GetElapsedTime(start));
+            }
+            Thread.Sleep(PatientPoll);
+        }
+    }
+
     /// <summary>Wakes the updater blocked in <see cref="Synchronize"/>; called by a kicked reader.</summary>
     internal void WakeUpdater() => _wake.TrySignal();
 
@@ -259,21 +326,40 @@ public sealed unsafe class Qsbr : IDisposable
     /// background thread batches what is queued and waits one grace period
     /// for the whole batch.
     /// </summary>
-    public void Defer(void* ptr) => Enqueue((nint)ptr, null);
+    public void Defer(void* ptr) => Enqueue(new Deferred(DeferredKind.Free, null, (nint)ptr, 0, 0));
+
+    /// <summary><see cref="Defer(void*)"/> for a block from NativeMemory.AlignedAlloc.</summary>
+    public void DeferAligned(void* ptr) => Enqueue(new Deferred(DeferredKind.AlignedFree, null, (nint)ptr, 0, 0));
+
+    /// <summary>
+    /// Calls <paramref name="owner"/>'s <see cref="IRcuReclaimable.Reclaim"/>
+    /// with the three arguments after a grace period: a deferral that
+    /// allocates nothing, for an updater in a loop (a closure per call would
+    /// feed the garbage collector, whose pauses stop every vCPU).
+    /// </summary>
+    public void Defer(IRcuReclaimable owner, nint arg0, nint arg1, nint arg2)
+    {
+        ArgumentNullException.ThrowIfNull(owner);
+        Enqueue(new Deferred(DeferredKind.Owner, owner, arg0, arg1, arg2));
+    }
 
     /// <summary>Runs <paramref name="reclaim"/> after a grace period, on the reclaimer thread.</summary>
     public void Defer(Action reclaim)
     {
         ArgumentNullException.ThrowIfNull(reclaim);
-        Enqueue(0, reclaim);
+        Enqueue(new Deferred(DeferredKind.Action, reclaim, 0, 0, 0));
     }
 
-    private void Enqueue(nint ptr, Action? callback)
+    private enum DeferredKind : byte { Free, AlignedFree, Action, Owner }
+
+    private readonly record struct Deferred(DeferredKind Kind, object? Target, nint Arg0, nint Arg1, nint Arg2);
+
+    private void Enqueue(Deferred item)
     {
         lock (_deferLock)
         {
             ObjectDisposedException.ThrowIf(_disposed, this);
-            _deferred.Add((ptr, callback));
+            _deferred.Add(item);
             _deferredQueued++;
             if (_reclaimer == null)
             {
@@ -288,32 +374,76 @@ public sealed unsafe class Qsbr : IDisposable
     {
         while (true)
         {
-            List<(nint Ptr, Action? Callback)> batch;
+            List<Deferred> batch;
             lock (_deferLock)
             {
                 while (_deferred.Count == 0 && !_disposed) Monitor.Wait(_deferLock);
                 if (_deferred.Count == 0) return; // disposed and drained
                 batch = _deferred;
-                _deferred = [];
+                _deferred = _spare;
+                Monitor.PulseAll(_deferLock); // producers held back by WaitForBacklog: the queue is empty again
             }
 
             // Also runs while Dispose drains the queue, after _disposed is set.
-            lock (_gpLock) SynchronizeLocked();
-            foreach (var (ptr, callback) in batch)
+            // Not under _gpLock: a patient grace period may take milliseconds,
+            // and a synchronous updater must not queue behind it.
+            GracePeriod(ref _reclaimSnapshot, patient: true);
+            foreach (Deferred d in batch)
             {
-                if (ptr != 0) NativeMemory.Free((void*)ptr);
-                else
+                try
                 {
-                    try { callback!(); }
-                    catch (Exception e) { _reclaimError ??= e; }
+                    switch (d.Kind)
+                    {
+                        case DeferredKind.Free: NativeMemory.Free((void*)d.Arg0); break;
+                        case DeferredKind.AlignedFree: NativeMemory.AlignedFree((void*)d.Arg0); break;
+                        case DeferredKind.Action: ((Action)d.Target!)(); break;
+                        case DeferredKind.Owner: ((IRcuReclaimable)d.Target!).Reclaim(d.Arg0, d.Arg1, d.Arg2); break;
+                    }
                 }
+                catch (Exception e) { _reclaimError ??= e; }
             }
 
+            int done = batch.Count;
+            batch.Clear();
             lock (_deferLock)
             {
-                _deferredDone += batch.Count;
+                _spare = batch;
+                _deferredDone += done;
                 Monitor.PulseAll(_deferLock);
             }
+        }
+    }
+
+    /// <summary>
+    /// Backpressure for a producer of deferred work: waits until fewer than
+    /// <paramref name="max"/> items are queued for the reclaimer. An updater
+    /// in a loop can retire faster than one reclaimer closes and frees
+    /// (measured: attach/detach in a tight loop piled up descriptors until
+    /// the process ran out), and what waits for a grace period holds memory
+    /// and descriptors. A registered caller goes offline meanwhile, so the
+    /// grace period it waits on is not held up by itself; so it must hold no
+    /// protected pointer (a map updater holds none; a vCPU inside translated
+    /// code does, and never calls this).
+    /// </summary>
+    public void WaitForBacklog(int max)
+    {
+        lock (_deferLock)
+        {
+            if (_deferred.Count < max || _disposed) return;
+        }
+        QsbrThread? self = FindCurrentThread();
+        bool wasOnline = self?.IsOnline == true;
+        if (wasOnline) self!.Offline();
+        try
+        {
+            lock (_deferLock)
+            {
+                while (_deferred.Count >= max && !_disposed) Monitor.Wait(_deferLock);
+            }
+        }
+        finally
+        {
+            if (wasOnline) self!.Online();
         }
     }
 
@@ -381,4 +511,11 @@ public sealed unsafe class Qsbr : IDisposable
         _wake.Dispose();
         GC.SuppressFinalize(this);
     }
+}
+
+/// <summary>What <see cref="Qsbr.Defer(IRcuReclaimable, nint, nint, nint)"/> calls back after a grace period.</summary>
+public interface IRcuReclaimable
+{
+    /// <summary>Runs on the reclaimer thread once no reader can hold what the arguments name.</summary>
+    void Reclaim(nint arg0, nint arg1, nint arg2);
 }
