@@ -6,11 +6,12 @@ namespace Sharpvisor.Bench;
 
 /// <summary>
 /// The read side of the RCU eventfd map: what a vCPU pays to find the eventfd
-/// for a notification value, against the same scan of a plain array. Both look
-/// up the last value, so both scan every entry; the ratio is the price of
-/// reading the map under QSBR (a volatile load of the array pointer). With
-/// --disasm both compile to the same instructions, field offsets aside, so a
-/// ratio away from 1 is this machine's noise.
+/// for a notification value, against a scan of one plain array holding every
+/// entry (the seed's layout, which the map used before its buckets). Both
+/// look up the last value attached, so the plain scan sees every entry and
+/// the map only the value's bucket; the ratio is what the buckets save, net
+/// of reading the map under QSBR (volatile loads of the table and the
+/// bucket's pointer).
 /// </summary>
 /// <remarks>
 /// The host under our VMs stretches some iterations by up to 80%. Noise only
@@ -30,10 +31,8 @@ public unsafe class MapLookupBench
     private int _setupThread;
 
     /// <summary>
-    /// The baseline's array, behind one object reference as the map's array is,
-    /// so both sides load the same chain (object, array, count, entries) and
-    /// run the same loop (<see cref="EventfdMap.Find"/>). What differs is only
-    /// that this pointer is a plain field and the map's is read with Volatile.Read.
+    /// The baseline's array, behind one object reference as the map's table
+    /// is, scanned by the same loop (<see cref="EventfdMap.Find"/>).
     /// </summary>
     private sealed class PlainMap
     {
@@ -59,9 +58,8 @@ public unsafe class MapLookupBench
 
         // The map's own allocator, so the baseline's layout cannot drift from the map's.
         var array = (EventfdMap.Header*)EventfdMap.AllocateArray(Entries);
-        var entries = (EventfdMap.Entry*)(array + 1);
         for (int i = 0; i < Entries; i++)
-            entries[i] = new EventfdMap.Entry { Value = ValueAt(i), Fd = _map.Lookup(ValueAt(i)) };
+            EventfdMap.SetEntry(array, i, ValueAt(i), _map.Lookup(ValueAt(i)));
         _plain = new PlainMap { Array = array };
 
         if (PlainScan() != MapLookup() || MapLookup() < 0)
@@ -85,6 +83,6 @@ public unsafe class MapLookupBench
         _map.Dispose();
         _reader.Dispose();
         _qsbr.Dispose();
-        NativeMemory.Free(_plain.Array);
+        NativeMemory.AlignedFree(_plain.Array);
     }
 }

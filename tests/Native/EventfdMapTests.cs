@@ -34,6 +34,61 @@ public class EventfdMapTests
     }
 
     [Fact]
+    public void Lookup_FindsEveryValue_AcrossTheVectorLanes_AndAfterRemoves()
+    {
+        // The lookup compares four values at a time over arrays padded with
+        // value 0: every count from 1 to 13 puts the wanted value in each lane
+        // and leaves 0 to 3 padding lanes, which must never match.
+        using var qsbr = new Qsbr();
+        using var map = new EventfdMap(qsbr);
+        using var efd = EventFd.Create();
+        var attached = new List<uint>();
+        for (uint i = 1; i <= 13; i++)
+        {
+            uint value = 0x1000 + i * 0x11;
+            map.Add(value, efd);
+            attached.Add(value);
+            AssertLookups(map, attached);
+        }
+        foreach (uint gone in new[] { attached[0], attached[6], attached[^1], attached[3] })
+        {
+            Assert.True(map.Remove(gone));
+            attached.Remove(gone);
+            AssertLookups(map, attached);
+            Assert.Equal(-1, map.Lookup(gone));
+        }
+    }
+
+    private static void AssertLookups(EventfdMap map, List<uint> attached)
+    {
+        var fds = new HashSet<int>();
+        foreach (uint v in attached)
+        {
+            int fd = map.Lookup(v);
+            Assert.True(fd >= 0, $"0x{v:x} not found with {attached.Count} attached");
+            Assert.True(fds.Add(fd), "two values found the same descriptor");
+        }
+        Assert.Equal(-1, map.Lookup(0));          // the padding's value
+        Assert.Equal(-1, map.Lookup(0xffffffff));
+        Assert.Equal(-1, map.Lookup(attached[0] + 1));
+        Assert.Equal(attached, map.Values);
+    }
+
+    [Fact]
+    public void Add_OfAnEventFd_DuplicatesIt_WithoutAskingTheKernelAgain()
+    {
+        using var qsbr = new Qsbr();
+        using var map = new EventfdMap(qsbr);
+        var efd = EventFd.Create();
+        map.Add(7, efd);
+        efd.Dispose(); // the map's duplicate keeps the eventfd alive
+        int owned = map.Lookup(7);
+        Assert.Contains("eventfd-count", FdSnapshot.Info(owned));
+        Assert.True(map.TrySignal(7));
+        Assert.Equal(1UL, FdSnapshot.EventFdCount(owned));
+    }
+
+    [Fact]
     public void Add_ValueZero_IsEinval()
     {
         using var qsbr = new Qsbr();
@@ -198,6 +253,26 @@ public class EventfdMapLifetimeTests
     }
 
     [Fact]
+    public void Duplicates_SitEachAloneInALineOfTheDescriptorTable()
+    {
+        using var qsbr = new Qsbr();
+        using var map = new EventfdMap(qsbr, EventfdMapReclaim.Deferred);
+        using var efd = EventFd.Create();
+        for (uint v = 1; v <= 5; v++) map.Add(v, efd);
+        int[] fds = [.. map.Values.Select(map.Lookup)];
+        Assert.All(fds, fd => Assert.True(fd >= HotDescriptors.Base, $"descriptor {fd} below {HotDescriptors.Base}"));
+        Assert.Equal(fds.Length, fds.Select(fd => fd / HotDescriptors.PerLine).Distinct().Count());
+
+        // A line is given back when its descriptor closes, after the grace period.
+        int freed = map.Lookup(3);
+        Assert.True(map.Remove(3));
+        qsbr.Barrier();
+        Assert.False(FdSnapshot.IsOpen(freed));
+        map.Add(6, efd);
+        Assert.Equal(freed / HotDescriptors.PerLine, map.Lookup(6) / HotDescriptors.PerLine);
+    }
+
+    [Fact]
     public void FailedAdds_LeakNoDescriptor()
     {
         using var qsbr = new Qsbr();
@@ -231,6 +306,10 @@ public class EventfdMapLifetimeTests
     }
 
     private const uint Held = 0x7777;
+
+    /// <summary>Another value in Held's bucket: attaching it retires the array a reader of Held holds.</summary>
+    private static readonly uint SameBucketAsHeld = Enumerable.Range(1, 100_000).Select(i => (uint)i)
+        .First(v => v != Held && EventfdMap.BucketOf(v) == EventfdMap.BucketOf(Held));
 
     /// <summary>
     /// Starts <c>TrySignal(Held)</c> on a reader and holds it between loading
@@ -278,7 +357,7 @@ public class EventfdMapLifetimeTests
         var (signalled, poisoned) = SignalWithReaderHeldInScan(map, reader,
             whileHeld: () =>
             {
-                add = TaskAssert.OnThread(() => map.Add(0x8888, efd.Handle)); // retires the array the reader holds
+                add = TaskAssert.OnThread(() => map.Add(SameBucketAsHeld, efd.Handle)); // retires the array the reader holds
                 reader.AssertUpdaterWaiting(add);
             },
             afterRelease: () =>
@@ -304,7 +383,7 @@ public class EventfdMapLifetimeTests
         using var reader = new RcuReader(qsbr);
 
         var (signalled, poisoned) = SignalWithReaderHeldInScan(map, reader,
-            whileHeld: () => TaskAssert.Completes(TaskAssert.OnThread(() => map.Add(0x8888, efd.Handle))));
+            whileHeld: () => TaskAssert.Completes(TaskAssert.OnThread(() => map.Add(SameBucketAsHeld, efd.Handle))));
 
         Assert.False(signalled);
         Assert.Equal(1, poisoned);

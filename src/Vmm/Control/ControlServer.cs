@@ -238,7 +238,7 @@ public sealed class ControlServer : IDisposable
         {
             try
             {
-                _notifier.Attach(value, eventFd.Handle); // the map keeps its own duplicate
+                _notifier.Attach(value, eventFd); // checked by TakeEventFd; the map keeps its own duplicate
             }
             catch (ErrnoException e) when (e.Errno == Errno.EEXIST)
             {

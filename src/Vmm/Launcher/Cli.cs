@@ -347,7 +347,7 @@ public static class Cli
 
             using var machine = new Machine(new MachineConfig(options.MemorySize, options.Engine, options.Vcpus), image, stdout);
             foreach ((NotifySpec spec, EventFd fd) in notifyFds)
-                machine.Notifier.Attach(spec.Value, fd.Handle);
+                machine.Notifier.Attach(spec.Value, fd);
             foreach ((IrqSpec spec, EventFd fd) in irqFds)
                 machine.Interrupts.Attach(spec.Line, fd);
             ControlServer? controlServer = null;

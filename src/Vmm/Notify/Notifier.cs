@@ -42,6 +42,12 @@ public sealed class Notifier : IDisposable
     /// <exception cref="ErrnoException">See <see cref="EventfdMap.Add"/>: EEXIST, EINVAL, EBADF, ENOSPC.</exception>
     public void Attach(uint value, SafeHandle eventFd) => _map.Add(value, eventFd);
 
+    /// <summary>
+    /// <see cref="Attach(uint, SafeHandle)"/> for an <see cref="EventFd"/>,
+    /// an eventfd by construction, which the map does not check again.
+    /// </summary>
+    public void Attach(uint value, EventFd eventFd) => _map.Add(value, eventFd);
+
     /// <summary>Detaches <paramref name="value"/>; false if it was not attached.</summary>
     public bool Detach(uint value) => _map.Remove(value);
 
