@@ -25,6 +25,28 @@ internal static unsafe class Handlers
         return status == Interpreter.Reached ? Next(ref c, o) : status;
     }
 
+    /// <summary>
+    /// <c>int $0x1f</c>, straight into the VM's hypercall host: a notify is
+    /// the path whose cost bench notify compares with a bare write, so it
+    /// does not go through the switch interpreter. The host sees exact
+    /// state, EIP after the instruction, as the interpreter gives it.
+    /// </summary>
+    public static int Hypercall(ref ThreadedContext c, ThreadedOp* o)
+    {
+        c.S->Eip = o->Next;
+        VcpuExit? exit = c.V.Host.Hypercall(c.V);
+        return exit == null ? Next(ref c, o) : c.V.Stop(c.S, exit, o->Next);
+    }
+
+    /// <summary><c>rdtsc</c>: EDX:EAX = the engine's clock (the guests' timer, read around what they time).</summary>
+    public static int Rdtsc(ref ThreadedContext c, ThreadedOp* o)
+    {
+        ulong tsc = c.V.Engine.ReadTsc();
+        c.R[(int)Gpr.Eax] = (uint)tsc;
+        c.R[(int)Gpr.Edx] = (uint)(tsc >> 32);
+        return Next(ref c, o);
+    }
+
     public static int MovR(ref ThreadedContext c, ThreadedOp* o) { c.R[o->D] = c.R[o->B]; return Next(ref c, o); }
 
     public static int MovI(ref ThreadedContext c, ThreadedOp* o) { c.R[o->D] = o->Imm; return Next(ref c, o); }

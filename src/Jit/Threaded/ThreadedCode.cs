@@ -119,6 +119,8 @@ internal static unsafe class ThreadedCode
                 return op.Scale == (byte)Uop.Sub
                     ? (imm ? AluJccOf<SubOp, ImmB>(in op) : AluJccOf<SubOp, RegB>(in op))
                     : (imm ? AluJccOf<AndOp, ImmB>(in op) : AluJccOf<AndOp, RegB>(in op));
+            case Uop.Hypercall: return &Hypercall;
+            case Uop.Rdtsc: return &Rdtsc;
             default: return &Slow;
         }
     }

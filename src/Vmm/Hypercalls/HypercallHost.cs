@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using Sharpvisor.Jit.Cpu;
 using Sharpvisor.Jit.Runtime;
 using Sharpvisor.Native;
@@ -63,9 +64,14 @@ public sealed class HypercallHost : IVcpuHost, IDisposable
             HypercallNumber.LhcallHalt => HaltFor(vcpu, ref s, s[Gpr.Ebx]),
             HypercallNumber.LhcallNotify => Notify(vcpu, ref s, s[Gpr.Ebx]),
             HypercallNumber.SvConsoleWrite => ConsoleWrite(vcpu, ref s, s[Gpr.Ebx], s[Gpr.Ecx]),
-            uint n => Fault(ref s, $"unknown hypercall {n} (EAX)"),
+            uint n => UnknownHypercall(ref s, n),
         };
     }
+
+    // Out of line: the message's formatting would otherwise give the
+    // dispatcher above a frame to clear on every call, notifies included.
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static VcpuExit UnknownHypercall(ref CpuState s, uint n) => Fault(ref s, $"unknown hypercall {n} (EAX)");
 
     /// <summary>
     /// <c>hlt</c> waits, without consuming it, for an interrupt to become
