@@ -37,7 +37,7 @@ public sealed class NotifyBenchTests
         Assert.True(status == 0, stderr);
         Assert.Equal("", stderr); // no progress bar when stderr is not a terminal
         string[] lines = stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries);
-        Assert.StartsWith("mode: default; 200 iterations per row", lines[0]);
+        Assert.StartsWith("mode: default; 200 iterations per row, in 5 interleaved rounds", lines[0]);
         Assert.Equal("| measurement | group | p50 | p90 | p99 | p99.9 | max | vs | p50 ratio | target |", lines[1]);
         string[] names = [.. lines.Skip(3).TakeWhile(l => l.StartsWith('|')).Select(l => l.Split('|')[1].Trim())];
         Assert.Equal(Rows, names);
@@ -45,7 +45,7 @@ public sealed class NotifyBenchTests
         Assert.Contains(lines, l => l.StartsWith("| guest notify -> irq -> halt |") && l.Contains("<= 1.3: "));
         Assert.Contains(lines, l => l.StartsWith("| guest notify, 16 attached |") && l.Contains("<= 1.1: "));
         string churn = lines[^1];
-        Assert.StartsWith("attach/detach under load (1 vCPU, 4000 notifies per run, medians of 3): ", churn);
+        Assert.StartsWith("attach/detach under load (1 vCPU, 10000 notifies per run, medians of 5): ", churn);
         Assert.Contains("(target <= 5%), lost 0: ", churn); // a lost notification is a bug, not noise
     }
 

@@ -29,6 +29,15 @@ public class EventFdTests
     }
 
     [Fact]
+    public void SignalRaw_AddsOne_LikeTheNotifyPath()
+    {
+        using var efd = EventFd.Create();
+        Assert.True(efd.SignalRaw());
+        Assert.True(efd.SignalRaw());
+        Assert.Equal(2UL, FdSnapshot.EventFdCount(efd.Handle.Fd));
+    }
+
+    [Fact]
     public void Read_InCounterMode_ReturnsWholeCountAndResets()
     {
         using var efd = EventFd.Create();

@@ -121,6 +121,19 @@ public sealed class EventFd : IDisposable
         if (Interop.Write(_handle, &count, sizeof(ulong)) != sizeof(ulong)) SignalSlow(count);
     }
 
+    /// <summary>
+    /// One write(2) of 1 to the descriptor's number, exactly as the notify
+    /// path writes (EventfdMap): no SafeHandle reference count around the
+    /// call, so the caller must keep this EventFd undisposed meanwhile. For
+    /// the baseline of <c>bench notify</c>'s vCPU-side cost, which must not
+    /// be slower than what it is compared with. False if the write failed.
+    /// </summary>
+    public unsafe bool SignalRaw()
+    {
+        ulong one = 1;
+        return Interop.Write((int)_handle.DangerousGetHandle(), &one, sizeof(ulong)) == sizeof(ulong);
+    }
+
     /// <summary>Adds to the counter unless that would block (counter full on a non-blocking eventfd).</summary>
     public unsafe bool TrySignal(ulong count = 1)
     {

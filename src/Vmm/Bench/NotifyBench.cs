@@ -20,6 +20,9 @@ public static class NotifyBench
 {
     public static readonly double[] Percentiles = [50, 90, 99, 99.9];
 
+    /// <summary>Slices each row is taken in, interleaved with every other row.</summary>
+    public const int Rounds = 5;
+
     public static int Run(NotifyBenchOptions o, TextWriter stdout, TextWriter stderr, bool progressOnTerminal)
     {
         if (!File.Exists(o.GuestPath))
@@ -41,35 +44,49 @@ public static class NotifyBench
             return (int)ExitStatus.Unavailable;
         }
 
-        var m = new NotifyMeasurements(o.GuestPath, o.Iterations, o.GapNs, CancellationToken.None);
+        // Every row is taken in Rounds slices, all rows in turn in each round,
+        // and a row's slices are merged: a row and its floor then share the
+        // machine's slow and quiet minutes alike (the host under CI runs other
+        // VMs), instead of one catching a busy minute the other missed.
+        NotifyMeasurements Slice(int round) =>
+            new(o.GuestPath, o.Iterations / Rounds + (round < o.Iterations % Rounds ? 1 : 0), o.GapNs, CancellationToken.None);
         // Floors first, then what is compared with them; names are the keys of --json.
-        var plan = new (string Name, string Group, Func<LongHistogram> Measure, string? Floor, double? Target)[]
+        var plan = new (string Name, string Group, Func<NotifyMeasurements, LongHistogram> Measure, string? Floor, double? Target)[]
         {
-            ("raw one-way, read", "floor", () => m.RawOneWay(ReaderKind.Read), null, null),
-            ("raw one-way, epoll_wait", "floor", () => m.RawOneWay(ReaderKind.Epoll), null, null),
-            ("raw one-way, busy-poll", "floor", () => m.RawOneWay(ReaderKind.BusyPoll), null, null),
-            ("raw round trip", "floor", m.RawRoundTrip, null, null),
-            ("bare eventfd write", "floor", m.BareWrite, null, null),
-            ("host clock bracket", "floor", m.HostBracket, null, null),
-            ("guest notify -> read", "one-way", () => m.GuestOneWay(ReaderKind.Read), "raw one-way, read", 1.2),
-            ("guest notify -> epoll_wait", "one-way", () => m.GuestOneWay(ReaderKind.Epoll), "raw one-way, epoll_wait", null),
-            ("guest notify -> busy-poll", "one-way", () => m.GuestOneWay(ReaderKind.BusyPoll), "raw one-way, busy-poll", null),
-            ("guest notify -> other process, read", "one-way", () => m.GuestOtherProcess(launcher), "raw one-way, read", null),
-            ("guest notify -> irq -> halt", "round trip", m.GuestRoundTrip, "raw round trip", 1.3),
-            ("guest rdtsc bracket", "vcpu cost", () => m.GuestNotifyCost(0), "host clock bracket", null),
-            ("guest notify, 1 attached", "vcpu cost", () => m.GuestNotifyCost(1), "bare eventfd write", null),
-            ("guest notify, 16 attached", "vcpu cost", () => m.GuestNotifyCost(16), "bare eventfd write", 1.1),
-            ("guest notify, 256 attached", "vcpu cost", () => m.GuestNotifyCost(256), "bare eventfd write", null),
+            ("raw one-way, read", "floor", m => m.RawOneWay(ReaderKind.Read), null, null),
+            ("raw one-way, epoll_wait", "floor", m => m.RawOneWay(ReaderKind.Epoll), null, null),
+            ("raw one-way, busy-poll", "floor", m => m.RawOneWay(ReaderKind.BusyPoll), null, null),
+            ("raw round trip", "floor", m => m.RawRoundTrip(), null, null),
+            ("bare eventfd write", "floor", m => m.BareWrite(), null, null),
+            ("host clock bracket", "floor", m => m.HostBracket(), null, null),
+            ("guest notify -> read", "one-way", m => m.GuestOneWay(ReaderKind.Read), "raw one-way, read", 1.2),
+            ("guest notify -> epoll_wait", "one-way", m => m.GuestOneWay(ReaderKind.Epoll), "raw one-way, epoll_wait", null),
+            ("guest notify -> busy-poll", "one-way", m => m.GuestOneWay(ReaderKind.BusyPoll), "raw one-way, busy-poll", null),
+            ("guest notify -> other process, read", "one-way", m => m.GuestOtherProcess(launcher), "raw one-way, read", null),
+            ("guest notify -> irq -> halt", "round trip", m => m.GuestRoundTrip(), "raw round trip", 1.3),
+            ("guest rdtsc bracket", "vcpu cost", m => m.GuestNotifyCost(0), "host clock bracket", null),
+            ("guest notify, 1 attached", "vcpu cost", m => m.GuestNotifyCost(1), "bare eventfd write", null),
+            ("guest notify, 16 attached", "vcpu cost", m => m.GuestNotifyCost(16), "bare eventfd write", 1.1),
+            ("guest notify, 256 attached", "vcpu cost", m => m.GuestNotifyCost(256), "bare eventfd write", null),
         };
-        var progress = new ProgressBar(stderr, plan.Length + 1, progressOnTerminal);
-        var rows = new List<BenchRow>();
-        foreach (var p in plan)
+        var progress = new ProgressBar(stderr, Rounds * plan.Length + 1, progressOnTerminal);
+        LongHistogram[] merged = [.. plan.Select(_ => NotifyMeasurements.NewHistogram())];
+        int step = 0;
+        for (int round = 0; round < Rounds; round++)
         {
-            progress.Show(rows.Count, p.Name);
-            rows.Add(new BenchRow(p.Name, p.Group, p.Measure(), p.Floor, p.Target));
+            NotifyMeasurements slice = Slice(round);
+            if (slice.Iterations == 0) continue;
+            for (int i = 0; i < plan.Length; i++)
+            {
+                progress.Show(step++, $"{plan[i].Name} ({round + 1}/{Rounds})");
+                merged[i].Add(plan[i].Measure(slice));
+            }
         }
-        progress.Show(rows.Count, "attach/detach under load");
-        Churn churn = MeasureChurn(m, Math.Max(1000, o.Iterations * 20));
+        var rows = new List<BenchRow>();
+        for (int i = 0; i < plan.Length; i++)
+            rows.Add(new BenchRow(plan[i].Name, plan[i].Group, merged[i], plan[i].Floor, plan[i].Target));
+        progress.Show(Rounds * plan.Length, "attach/detach under load");
+        Churn churn = MeasureChurn(Slice(0), Math.Max(1000, o.Iterations * 50));
         progress.Done();
 
         if (o.Json) stdout.WriteLine(Json(rows, churn, mode, o));
@@ -79,7 +96,7 @@ public static class NotifyBench
         return 0;
     }
 
-    /// <summary>The attach/detach-under-load figures: medians over three interleaved pairs of runs.</summary>
+    /// <summary>The attach/detach-under-load figures: medians over five interleaved pairs of runs, after one warm-up pair.</summary>
     internal sealed record Churn(int Notifications, double QuietPerSecond, double ChurnPerSecond, long Updates, long Lost)
     {
         public const double Target = 0.05;
@@ -89,16 +106,20 @@ public static class NotifyBench
 
     private static Churn MeasureChurn(NotifyMeasurements m, int count)
     {
+        const int Pairs = 5;
         var quiet = new List<ChurnResult>();
         var busy = new List<ChurnResult>();
-        for (int i = 0; i < 3; i++)
+        // The first runs pay for first calls (page faults in fresh guest RAM,
+        // tiering where code is jitted): measured for the lost count, not timed.
+        ChurnResult[] warmUp = [m.NotifyRate(count, churn: false), m.NotifyRate(count, churn: true)];
+        for (int i = 0; i < Pairs; i++)
         {
             quiet.Add(m.NotifyRate(count, churn: false));
             busy.Add(m.NotifyRate(count, churn: true));
         }
-        static double Median(IEnumerable<double> xs) => xs.Order().ElementAt(1);
+        static double Median(IEnumerable<double> xs) => xs.Order().ElementAt(Pairs / 2);
         return new Churn(count, Median(quiet.Select(r => r.PerSecond)), Median(busy.Select(r => r.PerSecond)),
-            (long)Median(busy.Select(r => (double)r.Updates)), quiet.Concat(busy).Sum(r => r.Lost));
+            (long)Median(busy.Select(r => (double)r.Updates)), quiet.Concat(busy).Concat(warmUp).Sum(r => r.Lost));
     }
 
     internal static double P50(LongHistogram h) => h.GetValueAtPercentile(50);
@@ -112,7 +133,7 @@ public static class NotifyBench
     internal static string Table(IReadOnlyList<BenchRow> rows, Churn churn, string mode, NotifyBenchOptions o)
     {
         var s = new StringBuilder();
-        s.AppendLine(CultureInfo.InvariantCulture, $"mode: {mode}; {o.Iterations} iterations per row; gap {o.GapNs} ns between one-way and round-trip sends; times in µs");
+        s.AppendLine(CultureInfo.InvariantCulture, $"mode: {mode}; {o.Iterations} iterations per row, in {Rounds} interleaved rounds; gap {o.GapNs} ns between one-way and round-trip sends; times in µs");
         s.AppendLine("| measurement | group | p50 | p90 | p99 | p99.9 | max | vs | p50 ratio | target |");
         s.AppendLine("|---|---|---:|---:|---:|---:|---:|---|---:|---|");
         foreach (BenchRow r in rows)
@@ -126,7 +147,7 @@ public static class NotifyBench
         }
         s.AppendLine();
         s.AppendLine(CultureInfo.InvariantCulture,
-            $"attach/detach under load (1 vCPU, {churn.Notifications} notifies per run, medians of 3): {churn.QuietPerSecond / 1e6:0.000} M/s quiet, "
+            $"attach/detach under load (1 vCPU, {churn.Notifications} notifies per run, medians of 5): {churn.QuietPerSecond / 1e6:0.000} M/s quiet, "
             + $"{churn.ChurnPerSecond / 1e6:0.000} M/s while a thread made {churn.Updates} map updates; drop {churn.Drop * 100:0.0}% (target <= 5%), "
             + $"lost {churn.Lost}: {(churn.Met ? "met" : "missed")}");
         return s.ToString();
