@@ -60,7 +60,10 @@ public class ChildProcessTests
         Assert.Equal(0, FdSnapshot.Flags(raw) & 0x80000);
 
         using var child = ChildProcess.Spawn("/usr/bin/sleep", ["sleep", "30"], null, [a.Handle, b.Handle]);
-        // posix_spawn returns after the exec, so the file actions have all run.
+        // posix_spawn returns after the exec, so the file actions have all run;
+        // but sleep's own start-up (setlocale) briefly opens files of its own,
+        // so look once it sleeps.
+        WaitUntilSleeping(child.Pid);
         int[] fds = Directory.GetFiles($"/proc/{child.Pid}/fd").Select(p => int.Parse(Path.GetFileName(p))).Order().ToArray();
         Assert.Equal([0, 1, 2, 3, 4], fds);
         foreach (int fd in new[] { 3, 4 })
@@ -68,6 +71,16 @@ public class ChildProcessTests
             Assert.Equal("anon_inode:[eventfd]", new FileInfo($"/proc/{child.Pid}/fd/{fd}").LinkTarget);
             Assert.Equal(0, ChildFdFlags(child.Pid, fd) & 0x80000); // O_CLOEXEC as fdinfo shows FD_CLOEXEC
         }
+    }
+
+    /// <summary>Waits until the process is in clock_nanosleep or nanosleep (x86-64 numbers 230, 35).</summary>
+    private static void WaitUntilSleeping(int pid)
+    {
+        Assert.True(SpinWait.SpinUntil(() =>
+        {
+            string call = File.ReadAllText($"/proc/{pid}/syscall");
+            return call.StartsWith("230 ", StringComparison.Ordinal) || call.StartsWith("35 ", StringComparison.Ordinal);
+        }, TimeSpan.FromSeconds(10)), "the child never went to sleep");
     }
 
     [Fact]
