@@ -24,7 +24,7 @@ namespace Sharpvisor.Native;
 /// before: slower under churn, never wrong.
 /// </para>
 /// </remarks>
-internal static class HotDescriptors
+internal static unsafe class HotDescriptors
 {
     /// <summary>The first number used: above the descriptors a process ordinarily has open.</summary>
     internal const int Base = 1024;
@@ -32,9 +32,16 @@ internal static class HotDescriptors
     /// <summary>Descriptors per 64-byte line of the kernel's table (one pointer each).</summary>
     internal const int PerLine = 8;
 
-    private static readonly Lock s_lock = new();
-    private static readonly Dictionary<int, int> s_users = []; // line -> our descriptors in it
-    private static int s_lowestFree;                           // no free line below this one
+    /// <summary>Lines tracked: from <see cref="Base"/> up to descriptor 33791.</summary>
+    private const int Lines = 4096;
+
+    // Our descriptors per line. Native memory and interlocked counts rather
+    // than a dictionary under a lock: an update duplicates and closes while
+    // vCPUs notify, and a managed lock or dictionary written on every update
+    // shares heap cache lines with whatever was allocated beside it, which may
+    // be what a vCPU reads. Never freed (process-wide, like the table itself).
+    private static readonly int* s_users = (int*)NativeMemory.AllocZeroed(Lines * sizeof(int));
+    private static int s_lowestFree; // a hint: no free line below it, give or take a racing close
 
     /// <summary>
     /// A close-on-exec duplicate of <paramref name="fd"/>, alone in its line
@@ -43,43 +50,43 @@ internal static class HotDescriptors
     /// </summary>
     internal static int Duplicate(SafeHandle fd)
     {
-        lock (s_lock)
+        int line = Volatile.Read(ref s_lowestFree);
+        while (line < Lines && Interlocked.CompareExchange(ref s_users[line], 1, 0) != 0) line++;
+        int dup = line < Lines ? Interop.Fcntl(fd, Interop.F_DUPFD_CLOEXEC, Base + line * PerLine) : -1;
+        // EINVAL: the minimum is at or past RLIMIT_NOFILE; EMFILE: no number
+        // free from there up; or every line taken. A low number may still be free.
+        if (dup < 0 && (line == Lines || Interop.LastErrno is Errno.EINVAL or Errno.EMFILE))
+            dup = Interop.Fcntl(fd, Interop.F_DUPFD_CLOEXEC, 0);
+        int got = LineOf(dup);
+        if (got != line)
         {
-            int line = s_lowestFree;
-            while (s_users.ContainsKey(line)) line++;
-            int dup = Interop.Fcntl(fd, Interop.F_DUPFD_CLOEXEC, Base + line * PerLine);
-            // EINVAL: the minimum is at or past RLIMIT_NOFILE; EMFILE: no
-            // number free from there up. Either way a low number may still be free.
-            if (dup < 0 && Interop.LastErrno is Errno.EINVAL or Errno.EMFILE)
-                dup = Interop.Fcntl(fd, Interop.F_DUPFD_CLOEXEC, 0);
-            if (dup >= Base)
-            {
-                // Usually the line asked for; another line if a foreign
-                // descriptor held that number (then shared, and counted).
-                int got = (dup - Base) / PerLine;
-                s_users[got] = s_users.GetValueOrDefault(got) + 1;
-                if (got == s_lowestFree) s_lowestFree++;
-            }
-            return dup;
+            // Not the line claimed (a foreign descriptor held that number, or
+            // the fallback): give the claim back, count the line we did get.
+            if (line < Lines) Release(line);
+            if (got >= 0) Interlocked.Increment(ref s_users[got]);
         }
+        else if (line == Volatile.Read(ref s_lowestFree))
+        {
+            Interlocked.CompareExchange(ref s_lowestFree, line + 1, line);
+        }
+        return dup;
     }
 
     /// <summary>Closes a descriptor from <see cref="Duplicate"/> and frees its line.</summary>
     internal static void Close(int fd)
     {
         Interop.Close(fd);
-        if (fd < Base) return;
-        lock (s_lock)
-        {
-            int line = (fd - Base) / PerLine;
-            if (!s_users.TryGetValue(line, out int n)) return;
-            if (n > 1)
-            {
-                s_users[line] = n - 1;
-                return;
-            }
-            s_users.Remove(line);
-            s_lowestFree = Math.Min(s_lowestFree, line);
-        }
+        int line = LineOf(fd);
+        if (line >= 0) Release(line);
+    }
+
+    /// <summary>The tracked line of <paramref name="fd"/>, or -1.</summary>
+    private static int LineOf(int fd) => fd >= Base && (fd - Base) / PerLine < Lines ? (fd - Base) / PerLine : -1;
+
+    private static void Release(int line)
+    {
+        if (Interlocked.Decrement(ref s_users[line]) != 0) return;
+        int hint;
+        while (line < (hint = Volatile.Read(ref s_lowestFree)) && Interlocked.CompareExchange(ref s_lowestFree, line, hint) != hint) { }
     }
 }

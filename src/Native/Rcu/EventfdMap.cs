@@ -111,11 +111,24 @@ public sealed unsafe class EventfdMap : IDisposable, IRcuReclaimable
     /// <summary>Each bucket's pointer alone in a cache line: an update to one bucket leaves the others' lines where they are.</summary>
     private const int BucketStride = 8; // pointers per 64-byte line (a 64-bit process)
 
-    // Header* per bucket, at _table[b * BucketStride]; written only under
+    // Header* per bucket, at Table[b * BucketStride]; written only under
     // _writeLock, with Volatile.Write. Native memory of its own until
     // Dispose swaps in s_emptyTable (so a late reader still finds an empty
     // map, never freed memory) and frees it after a grace period.
-    private nint _table;
+    private ReadSide _read;
+
+    /// <summary>
+    /// What every notify reads from this object, in a cache line no other
+    /// object shares: managed objects are allocated next to each other, and
+    /// this map's were next to its write lock and its lists, which every
+    /// update writes; the struct's 64 bytes either side keep them off the line.
+    /// </summary>
+    [StructLayout(LayoutKind.Explicit, Size = 192)]
+    private struct ReadSide
+    {
+        [FieldOffset(64)] public nint Table;
+        [FieldOffset(72)] public int CounterSlots;
+    }
 
     /// <summary>Every bucket empty; what a disposed map reads. Never freed.</summary>
     private static readonly nint* s_emptyTable = NewTable();
@@ -127,15 +140,17 @@ public sealed unsafe class EventfdMap : IDisposable, IRcuReclaimable
         for (int b = 0; b < Buckets; b++) table[b * BucketStride] = s_empty;
         return table;
     }
-    private readonly List<uint> _order = [];  // attached values in attach order, under _writeLock
-    private int _count;                       // entries over all buckets, under _writeLock
+    // Attached values in attach order, under _writeLock. Nothing in this
+    // object is written by an update: its line (with the table) stays in every
+    // vCPU's cache; an entry count here cost a miss per notify after each update.
+    private readonly List<uint> _order = new(Presize);
     private readonly Qsbr _qsbr;
     private readonly Lock _writeLock = new();
     // value -> the descriptor its entry holds. Raw numbers, closed by the map
     // itself (HotDescriptors.Close): a SafeHandle per attach would be a
     // finalizable object per update, and the collections they bring stop
     // every vCPU for milliseconds (measured under attach/detach in a loop).
-    private readonly Dictionary<uint, int> _owned = [];
+    private readonly Dictionary<uint, int> _owned = new(Presize);
     private readonly List<nint> _quarantine = [];                 // checking mode: poisoned, kept
     private bool _disposed;
 
@@ -143,10 +158,18 @@ public sealed unsafe class EventfdMap : IDisposable, IRcuReclaimable
     // counter blocks (a retirement on the reclaimer thread folds and frees).
     private readonly int _counterSlots;
     private readonly Lock _countsLock = new();
-    private readonly Dictionary<nint, uint> _liveCounters = [];   // block -> value, until retired
+    private readonly Dictionary<nint, uint> _liveCounters = new(Presize); // block -> value, until retired
     private readonly Dictionary<uint, long> _retiredCounts = [];  // value -> deliveries of retired blocks
-    private readonly List<uint> _attachOrder = [];                // every value ever attached, first attach first
-    private readonly HashSet<uint> _everAttached = [];
+    private readonly List<uint> _attachOrder = new(Presize);      // every value ever attached, first attach first
+    private readonly HashSet<uint> _everAttached = new(Presize);
+
+    /// <summary>
+    /// Entries the update side's collections hold before they grow. Grown
+    /// later, their arrays would be allocated beside whatever the attaching
+    /// thread allocated last (a VM's vCPU objects, when values are attached
+    /// after the machine is made), and every update writes them.
+    /// </summary>
+    private const int Presize = 64;
 
     /// <summary>Test hook: retire arrays without a grace period, to show the checks catch it.</summary>
     internal bool UnsafeSkipGracePeriodForTests;
@@ -163,7 +186,8 @@ public sealed unsafe class EventfdMap : IDisposable, IRcuReclaimable
         _qsbr = qsbr;
         Reclaim = reclaim;
         _counterSlots = counterSlots;
-        _table = (nint)NewTable();
+        _read.Table = (nint)NewTable();
+        _read.CounterSlots = counterSlots;
     }
 
     /// <summary>
@@ -176,7 +200,7 @@ public sealed unsafe class EventfdMap : IDisposable, IRcuReclaimable
 
     /// <summary>Where the array of <paramref name="value"/>'s bucket is published.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private ref nint Slot(uint value) => ref ((nint*)Volatile.Read(ref _table))[BucketOf(value) * BucketStride];
+    private ref nint Slot(uint value) => ref ((nint*)Volatile.Read(ref _read.Table))[BucketOf(value) * BucketStride];
 
     /// <summary>How many readers can count deliveries, each in its own slot.</summary>
     public int CounterSlots => _counterSlots;
@@ -187,7 +211,13 @@ public sealed unsafe class EventfdMap : IDisposable, IRcuReclaimable
     internal static long PoisonedReads => Volatile.Read(ref s_poisonedReads);
 
     /// <summary>Values attached now.</summary>
-    public int Count => Volatile.Read(ref _count);
+    public int Count
+    {
+        get
+        {
+            lock (_writeLock) return _owned.Count;
+        }
+    }
 
     /// <summary>The attached values, in attach order.</summary>
     public uint[] Values
@@ -229,7 +259,7 @@ public sealed unsafe class EventfdMap : IDisposable, IRcuReclaimable
         int i = IndexOf(map, value);
         if (i < 0 || !WriteOne(FdLanes(map)[i])) return false;
         long* counters = Counters(map)[i];
-        if (counters != null && (uint)slot < (uint)_counterSlots) counters[slot * CounterStride]++;
+        if (counters != null && (uint)slot < (uint)_read.CounterSlots) counters[slot * CounterStride]++;
         return true;
     }
 
@@ -336,7 +366,7 @@ public sealed unsafe class EventfdMap : IDisposable, IRcuReclaimable
         // Poisoned while we scanned: we were using an array after its grace period.
         if (Volatile.Read(ref map->Magic) != LiveMagic) { Interlocked.Increment(ref s_poisonedReads); return false; }
         if (fd < 0 || !WriteOne(fd)) return false;
-        if (counters != null && (uint)slot < (uint)_counterSlots) counters[slot * CounterStride]++;
+        if (counters != null && (uint)slot < (uint)_read.CounterSlots) counters[slot * CounterStride]++;
         return true;
     }
 
@@ -392,7 +422,7 @@ public sealed unsafe class EventfdMap : IDisposable, IRcuReclaimable
             {
                 ObjectDisposedException.ThrowIf(_disposed, this);
                 if (_owned.ContainsKey(value)) ThrowHelper.ThrowErrno(op, Errno.EEXIST, $"value 0x{value:x} is already attached");
-                if (_count >= MaxEntries) ThrowHelper.ThrowErrno(op, Errno.ENOSPC, $"the map holds at most {MaxEntries} values");
+                if (_owned.Count >= MaxEntries) ThrowHelper.ThrowErrno(op, Errno.ENOSPC, $"the map holds at most {MaxEntries} values");
 
                 // Copy the value's bucket into a one-larger array and append.
                 ref nint slot = ref Slot(value);
@@ -421,7 +451,6 @@ public sealed unsafe class EventfdMap : IDisposable, IRcuReclaimable
                 old = slot;
                 Volatile.Write(ref slot, (nint)next); // publish
                 _order.Add(value);
-                Volatile.Write(ref _count, _count + 1);
             }
             catch
             {
@@ -468,7 +497,6 @@ public sealed unsafe class EventfdMap : IDisposable, IRcuReclaimable
             old = slot;
             Volatile.Write(ref slot, (nint)next);
             _order.Remove(value);
-            Volatile.Write(ref _count, _count - 1);
             if (Reclaim == EventfdMapReclaim.Synchronous) RetireLocked(old, dup, counters);
         }
         if (Reclaim == EventfdMapReclaim.Deferred) Retire(old, dup, counters);
@@ -617,8 +645,8 @@ public sealed unsafe class EventfdMap : IDisposable, IRcuReclaimable
         {
             if (_disposed) return;
             _disposed = true;
-            table = (nint*)_table;
-            Volatile.Write(ref _table, (nint)s_emptyTable);
+            table = (nint*)_read.Table;
+            Volatile.Write(ref _read.Table, (nint)s_emptyTable);
         }
         _qsbr.Synchronize();
         _qsbr.Barrier(); // deferred retirements of this map finish before we free the rest
