@@ -12,9 +12,12 @@
  *  3 cost:      COUNT times: rdtsc, notify VALUE, rdtsc (timed_notify);
  *               the difference goes to NB_RESULTS[i]. Nobody reads the eventfd.
  *  4 bracket:   as 3 without the notify: what the two rdtsc cost.
- *  5 rate:      COUNT notifies of VALUE back to back; the start and end
- *               rdtsc go to NB_START and NB_END, the number delivered to
- *               NB_DELIVERED (the host compares it with the eventfd's count).
+ *  5 rate:      COUNT notifies of VALUE back to back, in chunks of NB_CHUNK:
+ *               the rdtsc before the first and after each chunk go to the
+ *               u64 array at NB_RESULTS (so the host can tell the rate of each
+ *               chunk), the first and last also to NB_START and NB_END, the
+ *               number delivered to NB_DELIVERED (the host compares it with
+ *               the eventfd's count).
  *
  * A guest only: Linux has no LHCALL_HALT. */
 #include "sv.h"
@@ -27,6 +30,7 @@
 #define NB_DELIVERED (NB_PARAMS + 0x30)
 #define NB_DONE (NB_PARAMS + 0x34) /* NB_DONE_MAGIC once a mode ran to its end */
 #define NB_DONE_MAGIC 0x600du
+#define NB_CHUNK (NB_PARAMS + 0x38) /* mode 5: notifies per timed chunk */
 #define NB_RESULTS 0x1000000u /* 16 MiB: up to 4M results in 64M of RAM */
 
 static inline u64 rdtsc(void)
@@ -87,11 +91,18 @@ int main(void)
     u32 missed = 0;
 
     if (mode == 5) {
-        u32 delivered = 0;
-        *(volatile u64 *)NB_START = rdtsc();
-        for (u32 i = 0; i < count; i++)
-            delivered += sv_notify(value);
-        *(volatile u64 *)NB_END = rdtsc();
+        u32 chunk = *(volatile u32 *)NB_CHUNK, delivered = 0;
+        u64 *stamps = (u64 *)NB_RESULTS;
+        if (chunk == 0 || count % chunk != 0)
+            return 2;
+        stamps[0] = rdtsc();
+        *(volatile u64 *)NB_START = stamps[0];
+        for (u32 c = 0; c < count / chunk; c++) {
+            for (u32 i = 0; i < chunk; i++)
+                delivered += sv_notify(value);
+            stamps[c + 1] = rdtsc();
+        }
+        *(volatile u64 *)NB_END = stamps[count / chunk];
         *(volatile u32 *)NB_DELIVERED = delivered;
         *(volatile u32 *)NB_DONE = NB_DONE_MAGIC;
         return delivered == count ? 0 : 3;

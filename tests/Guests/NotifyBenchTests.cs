@@ -1,6 +1,7 @@
 using System.Text;
 using System.Text.Json;
 using System.Xml.Linq;
+using Sharpvisor.Vmm.Bench;
 using Sharpvisor.Vmm.Launcher;
 
 namespace Sharpvisor.Tests.Guests;
@@ -45,7 +46,7 @@ public sealed class NotifyBenchTests
         Assert.Contains(lines, l => l.StartsWith("| guest notify -> irq -> halt |") && l.Contains("<= 1.3: "));
         Assert.Contains(lines, l => l.StartsWith("| guest notify, 16 attached |") && l.Contains("<= 1.1: "));
         string churn = lines[^1];
-        Assert.StartsWith("attach/detach under load (1 vCPU, 10000 notifies per run, medians of 5): ", churn);
+        Assert.StartsWith("attach/detach under load (1 vCPU, 100000 notifies, the map churned in turns of 20 ms; median rates of 1000-notify chunks): ", churn);
         Assert.Contains("(target <= 5%), lost 0: ", churn); // a lost notification is a bug, not noise
     }
 
@@ -81,6 +82,9 @@ public sealed class NotifyBenchTests
             Assert.Equal(0, churn.GetProperty("lost").GetInt64());
             Assert.True(churn.GetProperty("updates").GetInt64() > 0);
             Assert.Equal(0.05, churn.GetProperty("target_drop").GetDouble());
+            Assert.Equal(20, churn.GetProperty("phase_ms").GetInt32());
+            Assert.Equal(1000, churn.GetProperty("chunk").GetInt32());
+            Assert.True(churn.GetProperty("quiet_chunks").GetInt32() + churn.GetProperty("busy_chunks").GetInt32() <= 100);
             Assert.True(churn.GetProperty("met").ValueKind is JsonValueKind.True or JsonValueKind.False);
 
             XDocument svg = XDocument.Load(plot);
@@ -94,6 +98,29 @@ public sealed class NotifyBenchTests
         {
             File.Delete(plot);
         }
+    }
+
+    [Fact]
+    public void ChurnRates_CountOnlyChunksWhollyInsideAPhase_AfterItSettled()
+    {
+        // Chunks of 1000 notifies, 1 ms each (1 M/s) while quiet, 1.25 ms (0.8 M/s)
+        // while busy; phases of 10 ms, settling 2 ms.
+        var phases = new List<ChurnPhase> { new(0, 10_000_000, false), new(10_000_000, 20_000_000, true), new(20_000_000, 30_000_000, false) };
+        var stamps = new List<long> { 0 };
+        while (stamps[^1] < 30_000_000)
+        {
+            long t = stamps[^1];
+            bool churning = t >= 10_000_000 && t < 20_000_000;
+            stamps.Add(t + (churning ? 1_250_000 : 1_000_000));
+        }
+        var run = new ChurnRun(1000 * (stamps.Count - 1), 1000, [.. stamps], phases, Updates: 42, Lost: 0);
+        List<double> quiet = run.Rates(busy: false, settleNs: 2_000_000), busy = run.Rates(busy: true, settleNs: 2_000_000);
+        Assert.All(quiet, r => Assert.Equal(1e6, r, 1e-3));
+        Assert.All(busy, r => Assert.Equal(0.8e6, r, 1e-3));
+        // Quiet chunks start at 2..9 and 22..29 ms (those at 0, 1, 20 and 21
+        // are settling); busy ones at 12.5, 13.75 .. 18.75 (10 and 11.25 are settling).
+        Assert.Equal(8 + 8, quiet.Count);
+        Assert.Equal(6, busy.Count);
     }
 
     [Fact]

@@ -86,7 +86,7 @@ public static class NotifyBench
         for (int i = 0; i < plan.Length; i++)
             rows.Add(new BenchRow(plan[i].Name, plan[i].Group, merged[i], plan[i].Floor, plan[i].Target));
         progress.Show(Rounds * plan.Length, "attach/detach under load");
-        Churn churn = MeasureChurn(Slice(0), Math.Max(1000, o.Iterations * 50));
+        Churn churn = MeasureChurn(Slice(0), Math.Max(100_000, o.Iterations * 400));
         progress.Done();
 
         if (o.Json) stdout.WriteLine(Json(rows, churn, mode, o));
@@ -96,30 +96,35 @@ public static class NotifyBench
         return 0;
     }
 
-    /// <summary>The attach/detach-under-load figures: medians over five interleaved pairs of runs, after one warm-up pair.</summary>
-    internal sealed record Churn(int Notifications, double QuietPerSecond, double ChurnPerSecond, long Updates, long Lost)
+    /// <summary>
+    /// The attach/detach-under-load figures: median rates of the chunks timed
+    /// while the churn thread was quiet and while it was busy, in one run.
+    /// </summary>
+    internal sealed record Churn(int Notifications, int QuietChunks, double QuietPerSecond, int BusyChunks, double ChurnPerSecond, long Updates, long Lost)
     {
         public const double Target = 0.05;
-        public double Drop => QuietPerSecond > 0 ? 1 - ChurnPerSecond / QuietPerSecond : 0;
-        public bool Met => Drop <= Target && Lost == 0;
+        /// <summary>Fewer chunks of either kind than this and the run says nothing.</summary>
+        public const int MinChunks = 5;
+        public bool Measured => QuietChunks >= MinChunks && BusyChunks >= MinChunks;
+        public double Drop => Measured ? 1 - ChurnPerSecond / QuietPerSecond : 0;
+        public bool Met => Measured && Drop <= Target && Lost == 0;
+        public string Verdict => Lost != 0 ? "missed" : !Measured ? "run too short to compare" : Met ? "met" : "missed";
     }
+
+    /// <summary>Notifies per timed chunk, and how long each phase of the churn thread lasts.</summary>
+    internal const int ChurnChunk = 1000;
+    internal const long ChurnPhaseNs = 20_000_000, ChurnSettleNs = 5_000_000;
 
     private static Churn MeasureChurn(NotifyMeasurements m, int count)
     {
-        const int Pairs = 5;
-        var quiet = new List<ChurnResult>();
-        var busy = new List<ChurnResult>();
-        // The first runs pay for first calls (page faults in fresh guest RAM,
-        // tiering where code is jitted): measured for the lost count, not timed.
-        ChurnResult[] warmUp = [m.NotifyRate(count, churn: false), m.NotifyRate(count, churn: true)];
-        for (int i = 0; i < Pairs; i++)
-        {
-            quiet.Add(m.NotifyRate(count, churn: false));
-            busy.Add(m.NotifyRate(count, churn: true));
-        }
-        static double Median(IEnumerable<double> xs) => xs.Order().ElementAt(Pairs / 2);
-        return new Churn(count, Median(quiet.Select(r => r.PerSecond)), Median(busy.Select(r => r.PerSecond)),
-            (long)Median(busy.Select(r => (double)r.Updates)), quiet.Concat(busy).Concat(warmUp).Sum(r => r.Lost));
+        count -= count % ChurnChunk;
+        // The first run pays for first calls (page faults in fresh guest RAM,
+        // tiering where code is jitted): counted for losses, not timed.
+        ChurnRun warmUp = m.Churn(ChurnChunk * 20, ChurnChunk, ChurnPhaseNs);
+        ChurnRun run = m.Churn(count, ChurnChunk, ChurnPhaseNs);
+        List<double> quiet = run.Rates(busy: false, ChurnSettleNs), busy = run.Rates(busy: true, ChurnSettleNs);
+        static double Median(List<double> xs) => xs.Count == 0 ? 0 : xs.Order().ElementAt(xs.Count / 2);
+        return new Churn(count, quiet.Count, Median(quiet), busy.Count, Median(busy), run.Updates, run.Lost + warmUp.Lost);
     }
 
     internal static double P50(LongHistogram h) => h.GetValueAtPercentile(50);
@@ -147,9 +152,9 @@ public static class NotifyBench
         }
         s.AppendLine();
         s.AppendLine(CultureInfo.InvariantCulture,
-            $"attach/detach under load (1 vCPU, {churn.Notifications} notifies per run, medians of 5): {churn.QuietPerSecond / 1e6:0.000} M/s quiet, "
-            + $"{churn.ChurnPerSecond / 1e6:0.000} M/s while a thread made {churn.Updates} map updates; drop {churn.Drop * 100:0.0}% (target <= 5%), "
-            + $"lost {churn.Lost}: {(churn.Met ? "met" : "missed")}");
+            $"attach/detach under load (1 vCPU, {churn.Notifications} notifies, the map churned in turns of {ChurnPhaseNs / 1_000_000} ms; median rates of {ChurnChunk}-notify chunks): "
+            + $"{churn.QuietPerSecond / 1e6:0.000} M/s quiet ({churn.QuietChunks} chunks), {churn.ChurnPerSecond / 1e6:0.000} M/s while a thread made {churn.Updates} map updates ({churn.BusyChunks} chunks); "
+            + $"drop {churn.Drop * 100:0.0}% (target <= 5%), lost {churn.Lost}: {churn.Verdict}");
         return s.ToString();
     }
 
@@ -185,6 +190,10 @@ public static class NotifyBench
             w.WriteStartObject("attach_detach");
             w.WriteNumber("vcpus", 1);
             w.WriteNumber("notifications", churn.Notifications);
+            w.WriteNumber("phase_ms", ChurnPhaseNs / 1_000_000);
+            w.WriteNumber("chunk", ChurnChunk);
+            w.WriteNumber("quiet_chunks", churn.QuietChunks);
+            w.WriteNumber("busy_chunks", churn.BusyChunks);
             w.WriteNumber("quiet_per_second", Math.Round(churn.QuietPerSecond));
             w.WriteNumber("churn_per_second", Math.Round(churn.ChurnPerSecond));
             w.WriteNumber("updates", churn.Updates);

@@ -31,7 +31,7 @@ internal sealed class NotifyMeasurements(string guestPath, int iterations, int g
 
     // The parameter block and results of guests/notifybench.c.
     private const uint Params = 0x8000, Send = Params + 0x10, Ack = Params + 0x18, Results = 0x1000000;
-    private const uint Start = Params + 0x20, End = Params + 0x28, DeliveredAt = Params + 0x30, Done = Params + 0x34;
+    private const uint Start = Params + 0x20, End = Params + 0x28, DeliveredAt = Params + 0x30, Done = Params + 0x34, Chunk = Params + 0x38;
     private const uint DoneMagic = 0x600d;
     private const uint Value = 0x10;
     private const int PongIrq = 5;
@@ -283,39 +283,58 @@ internal sealed class NotifyMeasurements(string guestPath, int iterations, int g
     }
 
     /// <summary>
-    /// The notify rate of one vCPU notifying back to back, with or without a
-    /// host thread attaching and detaching other values all the while; and
-    /// whether every notification arrived (the eventfd's count against what
-    /// the guest saw delivered and what the notifier counted).
+    /// One vCPU notifies <paramref name="count"/> times back to back, timing
+    /// each chunk of <paramref name="chunk"/>, while a host thread alternates
+    /// phases of <paramref name="phaseNs"/>: quiet (asleep), then attaching
+    /// and detaching other values as fast as it can, and so on. Also whether
+    /// every notification arrived: the eventfd's count against what the guest
+    /// saw delivered and what the notifier counted.
     /// </summary>
-    public ChurnResult NotifyRate(int count, bool churn)
+    /// <remarks>
+    /// Alternating within one run, rather than comparing a quiet run with a
+    /// churned one, puts both kinds of chunk in the same seconds of a shared
+    /// machine, whose speed drifts by more than the 5% asked for.
+    /// </remarks>
+    public ChurnRun Churn(int count, int chunk, long phaseNs)
     {
         using EventFd fd = EventFd.Create(EventFdFlags.NonBlocking), other = EventFd.Create();
         using Machine m = NewMachine(mode: 5, Value, count);
+        m.Memory.TryWrite32(Chunk, (uint)chunk);
         m.Notifier.Attach(Value, fd);
+        var phases = new List<ChurnPhase>();
         long updates = 0;
-        bool done = false;
+        using var done = new ManualResetEventSlim();
         var churner = new Thread(() =>
         {
-            for (uint k = 0; !Volatile.Read(ref done); k++)
+            uint k = 0;
+            for (bool busy = false; !done.IsSet; busy = !busy)
             {
-                uint v = 0x1000 + (k % 8);
-                m.Notifier.Attach(v, other);
-                m.Notifier.Detach(v);
-                Volatile.Write(ref updates, updates + 2);
+                long from = (long)m.Engine.ReadTsc(), until = from + phaseNs;
+                if (!busy) done.Wait(TimeSpan.FromTicks(phaseNs / 100));
+                else
+                {
+                    while ((long)m.Engine.ReadTsc() < until && !done.IsSet)
+                    {
+                        uint v = 0x1000 + (k++ % 8);
+                        m.Notifier.Attach(v, other);
+                        m.Notifier.Detach(v);
+                        updates += 2;
+                    }
+                }
+                phases.Add(new ChurnPhase(from, (long)m.Engine.ReadTsc(), busy));
             }
         }) { Name = "bench-churn", IsBackground = true };
-        if (churn)
-        {
-            churner.Start();
-            while (Volatile.Read(ref updates) == 0) Thread.Yield(); // churning before the first notify
-        }
-        RunGuest(m, () => { Volatile.Write(ref done, true); if (churn) churner.Join(); });
-        long ns = Read64(m, End) - Read64(m, Start);
+        churner.Start();
+        RunGuest(m, () => { done.Set(); churner.Join(); });
+
+        if (!m.Memory.TryGetSpan(Results, (count / chunk + 1) * 8, out Span<byte> bytes))
+            throw new InvalidOperationException("results outside guest RAM");
+        long[] stamps = [.. MemoryMarshal.Cast<byte, long>(bytes)];
         m.Memory.TryRead32(DeliveredAt, out uint delivered);
         long received = fd.TryRead(out ulong n) ? (long)n : 0;
         long counted = m.Notifier.Delivered().Single(kv => kv.Key == Value).Value;
-        return new ChurnResult(count, ns, delivered, received, counted, updates);
+        long lost = count - Math.Min(delivered, Math.Min(received, counted));
+        return new ChurnRun(count, chunk, stamps, phases, updates, lost);
     }
 
     private Machine NewMachine(uint mode, uint value) => NewMachine(mode, value, iterations);
@@ -356,9 +375,38 @@ internal sealed class NotifyMeasurements(string guestPath, int iterations, int g
     }
 }
 
-/// <summary>One rate run: notifications sent, the guest's time for them, and the three counts that must agree.</summary>
-internal sealed record ChurnResult(int Sent, long Ns, long GuestDelivered, long EventFdCount, long NotifierCount, long Updates)
+/// <summary>A phase of the churn thread, on the guest's clock: asleep, or attaching and detaching.</summary>
+internal readonly record struct ChurnPhase(long From, long To, bool Busy);
+
+/// <summary>
+/// One churn run: the guest's clock before the first chunk and after each,
+/// the churn thread's phases, the map updates it made, and notifications lost
+/// (sent, less the least of the guest's, the eventfd's and the notifier's counts).
+/// </summary>
+internal sealed record ChurnRun(int Sent, int Chunk, long[] Stamps, IReadOnlyList<ChurnPhase> Phases, long Updates, long Lost)
 {
-    public double PerSecond => Ns > 0 ? Sent * 1e9 / Ns : 0;
-    public long Lost => Sent - Math.Min(GuestDelivered, Math.Min(EventFdCount, NotifierCount));
+    /// <summary>
+    /// Chunk rates (notifies per second) of the chunks that lie wholly inside
+    /// a phase of the given kind, at least <paramref name="settleNs"/> after
+    /// it began (the reclaimer finishes the last busy phase's work early in a
+    /// quiet one).
+    /// </summary>
+    public List<double> Rates(bool busy, long settleNs)
+    {
+        var rates = new List<double>();
+        for (int c = 0; c + 1 < Stamps.Length; c++)
+        {
+            long s = Stamps[c], e = Stamps[c + 1];
+            if (e <= s) continue;
+            foreach (ChurnPhase p in Phases)
+            {
+                if (p.Busy == busy && s >= p.From + settleNs && e <= p.To)
+                {
+                    rates.Add(Chunk * 1e9 / (e - s));
+                    break;
+                }
+            }
+        }
+        return rates;
+    }
 }
