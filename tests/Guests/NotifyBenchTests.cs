@@ -1,3 +1,4 @@
+using HdrHistogram;
 using System.Text;
 using System.Text.Json;
 using System.Xml.Linq;
@@ -38,8 +39,8 @@ public sealed class NotifyBenchTests
         Assert.True(status == 0, stderr);
         Assert.Equal("", stderr); // no progress bar when stderr is not a terminal
         string[] lines = stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries);
-        Assert.StartsWith("mode: default; 200 iterations per row, in 5 interleaved rounds", lines[0]);
-        Assert.Equal("| measurement | group | p50 | p90 | p99 | p99.9 | max | vs | p50 ratio | target |", lines[1]);
+        Assert.StartsWith("mode: default; 200 iterations per row, in 20 interleaved rounds", lines[0]);
+        Assert.Equal("| measurement | group | p50 | p90 | p99 | p99.9 | max | vs | p50 ratio (median of rounds) | target |", lines[1]);
         string[] names = [.. lines.Skip(3).TakeWhile(l => l.StartsWith('|')).Select(l => l.Split('|')[1].Trim())];
         Assert.Equal(Rows, names);
         Assert.Contains(lines, l => l.StartsWith("| guest notify -> read | one-way |") && l.Contains("| raw one-way, read |") && l.Contains("<= 1.2: "));
@@ -121,6 +122,27 @@ public sealed class NotifyBenchTests
         // are settling); busy ones at 12.5, 13.75 .. 18.75 (10 and 11.25 are settling).
         Assert.Equal(8 + 8, quiet.Count);
         Assert.Equal(6, busy.Count);
+    }
+
+    [Fact]
+    public void Ratio_IsTheMedianOfRatiosPairedByRound()
+    {
+        // The row is 1.1x its floor in rounds 1 and 3; in round 2 a slow second
+        // caught the row alone (and the floor was slow in round 3). Merged,
+        // that is 2200 against 1000: 2.2; paired by round, 1.1, 2.2, 1.1.
+        static LongHistogram Of(params long[] values)
+        {
+            var h = NotifyMeasurements.NewHistogram();
+            foreach (long v in values) h.RecordValue(v);
+            return h;
+        }
+        LongHistogram[] floor = [Of(1000, 1000, 1000), Of(1000, 1000, 1000), Of(2000, 2000, 2000)];
+        LongHistogram[] row = [Of(1100, 1100, 1100), Of(2200, 2200, 2200), Of(2200, 2200, 2200)];
+        static LongHistogram Merge(LongHistogram[] hs) { var m = NotifyMeasurements.NewHistogram(); foreach (var h in hs) m.Add(h); return m; }
+        var f = new BenchRow("floor", "floor", Merge(floor), null, null) { Rounds = floor };
+        var r = new BenchRow("row", "g", Merge(row), "floor", 1.2) { Rounds = row };
+        Assert.Equal(1.1, NotifyBench.Ratio(r, [f, r])!.Value, 2);
+        Assert.Null(NotifyBench.Ratio(f, [f, r]));
     }
 
     [Fact]

@@ -9,7 +9,11 @@ namespace Sharpvisor.Vmm.Bench;
 public sealed record NotifyBenchOptions(string GuestPath, int Iterations, int GapNs, bool Json, string? PlotPath, bool LowLatency);
 
 /// <summary>One row of the report: a histogram, the floor it is compared with, and the issue's target for that ratio.</summary>
-internal sealed record BenchRow(string Name, string Group, LongHistogram Histogram, string? Floor, double? Target);
+/// <remarks><see cref="Rounds"/> holds the same samples by round, for the paired ratio.</remarks>
+internal sealed record BenchRow(string Name, string Group, LongHistogram Histogram, string? Floor, double? Target)
+{
+    public IReadOnlyList<LongHistogram> Rounds { get; init; } = [Histogram];
+}
 
 /// <summary>
 /// <c>sharpvisor bench notify</c>: every notification latency of issue 5
@@ -21,7 +25,7 @@ public static class NotifyBench
     public static readonly double[] Percentiles = [50, 90, 99, 99.9];
 
     /// <summary>Slices each row is taken in, interleaved with every other row.</summary>
-    public const int Rounds = 5;
+    public const int Rounds = 20;
 
     public static int Run(NotifyBenchOptions o, TextWriter stdout, TextWriter stderr, bool progressOnTerminal)
     {
@@ -71,6 +75,7 @@ public static class NotifyBench
         };
         var progress = new ProgressBar(stderr, Rounds * plan.Length + 1, progressOnTerminal);
         LongHistogram[] merged = [.. plan.Select(_ => NotifyMeasurements.NewHistogram())];
+        List<LongHistogram>[] byRound = [.. plan.Select(_ => new List<LongHistogram>())];
         int step = 0;
         for (int round = 0; round < Rounds; round++)
         {
@@ -79,12 +84,14 @@ public static class NotifyBench
             for (int i = 0; i < plan.Length; i++)
             {
                 progress.Show(step++, $"{plan[i].Name} ({round + 1}/{Rounds})");
-                merged[i].Add(plan[i].Measure(slice));
+                LongHistogram h = plan[i].Measure(slice);
+                merged[i].Add(h);
+                byRound[i].Add(h);
             }
         }
         var rows = new List<BenchRow>();
         for (int i = 0; i < plan.Length; i++)
-            rows.Add(new BenchRow(plan[i].Name, plan[i].Group, merged[i], plan[i].Floor, plan[i].Target));
+            rows.Add(new BenchRow(plan[i].Name, plan[i].Group, merged[i], plan[i].Floor, plan[i].Target) { Rounds = byRound[i] });
         progress.Show(Rounds * plan.Length, "attach/detach under load");
         Churn churn = MeasureChurn(Slice(0), Math.Max(100_000, o.Iterations * 400));
         progress.Done();
@@ -129,9 +136,29 @@ public static class NotifyBench
 
     internal static double P50(LongHistogram h) => h.GetValueAtPercentile(50);
 
-    /// <summary>p50 over the floor's p50; null for a floor.</summary>
-    internal static double? Ratio(BenchRow row, IReadOnlyList<BenchRow> rows) =>
-        rows.FirstOrDefault(r => r.Name == row.Floor) is BenchRow f && P50(f.Histogram) > 0 ? P50(row.Histogram) / P50(f.Histogram) : null;
+    /// <summary>
+    /// A row's p50 against its floor's: the median, over the rounds, of the
+    /// ratio of the two p50s taken in the same round (null for a floor). Paired
+    /// by round because this machine's speed drifts by more than the targets'
+    /// margins from one second to the next, and a row and its floor taken in
+    /// the same round share that second; one ratio of the merged p50s would
+    /// let a slow second weigh on one side only.
+    /// </summary>
+    internal static double? Ratio(BenchRow row, IReadOnlyList<BenchRow> rows)
+    {
+        if (rows.FirstOrDefault(r => r.Name == row.Floor) is not BenchRow f) return null;
+        var ratios = new List<double>();
+        for (int i = 0; i < Math.Min(row.Rounds.Count, f.Rounds.Count); i++)
+        {
+            if (row.Rounds[i].TotalCount == 0 || f.Rounds[i].TotalCount == 0) continue;
+            double floor = P50(f.Rounds[i]);
+            if (floor > 0) ratios.Add(P50(row.Rounds[i]) / floor);
+        }
+        if (ratios.Count == 0) return null;
+        ratios.Sort();
+        int n = ratios.Count;
+        return n % 2 == 1 ? ratios[n / 2] : (ratios[n / 2 - 1] + ratios[n / 2]) / 2;
+    }
 
     private static string Us(long ns) => (ns / 1000.0).ToString("0.000", CultureInfo.InvariantCulture);
 
@@ -139,7 +166,7 @@ public static class NotifyBench
     {
         var s = new StringBuilder();
         s.AppendLine(CultureInfo.InvariantCulture, $"mode: {mode}; {o.Iterations} iterations per row, in {Rounds} interleaved rounds; gap {o.GapNs} ns between one-way and round-trip sends; times in µs");
-        s.AppendLine("| measurement | group | p50 | p90 | p99 | p99.9 | max | vs | p50 ratio | target |");
+        s.AppendLine("| measurement | group | p50 | p90 | p99 | p99.9 | max | vs | p50 ratio (median of rounds) | target |");
         s.AppendLine("|---|---|---:|---:|---:|---:|---:|---|---:|---|");
         foreach (BenchRow r in rows)
         {
