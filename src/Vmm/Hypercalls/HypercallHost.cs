@@ -98,6 +98,7 @@ public sealed class HypercallHost : IVcpuHost, IDisposable
     /// code's call: no dispatcher round trip, no lock, no allocation, no
     /// exception. A miss returns 0 and is counted, per value, by this vCPU alone.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] // the hot call: no frame of its own
     private VcpuExit? Notify(Vcpu vcpu, ref CpuState s, uint value)
     {
         // Value 0 is reserved so that a zeroed variable cannot notify by accident.
