@@ -15,8 +15,8 @@ namespace Sharpvisor.Native;
 /// that line (an attach duplicating, a retired entry closing) takes the line
 /// away from the CPU of a vCPU about to look up its neighbour. Measured with
 /// <c>bench notify</c>'s attach/detach row: a thread duplicating and closing
-/// next to the notified descriptor cost the notifying vCPU about a third of
-/// its rate; the same thread working 4096 descriptors away cost nothing.
+/// next to the notified descriptor cost the notifying vCPU 8-45% of its
+/// rate; the same thread working 3,000 descriptors away cost nothing.
 /// <para>
 /// So each duplicate asks for the first number of a line of its own, from
 /// <see cref="Base"/> up (F_DUPFD_CLOEXEC with that minimum). Where the limit

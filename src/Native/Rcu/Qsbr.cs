@@ -190,6 +190,28 @@ public sealed unsafe class Qsbr : IDisposable
         Interlocked.Increment(ref _gracePeriods);
     }
 
+    /// <summary>
+    /// Drops every reader that is offline or has caught up with
+    /// <paramref name="target"/> (clearing its kick if we kicked), and returns
+    /// those still behind, compacted to the front.
+    /// </summary>
+    private static Span<nint> DropCaughtUp(Span<nint> pending, ulong target, bool kicked)
+    {
+        int left = 0;
+        for (int i = 0; i < pending.Length; i++)
+        {
+            var rec = (QsbrRecord*)pending[i];
+            ulong ctr = Volatile.Read(ref rec->Ctr);
+            if (ctr == 0 || ctr >= target)
+            {
+                if (kicked) Volatile.Write(ref rec->Kick, 0);
+                continue;
+            }
+            pending[left++] = pending[i];
+        }
+        return pending[..left];
+    }
+
     private void WaitForReaders(Span<nint> pending, ulong target)
     {
         long start = Stopwatch.GetTimestamp();
@@ -198,21 +220,8 @@ public sealed unsafe class Qsbr : IDisposable
         bool kicked = false, stallReported = false;
         while (true)
         {
-            // Drop every reader that is offline or has caught up.
-            int left = 0;
-            for (int i = 0; i < pending.Length; i++)
-            {
-                var rec = (QsbrRecord*)pending[i];
-                ulong ctr = Volatile.Read(ref rec->Ctr);
-                if (ctr == 0 || ctr >= target)
-                {
-                    if (kicked) Volatile.Write(ref rec->Kick, 0);
-                    continue;
-                }
-                pending[left++] = pending[i];
-            }
-            pending = pending[..left];
-            if (left == 0) return;
+            pending = DropCaughtUp(pending, target, kicked);
+            if (pending.IsEmpty) return;
 
             long elapsed = Stopwatch.GetTimestamp() - start;
             if (elapsed < SpinTicks)
@@ -272,20 +281,8 @@ public sealed unsafe class Qsbr : IDisposable
         bool kicked = false, stallReported = false;
         while (true)
         {
-            int left = 0;
-            for (int i = 0; i < pending.Length; i++)
-            {
-                var rec = (QsbrRecord*)pending[i];
-                ulong ctr = Volatile.Read(ref rec->Ctr);
-                if (ctr == 0 || ctr >= target)
-                {
-                    if (kicked) Volatile.Write(ref rec->Kick, 0);
-                    continue;
-                }
-                pending[left++] = pending[i];
-            }
-            pending = pending[..left];
-            if (left == 0) return;
+            pending = DropCaughtUp(pending, target, kicked);
+            if (pending.IsEmpty) return;
 
             long elapsed = Stopwatch.GetTimestamp() - start;
             if (!kicked && elapsed >= PatientKickTicks)
