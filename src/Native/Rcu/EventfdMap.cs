@@ -140,6 +140,7 @@ public sealed unsafe class EventfdMap : IDisposable, IRcuReclaimable
         for (int b = 0; b < Buckets; b++) table[b * BucketStride] = s_empty;
         return table;
     }
+
     // Attached values in attach order, under _writeLock. Nothing in this
     // object is written by an update: its line (with the table) stays in every
     // vCPU's cache; an entry count here cost a miss per notify after each update.
@@ -156,7 +157,6 @@ public sealed unsafe class EventfdMap : IDisposable, IRcuReclaimable
 
     // Delivery counts. _countsLock guards the two tables and the freeing of
     // counter blocks (a retirement on the reclaimer thread folds and frees).
-    private readonly int _counterSlots;
     private readonly Lock _countsLock = new();
     private readonly Dictionary<nint, uint> _liveCounters = new(Presize); // block -> value, until retired
     private readonly Dictionary<uint, long> _retiredCounts = [];  // value -> deliveries of retired blocks
@@ -185,7 +185,6 @@ public sealed unsafe class EventfdMap : IDisposable, IRcuReclaimable
         ArgumentOutOfRangeException.ThrowIfNegative(counterSlots);
         _qsbr = qsbr;
         Reclaim = reclaim;
-        _counterSlots = counterSlots;
         _read.Table = (nint)NewTable();
         _read.CounterSlots = counterSlots;
     }
@@ -203,7 +202,7 @@ public sealed unsafe class EventfdMap : IDisposable, IRcuReclaimable
     private ref nint Slot(uint value) => ref ((nint*)Volatile.Read(ref _read.Table))[BucketOf(value) * BucketStride];
 
     /// <summary>How many readers can count deliveries, each in its own slot.</summary>
-    public int CounterSlots => _counterSlots;
+    public int CounterSlots => _read.CounterSlots;
 
     public EventfdMapReclaim Reclaim { get; }
 
@@ -434,9 +433,9 @@ public sealed unsafe class EventfdMap : IDisposable, IRcuReclaimable
                 new Span<nint>(Counters(cur), n).CopyTo(new Span<nint>(Counters(next), n));
                 ValueLanes(next)[n] = value;
                 FdLanes(next)[n] = dup;
-                if (_counterSlots > 0)
+                if (_read.CounterSlots > 0)
                 {
-                    nuint bytes = (nuint)(_counterSlots * CounterStride * sizeof(long));
+                    nuint bytes = (nuint)(_read.CounterSlots * CounterStride * sizeof(long));
                     counters = (long*)NativeMemory.AlignedAlloc(bytes, 64);
                     NativeMemory.Clear(counters, bytes);
                 }
@@ -548,7 +547,7 @@ public sealed unsafe class EventfdMap : IDisposable, IRcuReclaimable
     private long Sum(long* counters)
     {
         long sum = 0;
-        for (int slot = 0; slot < _counterSlots; slot++) sum += Volatile.Read(ref counters[slot * CounterStride]);
+        for (int slot = 0; slot < _read.CounterSlots; slot++) sum += Volatile.Read(ref counters[slot * CounterStride]);
         return sum;
     }
 

@@ -74,7 +74,6 @@ public static class NotifyBench
             ("guest notify, 256 attached", "vcpu cost", m => m.GuestNotifyCost(256), "bare eventfd write", null),
         };
         var progress = new ProgressBar(stderr, Rounds * plan.Length + 1, progressOnTerminal);
-        LongHistogram[] merged = [.. plan.Select(_ => NotifyMeasurements.NewHistogram())];
         List<LongHistogram>[] byRound = [.. plan.Select(_ => new List<LongHistogram>())];
         int step = 0;
         for (int round = 0; round < Rounds; round++)
@@ -84,14 +83,16 @@ public static class NotifyBench
             for (int i = 0; i < plan.Length; i++)
             {
                 progress.Show(step++, $"{plan[i].Name} ({round + 1}/{Rounds})");
-                LongHistogram h = plan[i].Measure(slice);
-                merged[i].Add(h);
-                byRound[i].Add(h);
+                byRound[i].Add(plan[i].Measure(slice));
             }
         }
         var rows = new List<BenchRow>();
         for (int i = 0; i < plan.Length; i++)
-            rows.Add(new BenchRow(plan[i].Name, plan[i].Group, merged[i], plan[i].Floor, plan[i].Target) { Rounds = byRound[i] });
+        {
+            LongHistogram all = NotifyMeasurements.NewHistogram();
+            foreach (LongHistogram h in byRound[i]) all.Add(h);
+            rows.Add(new BenchRow(plan[i].Name, plan[i].Group, all, plan[i].Floor, plan[i].Target) { Rounds = byRound[i] });
+        }
         progress.Show(Rounds * plan.Length, "attach/detach under load");
         Churn churn = MeasureChurn(Slice(0), Math.Max(100_000, o.Iterations * 400));
         progress.Done();
