@@ -22,6 +22,26 @@ internal static class FdSnapshot
         return Convert.ToUInt64(line["eventfd-count:".Length..].Trim(), 16);
     }
 
+    /// <summary>
+    /// The kernel's id of the eventfd behind <paramref name="fd"/> (fdinfo's
+    /// <c>eventfd-id</c>, the same for every duplicate), or null where the
+    /// kernel does not show one.
+    /// </summary>
+    internal static string? EventFdId(int fd) =>
+        File.ReadAllLines($"/proc/self/fdinfo/{fd}").FirstOrDefault(l => l.StartsWith("eventfd-id:"))?["eventfd-id:".Length..].Trim();
+
+    /// <summary>
+    /// This process's descriptors open on the eventfd with <paramref name="id"/>:
+    /// unlike a before-and-after list of every descriptor, not upset by other
+    /// threads (a finalizer, a child's watcher) opening and closing their own.
+    /// </summary>
+    internal static int DescriptorsOfEventFd(string id) =>
+        Open().Count(fd =>
+        {
+            try { return EventFdId(fd) == id; }
+            catch (IOException) { return false; } // closed meanwhile
+        });
+
     /// <summary>The open-file flags (octal in fdinfo) as the kernel reports them.</summary>
     internal static int Flags(int fd)
     {
