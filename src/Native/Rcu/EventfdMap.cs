@@ -241,7 +241,7 @@ public sealed unsafe class EventfdMap : IDisposable, IRcuReclaimable
         var map = (Header*)Volatile.Read(ref Slot(value));
         if (Checking) return TrySignalChecked(map, value);
         int fd = Find(map, value);
-        return fd >= 0 && WriteOne(fd);
+        return fd >= 0 && EventFd.WriteOne(fd);
     }
 
     /// <summary>
@@ -256,7 +256,7 @@ public sealed unsafe class EventfdMap : IDisposable, IRcuReclaimable
         var map = (Header*)Volatile.Read(ref Slot(value));
         if (Checking) return TrySignalChecked(map, value, slot);
         int i = IndexOf(map, value);
-        if (i < 0 || !WriteOne(FdLanes(map)[i])) return false;
+        if (i < 0 || !EventFd.WriteOne(FdLanes(map)[i])) return false;
         long* counters = Counters(map)[i];
         if (counters != null && (uint)slot < (uint)_read.CounterSlots) counters[slot * CounterStride]++;
         return true;
@@ -336,24 +336,6 @@ public sealed unsafe class EventfdMap : IDisposable, IRcuReclaimable
         Counters(map)[i] = null;
     }
 
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static bool WriteOne(int fd)
-    {
-        ulong one = 1;
-        return Interop.Write(fd, &one, sizeof(ulong)) == sizeof(ulong) || WriteOneSlow(fd);
-    }
-
-    [MethodImpl(MethodImplOptions.NoInlining)]
-    private static bool WriteOneSlow(int fd)
-    {
-        // EINTR: retry. EAGAIN: a non-blocking eventfd whose counter is full;
-        // the notification is not delivered, which the caller sees as a miss.
-        ulong one = 1;
-        while (Interop.LastErrno == Errno.EINTR)
-            if (Interop.Write(fd, &one, sizeof(ulong)) == sizeof(ulong)) return true;
-        return false;
-    }
-
     [MethodImpl(MethodImplOptions.NoInlining)]
     private bool TrySignalChecked(Header* map, uint value, int slot = -1)
     {
@@ -364,7 +346,7 @@ public sealed unsafe class EventfdMap : IDisposable, IRcuReclaimable
         long* counters = i < 0 ? null : Counters(map)[i];
         // Poisoned while we scanned: we were using an array after its grace period.
         if (Volatile.Read(ref map->Magic) != LiveMagic) { Interlocked.Increment(ref s_poisonedReads); return false; }
-        if (fd < 0 || !WriteOne(fd)) return false;
+        if (fd < 0 || !EventFd.WriteOne(fd)) return false;
         if (counters != null && (uint)slot < (uint)_read.CounterSlots) counters[slot * CounterStride]++;
         return true;
     }

@@ -326,9 +326,6 @@ public sealed unsafe class Qsbr : IDisposable
     /// </summary>
     public void Defer(void* ptr) => Enqueue(new Deferred(DeferredKind.Free, null, (nint)ptr, 0, 0));
 
-    /// <summary><see cref="Defer(void*)"/> for a block from NativeMemory.AlignedAlloc.</summary>
-    public void DeferAligned(void* ptr) => Enqueue(new Deferred(DeferredKind.AlignedFree, null, (nint)ptr, 0, 0));
-
     /// <summary>
     /// Calls <paramref name="owner"/>'s <see cref="IRcuReclaimable.Reclaim"/>
     /// with the three arguments after a grace period: a deferral that
@@ -348,7 +345,7 @@ public sealed unsafe class Qsbr : IDisposable
         Enqueue(new Deferred(DeferredKind.Action, reclaim, 0, 0, 0));
     }
 
-    private enum DeferredKind : byte { Free, AlignedFree, Action, Owner }
+    private enum DeferredKind : byte { Free, Action, Owner }
 
     private readonly record struct Deferred(DeferredKind Kind, object? Target, nint Arg0, nint Arg1, nint Arg2);
 
@@ -393,7 +390,6 @@ public sealed unsafe class Qsbr : IDisposable
                     switch (d.Kind)
                     {
                         case DeferredKind.Free: NativeMemory.Free((void*)d.Arg0); break;
-                        case DeferredKind.AlignedFree: NativeMemory.AlignedFree((void*)d.Arg0); break;
                         case DeferredKind.Action: ((Action)d.Target!)(); break;
                         case DeferredKind.Owner: ((IRcuReclaimable)d.Target!).Reclaim(d.Arg0, d.Arg1, d.Arg2); break;
                     }
