@@ -18,7 +18,7 @@ public class GuestRunTests
         {
             var data = new TheoryData<string, string>();
             foreach (string p in GuestBinaries.Programs)
-                foreach (string engine in new[] { "il", "threaded" })
+                foreach (string engine in new[] { "il", "threaded", "x64" })
                     data.Add(p, engine);
             return data;
         }

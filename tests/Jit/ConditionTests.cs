@@ -17,7 +17,7 @@ public class ConditionTests
     {
         var data = new TheoryData<EngineKind, uint, uint>();
         uint[] values = [0, 1, 3, 0x80, 0xff, 0x7fffffff, 0x80000000, 0xffffffff, 0x12345678];
-        foreach (var kind in new[] { EngineKind.Threaded, EngineKind.Il })
+        foreach (var kind in new[] { EngineKind.Threaded, EngineKind.Il, EngineKind.X64 })
             foreach (uint a in values)
                 foreach (uint b in new uint[] { 0xffffffff, 0x80000001, 0xfe })
                     data.Add(kind, a, b);

@@ -11,7 +11,8 @@ internal sealed unsafe class GuestHarness : IDisposable, IVcpuHost
     public const uint CodeBase = 0x1000;
     public const ulong RamSize = 1 << 20;
 
-    public GuestHarness(EngineKind kind, Action<Assembler> program, int hotThreshold = 64, Qsbr? qsbr = null)
+    /// <param name="hotThreshold">Block entries before compiling; by default 64, and 1 for the x64 engine, so that its tests run machine code from the first entry.</param>
+    public GuestHarness(EngineKind kind, Action<Assembler> program, int hotThreshold = 0, Qsbr? qsbr = null)
     {
         Memory = GuestMemory.Allocate(RamSize);
         var asm = new Assembler(32);
@@ -20,6 +21,8 @@ internal sealed unsafe class GuestHarness : IDisposable, IVcpuHost
         asm.Assemble(new StreamCodeWriter(stream), CodeBase);
         byte[] code = stream.ToArray();
         code.CopyTo(new Span<byte>(Memory.Base + CodeBase, code.Length));
+        if (hotThreshold == 0)
+            hotThreshold = kind == EngineKind.X64 ? 1 : 64;
         Engine = new ExecutionEngine(Memory, kind, qsbr) { HotThreshold = hotThreshold };
         Vcpu = new Vcpu(Engine, 0, this);
         Vcpu.State.Eip = CodeBase;
@@ -43,12 +46,14 @@ internal sealed unsafe class GuestHarness : IDisposable, IVcpuHost
 
     public VcpuExit? Halt(Vcpu vcpu) => new(StopReason.Shutdown, "hlt", 0);
 
-    public static TheoryData<EngineKind> Kinds => new(EngineKind.Threaded, EngineKind.Il);
+    public static TheoryData<EngineKind> Kinds => new(EngineKind.Threaded, EngineKind.Il, EngineKind.X64);
 
     public static void SkipIfUnavailable(EngineKind kind)
     {
         if (kind == EngineKind.Il && !Engines.IsIlAvailable)
             Assert.Skip("the IL engine needs dynamic code");
+        if (kind == EngineKind.X64 && !Engines.IsX64Available)
+            Assert.Skip("the x64 engine needs an x86-64 Linux host");
     }
 
     public void Dispose()

@@ -19,9 +19,9 @@ public class DivideErrorTests
 
     public static TheoryData<string, EngineKind> Cases => new()
     {
-        { "div by zero", EngineKind.Threaded }, { "div by zero", EngineKind.Il },
-        { "idiv overflow", EngineKind.Threaded }, { "idiv overflow", EngineKind.Il },
-        { "div r8 quotient overflow", EngineKind.Threaded }, { "div r8 quotient overflow", EngineKind.Il },
+        { "div by zero", EngineKind.Threaded }, { "div by zero", EngineKind.Il }, { "div by zero", EngineKind.X64 },
+        { "idiv overflow", EngineKind.Threaded }, { "idiv overflow", EngineKind.Il }, { "idiv overflow", EngineKind.X64 },
+        { "div r8 quotient overflow", EngineKind.Threaded }, { "div r8 quotient overflow", EngineKind.Il }, { "div r8 quotient overflow", EngineKind.X64 },
     };
 
     /// <summary>The program, and the address of its faulting divide.</summary>

@@ -75,7 +75,10 @@ internal static class SnippetRunner
     public static unsafe VectorResult[] OnEngine(SnippetProgram program, EngineKind kind)
     {
         var mem = GuestMemory.Allocate(GuestLayout.MemorySize);
-        var engine = new ExecutionEngine(mem, kind);
+        // The x64 engine compiles every block at its first entry here, so that
+        // every form runs as machine code (what it does not compile still
+        // runs, handed to the threaded engine).
+        var engine = new ExecutionEngine(mem, kind) { HotThreshold = kind == EngineKind.X64 ? 1 : 64 };
         var vcpu = new Vcpu(engine, 0, new OracleHost());
         bool runaway = false;
         try

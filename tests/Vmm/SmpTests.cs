@@ -13,7 +13,9 @@ namespace Sharpvisor.Tests.Vmm;
 /// <summary>Several vCPUs: entry state, shared RAM and map, the first stop ends the VM, deadlock rule.</summary>
 public class SmpTests
 {
-    public static TheoryData<string> Engines => new("il", "threaded");
+    public static TheoryData<string> Engines => new("il", "threaded", "x64");
+
+    private static EngineKind Kind(string engine) => engine switch { "il" => EngineKind.Il, "x64" => EngineKind.X64, _ => EngineKind.Threaded };
 
     private static readonly Regex VcpuLine = new(@"^vcpu (\d+) value 0x([0-9a-f]{8}) delivered (\d+) missed (\d+)$", RegexOptions.Multiline);
     private const int Rounds = 20000; // per vCPU, as in guests/smp.c
@@ -23,6 +25,8 @@ public class SmpTests
     [InlineData("threaded", "smp", 2)]
     [InlineData("il", "smp4", 4)]
     [InlineData("threaded", "smp4", 4)]
+    [InlineData("x64", "smp", 2)]
+    [InlineData("x64", "smp4", 4)]
     public void SmpGuest_EveryVcpuNotifiesItsOwnValue_ThroughOneMap(string engine, string guest, int vcpus)
     {
         GuestBinaries.RequireBuilt();
@@ -81,7 +85,7 @@ public class SmpTests
         var console = new MemoryStream();
         using var a = EventFd.Create();
         using var b = EventFd.Create();
-        using var machine = new Machine(new MachineConfig(MachineConfig.DefaultMemorySize, engine == "il" ? EngineKind.Il : EngineKind.Threaded, 2), image, console);
+        using var machine = new Machine(new MachineConfig(MachineConfig.DefaultMemorySize, Kind(engine), 2), image, console);
         long updates = 0;
         using var stop = new ManualResetEventSlim();
         // The updater starts first, so it is already running when the vCPUs start.
@@ -247,6 +251,7 @@ public class SmpTests
     [Theory]
     [InlineData("threaded")]
     [InlineData("il")]
+    [InlineData("x64")]
     public void LockXadd_FromTwoVcpus_LosesNoIncrement(string engine)
     {
         // Both vCPUs do 200,000 lock xadd on [0x2000]; vCPU 1 then sets a flag,
@@ -275,6 +280,7 @@ public class SmpTests
     [Theory]
     [InlineData("threaded")]
     [InlineData("il")]
+    [InlineData("x64")]
     public void CmpxchgSpinlock_FromTwoVcpus_GuardsAPlainIncrement(string engine)
     {
         using var dir = new TempDir();

@@ -7,8 +7,14 @@ public enum EngineKind
 {
     /// <summary>Cold code threaded, hot regions compiled to IL (DynamicMethod). Needs dynamic code.</summary>
     Il,
-    /// <summary>Pre-decoded micro-op arrays run by a dispatch loop. Always available; the default in native AOT.</summary>
+    /// <summary>Pre-decoded micro-op arrays run by a dispatch loop. Always available.</summary>
     Threaded,
+    /// <summary>
+    /// Cold code threaded, hot blocks compiled to x86-64 machine code by our
+    /// own code generator (src/Jit/X64). Needs an x86-64 Linux host but no
+    /// dynamic code: the default in native AOT.
+    /// </summary>
+    X64,
 }
 
 public static class Engines
@@ -16,7 +22,10 @@ public static class Engines
     /// <summary>True where <see cref="EngineKind.Il"/> can run (false inside the native-AOT binary).</summary>
     public static bool IsIlAvailable => RuntimeFeature.IsDynamicCodeCompiled;
 
-    public static EngineKind Default => IsIlAvailable ? EngineKind.Il : EngineKind.Threaded;
+    /// <summary>True where <see cref="EngineKind.X64"/> can make machine code (an x86-64 Linux host).</summary>
+    public static bool IsX64Available => X64.NativeTier.IsSupported;
+
+    public static EngineKind Default => IsIlAvailable ? EngineKind.Il : IsX64Available ? EngineKind.X64 : EngineKind.Threaded;
 
     /// <summary>The TSC rate the guest sees (cpuid 0x40000001 EBX, in kHz): 1 GHz, so rdtsc counts nanoseconds.</summary>
     public const uint TscKhz = 1_000_000;

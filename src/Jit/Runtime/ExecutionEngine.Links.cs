@@ -40,7 +40,7 @@ public sealed unsafe partial class ExecutionEngine
     {
         if (block.ThreadedEntry != null)
             return block.ThreadedEntry;
-        ThreadedOp* entry = ThreadedCode.Compile(block);
+        ThreadedOp* entry = ThreadedCode.Compile(block, countEntries: _native != null);
         // Nothing links into an invalid block; its code runs only for the vCPU
         // that already holds it, and is freed with the engine.
         ThreadedHeader.Of(entry)->Invalid = block.Invalid ? 1 : 0;

@@ -36,6 +36,57 @@ public sealed unsafe partial class ExecutionEngine : IDisposable
         // One byte per page, plus one so that a store's last byte never indexes past the table.
         _pageCount = (uint)(memory.Size / GuestMemory.PageSize) + 1;
         _codePages = (byte*)NativeMemory.AllocZeroed(_pageCount);
+        if (kind == EngineKind.X64)
+            _native = X64.NativeTier.TryCreate(memory.Size, _codePages, out _nativeProblem);
+    }
+
+    private readonly X64.NativeTier? _native;
+    private readonly string? _nativeProblem;
+
+    /// <summary>Why the x64 engine runs without machine code (it then runs as the threaded engine), or null.</summary>
+    public string? NativeTierProblem => _nativeProblem;
+
+    /// <summary>The x64 tier's entry stub, or null (other engines, or no machine code here).</summary>
+    internal delegate* unmanaged[SuppressGCTransition]<X64.NativeFrame*, void*, int> NativeEntryStub =>
+        _native != null ? _native.EntryStub : null;
+
+    /// <summary>The x64 tier's figures: blocks compiled, bytes of machine code, blocks left threaded.</summary>
+    public (long Compiled, long Bytes, long Refused) NativeStats
+    {
+        get
+        {
+            lock (_pagesLock)
+                return _native == null ? default : (_native.Compiled, _native.Bytes, _native.Refused);
+        }
+    }
+
+    /// <summary>
+    /// Gives a hot block machine code (once; another vCPU may have been
+    /// first), and puts the handler that runs it, or if it cannot be
+    /// compiled the block's own first handler, in place of the counting one.
+    /// </summary>
+    internal void CompileNative(Threaded.ThreadedHeader* h)
+    {
+        lock (_pagesLock)
+        {
+            var op0 = (Threaded.ThreadedOp*)(h + 1);
+            if (h->Tiered != 0)
+                return;
+            h->Tiered = 1;
+            Block block = Threaded.ThreadedHeader.BlockOf(h);
+            void* code = _native != null && !block.Invalid ? _native.Compile(block, h) : null;
+            if (code != null)
+            {
+                h->Native = code;
+                // The code and the header's pointer to it are in place before any vCPU can take the new handler.
+                Interlocked.MemoryBarrier();
+                Volatile.Write(ref *(nint*)&op0->Fn, (nint)(delegate*<ref Threaded.ThreadedContext, Threaded.ThreadedOp*, int>)&X64.NativeHandlers.Enter);
+            }
+            else
+            {
+                Volatile.Write(ref *(nint*)&op0->Fn, (nint)h->FirstFn);
+            }
+        }
     }
 
     public GuestMemory Memory { get; }
@@ -245,6 +296,7 @@ public sealed unsafe partial class ExecutionEngine : IDisposable
         // period as it closes; a shared one frees it on its reclaimer thread.
         _ownQsbr?.Dispose();
         FreeThreadedCode();
+        _native?.Dispose();
         if (_codePages != null)
         {
             NativeMemory.Free(_codePages);

@@ -33,7 +33,17 @@ public sealed unsafe partial class Vcpu : IDisposable
         _translator = new Translator(engine.Memory);
         MemoryBase = engine.Memory.Base;
         MemorySize = engine.Memory.Size;
+        if (engine.NativeEntryStub != null)
+        {
+            Frame = (X64.NativeFrame*)NativeMemory.AllocZeroed((nuint)sizeof(X64.NativeFrame));
+            Frame->State = _state;
+            Frame->Mem = MemoryBase;
+            Frame->EntryStub = engine.NativeEntryStub;
+        }
     }
+
+    /// <summary>What this vCPU's machine code works with (x64 engine only, else null).</summary>
+    internal readonly X64.NativeFrame* Frame;
 
     public ExecutionEngine Engine { get; }
     public int Index { get; }
@@ -108,11 +118,11 @@ public sealed unsafe partial class Vcpu : IDisposable
                     else if (how == Interpreter.Fallthrough) prev!.Fallthrough = block;
                     else if (how == Interpreter.Continue && prev != null) prev.Indirect = block;
                     // The same link for threaded code to follow without coming back here.
-                    if (prev != null && how != Interpreter.Stop && Engine.Kind == EngineKind.Threaded)
+                    if (prev != null && how != Interpreter.Stop && Engine.Kind != EngineKind.Il)
                         Engine.LinkThreaded(prev, how, block);
                 }
 
-                how = Engine.Kind == EngineKind.Threaded
+                how = Engine.Kind != EngineKind.Il
                     ? ExecuteChained(s, ref block)
                     : Execute(s, block);
                 if (how == Interpreter.Stop)
@@ -231,6 +241,8 @@ public sealed unsafe partial class Vcpu : IDisposable
         {
             NativeMemory.AlignedFree(_state);
             _state = null;
+            if (Frame != null)
+                NativeMemory.Free(Frame);
         }
     }
 }

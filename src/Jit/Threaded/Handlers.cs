@@ -325,6 +325,9 @@ internal static unsafe class Handlers
         return how;
     }
 
+    /// <summary>An exit taken by machine code whose successor has none (X64/NativeHandlers.cs): the threaded way on from there.</summary>
+    internal static int ExitTo(ref ThreadedContext c, int how, uint eip) => Exit(ref c, how, eip);
+
     /// <summary>True if a chained jump may enter <paramref name="next"/>: budget left, no RCU kick, the block still valid.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static bool CanEnter(ref ThreadedContext c, ThreadedOp* next) =>

@@ -29,7 +29,12 @@ internal static unsafe class ThreadedCode
     /// Allocates a header and the block's ops in one native block (freed by
     /// <see cref="Free"/>), with a GCHandle from the header back to the block.
     /// </summary>
-    internal static ThreadedOp* Compile(Block block)
+    /// <remarks>
+    /// With <paramref name="countEntries"/> (the x64 engine), the first op's
+    /// handler counts entries towards the x64 tier, and the header keeps
+    /// the op's own handler.
+    /// </remarks>
+    internal static ThreadedOp* Compile(Block block, bool countEntries)
     {
         var ops = block.Ops;
         var h = (ThreadedHeader*)NativeMemory.AllocZeroed((nuint)(sizeof(ThreadedHeader) + ops.Length * sizeof(ThreadedOp)));
@@ -50,6 +55,9 @@ internal static unsafe class ThreadedCode
             if (op.Kind is Uop.Inc or Uop.Dec)
                 code[i].Cc = op.Kind == Uop.Inc ? (byte)0 : (byte)1;
         }
+        h->FirstFn = code[0].Fn;
+        if (countEntries)
+            code[0].Fn = &X64.NativeHandlers.CountEntry;
         return code;
     }
 
@@ -236,7 +244,10 @@ internal static unsafe class ThreadedCode
             Budget = budget,
             Kick = v.KickPointer,
             JumpCache = v.JumpCache,
+            Frame = v.Frame,
         };
+        if (c.Frame != null)
+            c.Frame->Kick = c.Kick;
         int how = first->Fn(ref c, first);
         // Links are made by the dispatcher from the block that took the exit.
         int chained = budget - c.Budget;

@@ -42,6 +42,14 @@ internal unsafe struct ThreadedHeader
     public int Invalid;
     /// <summary>A GCHandle to the <see cref="Block"/>, for the rare paths that need the managed block.</summary>
     public nint Block;
+    /// <summary>The x64 tier's machine code for this block, or null (see X64/NativeTier.cs).</summary>
+    public void* Native;
+    /// <summary>The first op's own handler, when the x64 tier put its counting or entering handler in its place.</summary>
+    public delegate*<ref ThreadedContext, ThreadedOp*, int> FirstFn;
+    /// <summary>Entries counted towards the x64 tier's threshold.</summary>
+    public int Executions;
+    /// <summary>Nonzero once the x64 tier has decided about this block (compiled it or left it threaded).</summary>
+    public int Tiered;
 
     /// <summary>The header of the block whose first op is <paramref name="entry"/>.</summary>
     public static ThreadedHeader* Of(ThreadedOp* entry) => (ThreadedHeader*)entry - 1;
@@ -67,4 +75,6 @@ internal unsafe struct ThreadedContext
     public Block?[] JumpCache;
     /// <summary>The vCPU's RCU kick word: set, chaining stops at the next block end.</summary>
     public int* Kick;
+    /// <summary>The vCPU's frame for the x64 tier's machine code (null for the other engines).</summary>
+    public X64.NativeFrame* Frame;
 }

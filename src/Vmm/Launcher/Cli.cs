@@ -62,11 +62,11 @@ public static class Cli
         });
         var engine = new Option<string>("--engine")
         {
-            Description = "translator backend (il needs the JIT build; the native-AOT build has threaded only)",
-            HelpName = "il|threaded",
-            DefaultValueFactory = _ => Engines.Default == EngineKind.Il ? "il" : "threaded",
+            Description = "translator backend: il (hot code compiled to IL; needs the JIT build), x64 (hot code compiled to x86-64 machine code; the native-AOT build's default), threaded (no compiled code)",
+            HelpName = "il|x64|threaded",
+            DefaultValueFactory = _ => EngineName(Engines.Default),
         };
-        engine.AcceptOnlyFromAmong("il", "threaded");
+        engine.AcceptOnlyFromAmong("il", "x64", "threaded");
         var mem = new Option<ulong>("--mem")
         {
             Description = "guest RAM: bytes, or with K, M, G (powers of 1024); a multiple of 4K, at most 3G",
@@ -275,7 +275,7 @@ public static class Cli
 
         var options = new RunOptions(
             parsed.GetValue(image)!,
-            parsed.GetValue(engine) == "il" ? EngineKind.Il : EngineKind.Threaded,
+            parsed.GetValue(engine) switch { "il" => EngineKind.Il, "x64" => EngineKind.X64, _ => EngineKind.Threaded },
             parsed.GetValue(mem),
             parsed.GetValue(flat),
             parsed.GetValue(regs),
@@ -287,6 +287,14 @@ public static class Cli
             parsed.GetValue(control));
         return Run(options, stdout, stderr, handleSignals);
     }
+
+    /// <summary>The <c>--engine</c> value of a kind.</summary>
+    internal static string EngineName(EngineKind kind) => kind switch
+    {
+        EngineKind.Il => "il",
+        EngineKind.X64 => "x64",
+        _ => "threaded",
+    };
 
     // Journey: cli
     /// <summary>
@@ -303,7 +311,9 @@ public static class Cli
         if (options.Engine == EngineKind.Il && !Engines.IsIlAvailable)
             // A usage error rather than "unavailable" (69): the option is
             // wrong for this binary, and another value works right away.
-            return Usage(stderr, "--engine il needs dynamic code, which this native-AOT build does not have; use --engine threaded (or the JIT build)");
+            return Usage(stderr, "--engine il needs dynamic code, which this native-AOT build does not have; use --engine x64 or threaded (or the JIT build)");
+        if (options.Engine == EngineKind.X64 && !Engines.IsX64Available)
+            return Usage(stderr, $"--engine x64 needs an x86-64 Linux host (this is {System.Runtime.InteropServices.RuntimeInformation.ProcessArchitecture}); use --engine threaded");
 
         GuestImage image;
         try

@@ -1,0 +1,598 @@
+using Sharpvisor.Jit.Cpu;
+using Sharpvisor.Jit.IR;
+using Sharpvisor.Jit.Threaded;
+using static Sharpvisor.Jit.X64.Assembler;
+
+namespace Sharpvisor.Jit.X64;
+
+// Journey: x64-compile
+/// <summary>
+/// Compiles one block's micro-ops into x86-64 machine code, op by op, with
+/// the guest's eight registers in host registers r8d-r15d for as long as the
+/// code runs, however many blocks it chains through.
+/// </summary>
+/// <remarks>
+/// <para>
+/// The contract that keeps this small and exact: the code for op i has
+/// exactly the effect of op i's threaded handler on the guest registers, the
+/// micro-op temporaries, the lazy-flags record and guest memory; or, before
+/// it changes anything, it hands the vCPU to the threaded engine at op i
+/// ("resume"). So every uncommon op, every fault and every store into a page
+/// of code is the threaded engine's business, and the threaded engine's
+/// semantics are the only ones: this is a faster way to run them.
+/// </para>
+/// <para>
+/// Temporaries and the flags record stay in <see cref="CpuState"/>, where the
+/// threaded engine reads them after a resume. Conditions are evaluated by
+/// redoing the recorded compare (or test, or add) on the host at its own
+/// operand size, which sets the host's flags exactly as the guest's were, and
+/// branching on the same condition code: x86 on x86.
+/// </para>
+/// Host registers: r8d-r15d guest EAX..EDI; rbx the <see cref="CpuState"/>;
+/// rbp the vCPU's <see cref="NativeFrame"/>; rsi guest RAM; rax, rcx, rdx and
+/// rdi scratch. No calls are made, so nothing else is saved.
+/// </remarks>
+internal sealed unsafe class BlockCompiler
+{
+    private readonly Assembler _a = new();
+    private readonly ulong _memSize;
+    private readonly byte* _codePages;
+
+    // CpuState and ThreadedHeader field offsets, as the code addresses them.
+    private static readonly int OffCcOp, OffCcA, OffCcB, OffCcRes, OffHTaken, OffHFallthrough, OffHInvalid, OffHNative;
+
+    static BlockCompiler()
+    {
+        CpuState s = default;
+        byte* sp = (byte*)&s;
+        OffCcOp = (int)((byte*)&s.CcOp - sp);
+        OffCcA = (int)((byte*)&s.CcA - sp);
+        OffCcB = (int)((byte*)&s.CcB - sp);
+        OffCcRes = (int)((byte*)&s.CcRes - sp);
+        ThreadedHeader h = default;
+        byte* hp = (byte*)&h;
+        OffHTaken = (int)((byte*)&h.Taken - hp);
+        OffHFallthrough = (int)((byte*)&h.Fallthrough - hp);
+        OffHInvalid = (int)((byte*)&h.Invalid - hp);
+        OffHNative = (int)((byte*)&h.Native - hp);
+    }
+
+    // Per block.
+    private Block _block = null!;
+    private ThreadedHeader* _header;
+    private Label _entry;
+    private readonly Dictionary<int, Label> _bails = new();
+    /// <summary>The last op in this block that recorded flags, if the record is still its (null: from before the block, or unknown).</summary>
+    private MicroOp? _setter;
+
+    public BlockCompiler(ulong memSize, byte* codePages)
+    {
+        _memSize = memSize;
+        _codePages = codePages;
+    }
+
+    /// <summary>Code compiled by the last <see cref="Compile"/>, relative; jumps to the stubs are in <see cref="Assembler.External"/>.</summary>
+    public Assembler Output => _a;
+
+    /// <summary>
+    /// Compiles <paramref name="block"/> (whose threaded code has header
+    /// <paramref name="header"/>); false if not even its first op can run
+    /// here. Ops from the first one the compiler does not handle on are left
+    /// to the threaded engine (the code resumes there).
+    /// </summary>
+    public bool Compile(Block block, ThreadedHeader* header, long exitStub)
+    {
+        _a.Reset();
+        _bails.Clear();
+        _block = block;
+        _header = header;
+        _setter = null;
+        _entry = _a.NewLabel();
+        _a.Bind(_entry);
+
+        var ops = block.Ops;
+        int compiled = 0;
+        for (int i = 0; i < ops.Length; i++)
+        {
+            if (!Emit(in ops[i], i))
+            {
+                // Hand over here, with nothing of op i done.
+                _a.Jmp(Bail(i));
+                break;
+            }
+            compiled++;
+            if (IsBlockEnd(ops[i].Kind))
+                break;
+        }
+        if (compiled == 0)
+            return false;
+
+        // Out of line: the hand-overs to the threaded engine.
+        foreach (var (index, label) in _bails)
+        {
+            _a.Bind(label);
+            _a.StoreImm(4, new Mem(Reg.Rbp, NativeFrame.OpIndexOffset), (uint)index);
+            _a.Mov32(Reg.Rax, NativeFrame.Resume);
+            _a.JmpExternal(exitStub);
+        }
+        foreach (var (label, how, eip) in _exits)
+        {
+            _a.Bind(label);
+            _a.StoreImm(4, new Mem(Reg.Rbp, NativeFrame.HowOffset), (uint)how);
+            _a.StoreImm(4, new Mem(Reg.Rbp, NativeFrame.EipOffset), eip);
+            _a.Mov32(Reg.Rax, NativeFrame.Exit);
+            _a.JmpExternal(exitStub);
+        }
+        _exits.Clear();
+        _a.ResolveLabels();
+        return true;
+    }
+
+    private readonly List<(Label Label, int How, uint Eip)> _exits = new();
+
+    private static bool IsBlockEnd(Uop k) => k is Uop.Jmp or Uop.Jcc or Uop.JmpInd or Uop.AluJcc or Uop.JmpCx;
+
+    private Label Bail(int index)
+    {
+        if (!_bails.TryGetValue(index, out var l))
+            _bails[index] = l = _a.NewLabel();
+        return l;
+    }
+
+    // ---- guest slots ----
+
+    private static bool InReg(int slot) => slot < 8;
+
+    private static Reg Host(int slot) => (Reg)((int)Reg.R8 + slot);
+
+    private static Mem Slot(int slot) => new(Reg.Rbx, slot * 4);
+
+    private static Mem State(int offset) => new(Reg.Rbx, offset);
+
+    /// <summary>dst = slot.</summary>
+    private void Get(Reg dst, int slot)
+    {
+        if (InReg(slot)) { if (Host(slot) != dst) _a.Mov(4, dst, Host(slot)); }
+        else _a.Load(4, dst, Slot(slot));
+    }
+
+    /// <summary>slot = src.</summary>
+    private void Put(int slot, Reg src)
+    {
+        if (InReg(slot)) { if (Host(slot) != src) _a.Mov(4, Host(slot), src); }
+        else _a.Store(4, Slot(slot), src);
+    }
+
+    /// <summary>The register holding a slot's value: its host register, or <paramref name="scratch"/> loaded with it.</summary>
+    private Reg Use(int slot, Reg scratch)
+    {
+        if (InReg(slot)) return Host(slot);
+        _a.Load(4, scratch, Slot(slot));
+        return scratch;
+    }
+
+    private void Record(LazyOp op, int size, Reg a, Reg? b, uint bImm, Reg res)
+    {
+        _a.Store(4, State(OffCcA), a);
+        if (b is { } rb) _a.Store(4, State(OffCcB), rb);
+        else _a.StoreImm(4, State(OffCcB), bImm);
+        _a.Store(4, State(OffCcRes), res);
+        _a.StoreImm(4, State(OffCcOp), LazyFlags.Pack(op, size));
+    }
+
+    /// <summary>
+    /// ecx = the op's effective address, wrapped at 32 bits as the guest's
+    /// is (lea with the 0x67 prefix); rax and rcx may hold temporaries on the way.
+    /// </summary>
+    private void Address(in MicroOp op)
+    {
+        Reg b = op.Base == MicroOp.Zero ? Reg.None : Use(op.Base, Reg.Rcx);
+        Reg x = op.Index == MicroOp.Zero ? Reg.None : Use(op.Index, Reg.Rax);
+        if (b == Reg.None && x == Reg.None)
+            _a.Mov32(Reg.Rcx, op.Disp);
+        else if (b == Reg.None && op.Scale == 0)
+            _a.Lea(4, Reg.Rcx, new Mem(x, (int)op.Disp, Addr32: true));
+        else
+            _a.Lea(4, Reg.Rcx, new Mem(b, (int)op.Disp, x, op.Scale, Addr32: true));
+    }
+
+    /// <summary>Hands over at op <paramref name="index"/> unless [ecx, ecx + size) is RAM.</summary>
+    private void CheckBounds(int size, int index)
+    {
+        _a.AluRI(Alu.Cmp, 4, Reg.Rcx, (uint)(_memSize - (ulong)size));
+        _a.Jcc(Cond.A, Bail(index));
+    }
+
+    /// <summary>Hands over at op <paramref name="index"/> if the store at ecx touches a page holding code.</summary>
+    private void CheckCodePages(int size, int index)
+    {
+        _a.Mov64(Reg.Rdi, (long)_codePages);
+        _a.Mov(4, Reg.Rdx, Reg.Rcx);
+        _a.ShiftRI(Shift.Shr, Reg.Rdx, 12);
+        _a.AluMI(Alu.Cmp, 1, new Mem(Reg.Rdi, 0, Reg.Rdx), 0);
+        _a.Jcc(Cond.NE, Bail(index));
+        if (size > 1)
+        {
+            _a.Lea(4, Reg.Rdx, new Mem(Reg.Rcx, size - 1, Addr32: true));
+            _a.ShiftRI(Shift.Shr, Reg.Rdx, 12);
+            _a.AluMI(Alu.Cmp, 1, new Mem(Reg.Rdi, 0, Reg.Rdx), 0);
+            _a.Jcc(Cond.NE, Bail(index));
+        }
+    }
+
+    private static Mem Guest(Reg ea) => new(Reg.Rsi, 0, ea);
+
+    // ---- the ops ----
+
+    private bool Emit(in MicroOp op, int index)
+    {
+        bool flags = op.SetsFlags;
+        switch (op.Kind)
+        {
+            case Uop.Mov:
+                if (op.BIsImm)
+                {
+                    if (InReg(op.D)) _a.Mov32(Host(op.D), op.Imm);
+                    else _a.StoreImm(4, Slot(op.D), op.Imm);
+                }
+                else
+                {
+                    Reg v = InReg(op.D) ? Host(op.D) : Reg.Rax;
+                    Get(v, op.B);
+                    Put(op.D, v);
+                }
+                return true;
+
+            case Uop.Ext:
+            {
+                bool signed = (op.Flags & UopFlags.Signed) != 0;
+                Reg dst = InReg(op.D) ? Host(op.D) : Reg.Rax;
+                if ((op.Flags & UopFlags.High8) != 0)
+                {
+                    Get(Reg.Rax, op.A);
+                    _a.ShiftRI(Shift.Shr, Reg.Rax, 8);
+                    _a.Extend(dst, Reg.Rax, 1, signed);
+                }
+                else
+                {
+                    _a.Extend(dst, Use(op.A, Reg.Rax), op.Size, signed);
+                }
+                Put(op.D, dst);
+                return true;
+            }
+
+            case Uop.Merge:
+            {
+                Get(Reg.Rax, op.D);
+                Get(Reg.Rdx, op.A);
+                if ((op.Flags & UopFlags.High8) != 0)
+                {
+                    _a.Extend(Reg.Rdx, Reg.Rdx, 1, false);
+                    _a.ShiftRI(Shift.Shl, Reg.Rdx, 8);
+                    _a.AluRI(Alu.And, 4, Reg.Rax, 0xFFFF00FFu);
+                }
+                else
+                {
+                    _a.Extend(Reg.Rdx, Reg.Rdx, op.Size, false);
+                    _a.AluRI(Alu.And, 4, Reg.Rax, op.Size == 1 ? 0xFFFFFF00u : 0xFFFF0000u);
+                }
+                _a.AluRR(Alu.Or, 4, Reg.Rax, Reg.Rdx);
+                Put(op.D, Reg.Rax);
+                return true;
+            }
+
+            case Uop.Lea:
+                Address(in op);
+                Put(op.D, Reg.Rcx);
+                return true;
+
+            case Uop.Load:
+            {
+                Address(in op);
+                CheckBounds(op.Size, index);
+                Reg dst = InReg(op.D) ? Host(op.D) : Reg.Rax;
+                if (op.Size == 4) _a.Load(4, dst, Guest(Reg.Rcx));
+                else _a.ExtendLoad(dst, Guest(Reg.Rcx), op.Size, (op.Flags & UopFlags.Signed) != 0);
+                Put(op.D, dst);
+                return true;
+            }
+
+            case Uop.Store:
+            {
+                Address(in op);
+                CheckBounds(op.Size, index);
+                CheckCodePages(op.Size, index);
+                if (op.BIsImm) _a.StoreImm(op.Size, Guest(Reg.Rcx), op.Imm);
+                else _a.Store(op.Size, Guest(Reg.Rcx), Use(op.A, Reg.Rax));
+                return true;
+            }
+
+            case Uop.LoadAlu:
+            {
+                if ((Uop)op.Cc is not (Uop.Add or Uop.Sub or Uop.And or Uop.Or or Uop.Xor))
+                    return false;
+                Address(in op);
+                CheckBounds(op.Size, index);
+                if (op.Size == 4) _a.Load(4, Reg.Rdx, Guest(Reg.Rcx));
+                else _a.ExtendLoad(Reg.Rdx, Guest(Reg.Rcx), op.Size, false);
+                Get(Reg.Rax, op.A);
+                Binary((Uop)op.Cc, op.Size, flags, Reg.Rdx, 0, op.D);
+                return true;
+            }
+
+            case Uop.Add or Uop.Sub or Uop.And or Uop.Or or Uop.Xor:
+            {
+                if (!flags && op.D == op.A && InReg(op.D))
+                {
+                    // In place, as the guest wrote it: add r11d, 1.
+                    if (op.BIsImm) _a.AluRI(AluOf(op.Kind), 4, Host(op.D), op.Imm);
+                    else _a.AluRR(AluOf(op.Kind), 4, Host(op.D), Use(op.B, Reg.Rdx));
+                    return true;
+                }
+                Reg? b = op.BIsImm ? null : Use(op.B, Reg.Rdx);
+                Get(Reg.Rax, op.A);
+                Binary(op.Kind, op.Size, flags, b, op.Imm, op.D);
+                return true;
+            }
+
+            case Uop.Shl or Uop.Shr or Uop.Sar:
+                return Shifted(in op, flags);
+
+            case Uop.Inc or Uop.Dec:
+                if (flags)
+                    return false; // CF carries over from the record: the threaded engine's job
+                Get(Reg.Rax, op.A);
+                _a.AluRI(op.Kind == Uop.Inc ? Alu.Add : Alu.Sub, 4, Reg.Rax, 1);
+                Put(op.D, Reg.Rax);
+                return true;
+
+            case Uop.Not:
+                Get(Reg.Rax, op.A);
+                _a.Not(Reg.Rax);
+                Put(op.D, Reg.Rax);
+                return true;
+
+            case Uop.SetCc:
+            {
+                if (!Condition(index))
+                    return false;
+                _a.SetCc(op.Cc, Reg.Rax);
+                _a.Extend(Reg.Rax, Reg.Rax, 1, false);
+                Put(op.D, Reg.Rax);
+                return true;
+            }
+
+            case Uop.CMov:
+            {
+                if (!Condition(index))
+                    return false;
+                Reg d = InReg(op.D) ? Host(op.D) : Reg.Rax;
+                Get(d, op.D);
+                _a.CMov(op.Cc, d, Use(op.A, Reg.Rdx));
+                Put(op.D, d);
+                return true;
+            }
+
+            case Uop.Jmp:
+                Leave(Interpreter.Taken, op.Imm);
+                return true;
+
+            case Uop.Jcc:
+            {
+                if (!Condition(index))
+                    return false;
+                Label taken = _a.NewLabel();
+                _a.Jcc(op.Cc, taken);
+                Leave(Interpreter.Fallthrough, op.Next);
+                _a.Bind(taken);
+                Leave(Interpreter.Taken, op.Imm);
+                return true;
+            }
+
+            case Uop.AluJcc:
+            {
+                // D = A op B with the record written, then the branch on the
+                // same operands at the op's size: cmp for sub, test for and.
+                bool sub = op.Scale == (byte)Uop.Sub;
+                Get(Reg.Rax, op.A);
+                if (op.BIsImm) _a.Mov32(Reg.Rdx, op.Imm);
+                else Get(Reg.Rdx, op.B);
+                _a.Mov(4, Reg.Rcx, Reg.Rax);
+                _a.AluRR(sub ? Alu.Sub : Alu.And, 4, Reg.Rcx, Reg.Rdx);
+                Put(op.D, Reg.Rcx);
+                Record(sub ? LazyOp.Sub : LazyOp.Logic, op.Size, Reg.Rax, Reg.Rdx, 0, Reg.Rcx);
+                if (sub) _a.AluRR(Alu.Cmp, op.Size, Reg.Rax, Reg.Rdx);
+                else _a.Test(op.Size, Reg.Rcx, Reg.Rcx);
+                Label taken = _a.NewLabel();
+                _a.Jcc(op.Cc, taken);
+                Leave(Interpreter.Fallthrough, op.Next);
+                _a.Bind(taken);
+                Leave(Interpreter.Taken, op.Disp);
+                return true;
+            }
+
+            default:
+                // Everything else (jumps through registers, calls to the host,
+                // string ops, divides...) is the threaded engine's.
+                return false;
+        }
+    }
+
+    private static Alu AluOf(Uop k) => k switch
+    {
+        Uop.Add => Alu.Add,
+        Uop.Sub => Alu.Sub,
+        Uop.And => Alu.And,
+        Uop.Or => Alu.Or,
+        _ => Alu.Xor,
+    };
+
+    private static LazyOp LazyOf(Uop k) => k switch
+    {
+        Uop.Add => LazyOp.Add,
+        Uop.Sub => LazyOp.Sub,
+        _ => LazyOp.Logic,
+    };
+
+    /// <summary>D = eax op (b or imm), all 32 bits as the threaded handler computes it, recording the flags at <paramref name="size"/> if asked.</summary>
+    private void Binary(Uop kind, int size, bool flags, Reg? b, uint imm, int d)
+    {
+        if (flags)
+        {
+            Reg rb = b ?? Reg.Rdx;
+            if (b == null) _a.Mov32(Reg.Rdx, imm);
+            _a.Mov(4, Reg.Rcx, Reg.Rax);
+            _a.AluRR(AluOf(kind), 4, Reg.Rcx, rb);
+            Record(LazyOf(kind), size, Reg.Rax, rb, 0, Reg.Rcx);
+            _setter = new MicroOp { Kind = kind, Size = (byte)size };
+            Put(d, Reg.Rcx);
+            return;
+        }
+        if (b is { } r) _a.AluRR(AluOf(kind), 4, Reg.Rax, r);
+        else _a.AluRI(AluOf(kind), 4, Reg.Rax, imm);
+        Put(d, Reg.Rax);
+    }
+
+    /// <summary>Shifts by B &amp; 31, on all 32 bits; a zero count records nothing (the handler's rule).</summary>
+    private bool Shifted(in MicroOp op, bool flags)
+    {
+        Shift kind = op.Kind switch { Uop.Shl => Shift.Shl, Uop.Shr => Shift.Shr, _ => Shift.Sar };
+        LazyOp lazy = op.Kind switch { Uop.Shl => LazyOp.Shl, Uop.Shr => LazyOp.Shr, _ => LazyOp.Sar };
+        if (op.BIsImm)
+        {
+            int n = (int)(op.Imm & 31);
+            Get(Reg.Rax, op.A);
+            if (n == 0)
+            {
+                Put(op.D, Reg.Rax);
+                return true;
+            }
+            if (flags) _a.Mov(4, Reg.Rdx, Reg.Rax);
+            _a.ShiftRI(kind, Reg.Rax, n);
+            if (flags)
+            {
+                Record(lazy, op.Size, Reg.Rdx, null, (uint)n, Reg.Rax);
+                _setter = null; // not a compare: conditions after it go by the record at run time
+            }
+            Put(op.D, Reg.Rax);
+            return true;
+        }
+        Get(Reg.Rcx, op.B);
+        _a.AluRI(Alu.And, 4, Reg.Rcx, 31);
+        Get(Reg.Rax, op.A);
+        _a.Mov(4, Reg.Rdx, Reg.Rax);
+        _a.ShiftRCl(kind, Reg.Rax);
+        Put(op.D, Reg.Rax);
+        if (flags)
+        {
+            Label done = _a.NewLabel();
+            _a.Test(4, Reg.Rcx, Reg.Rcx);
+            _a.Jcc(Cond.E, done);
+            Record(lazy, op.Size, Reg.Rdx, Reg.Rcx, 0, Reg.Rax);
+            _a.Bind(done);
+            _setter = null;
+        }
+        return true;
+    }
+
+    /// <summary>
+    /// Sets the host flags to the guest's for a condition: redoes the
+    /// recorded compare, test or add at its size. For a record from before
+    /// the block, checks at run time that it is a 32-bit compare or logic op,
+    /// else hands over at op <paramref name="index"/>. False when the record
+    /// is known to be of another kind (the threaded engine then evaluates it).
+    /// </summary>
+    private bool Condition(int index)
+    {
+        if (_setter is { } s)
+        {
+            switch (s.Kind)
+            {
+                case Uop.Sub:
+                    _a.Load(4, Reg.Rax, State(OffCcA));
+                    _a.AluRM(Alu.Cmp, s.Size, Reg.Rax, State(OffCcB));
+                    return true;
+                case Uop.Add:
+                    _a.Load(4, Reg.Rax, State(OffCcA));
+                    _a.AluRM(Alu.Add, s.Size, Reg.Rax, State(OffCcB));
+                    return true;
+                case Uop.And or Uop.Or or Uop.Xor:
+                    _a.Load(4, Reg.Rax, State(OffCcRes));
+                    _a.Test(s.Size, Reg.Rax, Reg.Rax);
+                    return true;
+                default:
+                    return false;
+            }
+        }
+        Label go = _a.NewLabel(), notSub = _a.NewLabel();
+        _a.Load(4, Reg.Rax, State(OffCcOp));
+        _a.AluRI(Alu.Cmp, 4, Reg.Rax, LazyFlags.Pack(LazyOp.Sub, 4));
+        _a.Jcc(Cond.NE, notSub);
+        _a.Load(4, Reg.Rax, State(OffCcA));
+        _a.AluRM(Alu.Cmp, 4, Reg.Rax, State(OffCcB));
+        _a.Jmp(go);
+        _a.Bind(notSub);
+        _a.AluRI(Alu.Cmp, 4, Reg.Rax, LazyFlags.Pack(LazyOp.Logic, 4));
+        _a.Jcc(Cond.NE, Bail(index));
+        _a.Load(4, Reg.Rax, State(OffCcRes));
+        _a.Test(4, Reg.Rax, Reg.Rax);
+        _a.Bind(go);
+        return true;
+    }
+
+    // Journey: x64-chain
+    /// <summary>
+    /// Leaves the block by exit <paramref name="how"/> for <paramref name="eip"/>.
+    /// If the threaded link of that exit leads to a block that has machine
+    /// code too, and the budget, the RCU kick and the block's validity allow
+    /// (the threaded engine's own test), jumps straight into it with the
+    /// guest registers still in host registers; a loop back to this block's
+    /// start is a direct jump. Otherwise returns to the threaded engine,
+    /// which follows the same link or goes back to the dispatcher.
+    /// </summary>
+    private void Leave(int how, uint eip)
+    {
+        Label exit = _a.NewLabel();
+        _exits.Add((exit, how, eip));
+        if (eip == _block.Start)
+        {
+            _a.Mov64(Reg.Rax, (long)_header);
+            _a.AluMI(Alu.Cmp, 4, new Mem(Reg.Rax, OffHInvalid), 0);
+            _a.Jcc(Cond.NE, exit);
+            SpendBudget(exit);
+            _a.Jmp(_entry);
+            return;
+        }
+        int hdr = sizeof(ThreadedHeader);
+        _a.Mov64(Reg.Rax, (long)_header + (how == Interpreter.Taken ? OffHTaken : OffHFallthrough));
+        _a.Load(8, Reg.Rax, new Mem(Reg.Rax));            // the successor's first threaded op, or null
+        _a.Test(8, Reg.Rax, Reg.Rax);
+        _a.Jcc(Cond.E, exit);
+        _a.Load(8, Reg.Rdx, new Mem(Reg.Rax, OffHNative - hdr));
+        _a.Test(8, Reg.Rdx, Reg.Rdx);
+        _a.Jcc(Cond.E, exit);
+        _a.AluMI(Alu.Cmp, 4, new Mem(Reg.Rax, OffHInvalid - hdr), 0);
+        _a.Jcc(Cond.NE, exit);
+        SpendBudget(exit);
+        _a.Lea(8, Reg.Rax, new Mem(Reg.Rax, -hdr));
+        _a.Store(8, new Mem(Reg.Rbp, NativeFrame.HeaderOffset), Reg.Rax);
+        _a.JmpReg(Reg.Rdx);
+    }
+
+    /// <summary>Takes one chained entry from the budget, or goes to <paramref name="exit"/> if none is left or the vCPU was kicked.</summary>
+    private void SpendBudget(Label exit)
+    {
+        _a.AluMI(Alu.Cmp, 4, new Mem(Reg.Rbp, NativeFrame.BudgetOffset), 0);
+        _a.Jcc(Cond.LE, exit);
+        _a.Load(8, Reg.Rcx, new Mem(Reg.Rbp, NativeFrame.KickOffset));
+        _a.AluMI(Alu.Cmp, 4, new Mem(Reg.Rcx), 0);
+        _a.Jcc(Cond.NE, exit);
+        _a.DecMem(new Mem(Reg.Rbp, NativeFrame.BudgetOffset));
+    }
+}
+
+/// <summary>x86 condition codes, in encoding order.</summary>
+internal static class Cond
+{
+    public const int O = 0, NO = 1, B = 2, AE = 3, E = 4, NE = 5, BE = 6, A = 7, S = 8, NS = 9, P = 10, NP = 11, L = 12, GE = 13, LE = 14, G = 15;
+}

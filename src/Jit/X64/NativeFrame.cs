@@ -1,0 +1,36 @@
+using System.Runtime.InteropServices;
+using Sharpvisor.Jit.Cpu;
+using Sharpvisor.Jit.Threaded;
+
+namespace Sharpvisor.Jit.X64;
+
+/// <summary>
+/// What a vCPU's machine code reads and writes besides the guest state: one
+/// per vCPU, in native memory, its address in rbp while the code runs. The
+/// field offsets are part of the code the compiler emits.
+/// </summary>
+[StructLayout(LayoutKind.Sequential)]
+internal unsafe struct NativeFrame
+{
+    public CpuState* State;
+    public byte* Mem;
+    /// <summary>The vCPU's RCU kick word: set, a chained jump leaves instead.</summary>
+    public int* Kick;
+    /// <summary>The header of the block running now: the entry stub's caller sets it, a chained jump moves it on.</summary>
+    public ThreadedHeader* Header;
+    /// <summary>Chained block entries left (the threaded engine's budget, shared).</summary>
+    public int Budget;
+    /// <summary>On <see cref="Resume"/>: the op of <see cref="Header"/>'s block where threaded code takes over.</summary>
+    public int OpIndex;
+    /// <summary>On <see cref="Exit"/>: the exit taken (Interpreter.Taken or Fallthrough) and its guest address.</summary>
+    public int How;
+    public uint Eip;
+    /// <summary>The engine's entry stub: <c>int (NativeFrame* frame, void* code)</c>.</summary>
+    public delegate* unmanaged[SuppressGCTransition]<NativeFrame*, void*, int> EntryStub;
+
+    /// <summary>Return values of the machine code.</summary>
+    public const int Resume = 0, Exit = 1;
+
+    public const int StateOffset = 0, MemOffset = 8, KickOffset = 16, HeaderOffset = 24,
+        BudgetOffset = 32, OpIndexOffset = 36, HowOffset = 40, EipOffset = 44, EntryStubOffset = 48;
+}

@@ -1,0 +1,54 @@
+using System.Runtime.CompilerServices;
+using Sharpvisor.Jit.Threaded;
+
+namespace Sharpvisor.Jit.X64;
+
+/// <summary>
+/// The two threaded handlers the x64 tier puts in place of a block's first
+/// op: one that counts entries until the block is hot, and one that runs its
+/// machine code.
+/// </summary>
+internal static unsafe class NativeHandlers
+{
+    /// <summary>Counts an entry; at the threshold, compiles the block. Then runs the block's own first op.</summary>
+    public static int CountEntry(ref ThreadedContext c, ThreadedOp* o)
+    {
+        ThreadedHeader* h = c.Current;
+        if (++h->Executions >= c.V.Engine.HotThreshold)
+            return TierUp(ref c, o);
+        return h->FirstFn(ref c, o);
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static int TierUp(ref ThreadedContext c, ThreadedOp* o)
+    {
+        c.V.Engine.CompileNative(c.Current);
+        return o->Fn(ref c, o); // Enter if it compiled, else the op's own handler
+    }
+
+    // Journey: x64-enter
+    /// <summary>
+    /// Runs the block's machine code, and whatever it chains into, then
+    /// carries on in threaded code where it stopped: at an op it left to the
+    /// threaded engine, or at an exit whose successor has no machine code.
+    /// The call makes no GC transition (the code touches no managed object
+    /// and returns within the chain budget), so entering costs about as much
+    /// as an ordinary call.
+    /// </summary>
+    public static int Enter(ref ThreadedContext c, ThreadedOp* o)
+    {
+        NativeFrame* f = c.Frame;
+        ThreadedHeader* h = c.Current;
+        f->Header = h;
+        f->Budget = c.Budget;
+        int result = f->EntryStub(f, h->Native);
+        c.Budget = f->Budget;
+        c.Current = h = f->Header;
+        if (result == NativeFrame.Resume)
+        {
+            ThreadedOp* at = (ThreadedOp*)(h + 1) + f->OpIndex;
+            return (f->OpIndex == 0 ? h->FirstFn : at->Fn)(ref c, at);
+        }
+        return Handlers.ExitTo(ref c, f->How, f->Eip);
+    }
+}

@@ -1,0 +1,118 @@
+using System.Runtime.InteropServices;
+using Sharpvisor.Jit.Cpu;
+using Sharpvisor.Jit.IR;
+using Sharpvisor.Jit.Threaded;
+using Sharpvisor.Native;
+
+namespace Sharpvisor.Jit.X64;
+
+// Journey: x64-tier
+/// <summary>
+/// The x64 engine's hot tier: blocks that the threaded engine has entered
+/// <c>HotThreshold</c> times get machine code of their own, written by
+/// <see cref="BlockCompiler"/> into <see cref="CodeMemory"/>. This is what
+/// makes the native-AOT binary fast, where there is no JIT to compile IL.
+/// </summary>
+/// <remarks>
+/// <para>
+/// The threaded code stays the block's first form and its fallback: the
+/// block's first op gets a handler that counts entries, then one that calls
+/// the machine code (<see cref="NativeHandlers"/>). The machine code gives the
+/// vCPU back to the threaded engine at any op it does not handle, with
+/// registers and flags exactly as the threaded code would have them there.
+/// </para>
+/// <para>
+/// Machine code is never freed while the engine lives: a retired block's code
+/// stays in place, unreachable (its links are cleared and its header marked
+/// invalid, and a vCPU still inside it finishes as it would in stale threaded
+/// code). The region is 64 MiB of address space, touched only as it fills;
+/// when it is full, blocks stay threaded. Everything here runs under the
+/// engine's lock.
+/// </para>
+/// </remarks>
+internal sealed unsafe class NativeTier : IDisposable
+{
+    /// <summary>Address space reserved for machine code.</summary>
+    public const int RegionSize = 64 << 20;
+
+    private readonly CodeMemory _code;
+    private readonly BlockCompiler _compiler;
+    private readonly long _exitStub;
+
+    /// <summary>Blocks compiled, bytes of code, and blocks refused (not even their first op compiles, or the region is full).</summary>
+    public long Compiled, Bytes, Refused;
+
+    /// <summary>The entry stub, <c>int (NativeFrame*, void* code)</c>.</summary>
+    public delegate* unmanaged[SuppressGCTransition]<NativeFrame*, void*, int> EntryStub { get; }
+
+    private NativeTier(CodeMemory code, ulong memSize, byte* codePages)
+    {
+        _code = code;
+        _compiler = new BlockCompiler(memSize, codePages);
+        var a = new Assembler();
+        // Entry: save what the System V ABI says we must, load the guest's
+        // registers, and jump to the block.
+        foreach (var r in Saved) a.Push(r);
+        a.Mov(8, Reg.Rbp, Reg.Rdi);
+        a.Mov(8, Reg.Rax, Reg.Rsi);
+        a.Load(8, Reg.Rbx, new Mem(Reg.Rbp, NativeFrame.StateOffset));
+        a.Load(8, Reg.Rsi, new Mem(Reg.Rbp, NativeFrame.MemOffset));
+        for (int g = 0; g < 8; g++) a.Load(4, (Reg)((int)Reg.R8 + g), new Mem(Reg.Rbx, g * 4));
+        a.JmpReg(Reg.Rax);
+        a.Align(16);
+        int exitAt = a.Length;
+        // Exit (eax holds what the code returns): store the guest's registers, restore ours.
+        for (int g = 0; g < 8; g++) a.Store(4, new Mem(Reg.Rbx, g * 4), (Reg)((int)Reg.R8 + g));
+        for (int i = Saved.Length - 1; i >= 0; i--) a.Pop(Saved[i]);
+        a.Ret();
+        a.ResolveLabels();
+        long at = code.TryReserve(a.Length);
+        a.Code.CopyTo(new Span<byte>(code.Writable + at, a.Length));
+        EntryStub = (delegate* unmanaged[SuppressGCTransition]<NativeFrame*, void*, int>)(code.Executable + at);
+        _exitStub = (long)(code.Executable + at + exitAt);
+    }
+
+    private static readonly Reg[] Saved = [Reg.Rbx, Reg.Rbp, Reg.R12, Reg.R13, Reg.R14, Reg.R15];
+
+    /// <summary>True where the tier can exist: an x86-64 host running Linux.</summary>
+    public static bool IsSupported => RuntimeInformation.ProcessArchitecture == Architecture.X64 && OperatingSystem.IsLinux();
+
+    /// <summary>The tier for one engine, or null with the reason (no x86-64 host, no executable memory).</summary>
+    public static NativeTier? TryCreate(ulong memSize, byte* codePages, out string? why)
+    {
+        if (!IsSupported)
+        {
+            why = $"machine code needs an x86-64 Linux host (this is {RuntimeInformation.ProcessArchitecture})";
+            return null;
+        }
+        var code = CodeMemory.TryCreate(RegionSize, out why);
+        return code == null ? null : new NativeTier(code, memSize, codePages);
+    }
+
+    /// <summary>Compiles <paramref name="block"/> and places its code; null if it stays threaded.</summary>
+    public void* Compile(Block block, ThreadedHeader* header)
+    {
+        if (!_compiler.Compile(block, header, _exitStub))
+        {
+            Refused++;
+            return null;
+        }
+        var asm = _compiler.Output;
+        long at = _code.TryReserve(asm.Length);
+        if (at < 0)
+        {
+            Refused++;
+            return null;
+        }
+        byte* w = _code.Writable + at;
+        long x = (long)_code.Executable + at;
+        asm.Code.CopyTo(new Span<byte>(w, asm.Length));
+        foreach (var (offset, target) in asm.External)
+            *(int*)(w + offset) = checked((int)(target - (x + offset + 4)));
+        Compiled++;
+        Bytes += asm.Length;
+        return (void*)x;
+    }
+
+    public void Dispose() => _code.Dispose();
+}
