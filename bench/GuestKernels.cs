@@ -11,10 +11,10 @@ namespace Sharpvisor.Bench;
 /// The engines against QEMU's TCG on the same C: each kernel in
 /// guests/bench is built twice (guest ELF, static i386 Linux program) and run
 /// natively, under qemu-i386, and under `sharpvisor run` with each engine,
-/// interleaved, in the same run; the threaded engine also in the native-AOT
-/// binary (dist/sharpvisor, where it is the only engine) when ./publish.sh has
-/// made one. Whole-process wall time, median of the runs.
-/// Then one in-process IL run per kernel for the translator figures.
+/// interleaved, in the same run; the x64 and threaded engines also in the
+/// native-AOT binary (dist/sharpvisor, where x64 is the default) when
+/// ./publish.sh has made one. Whole-process wall time, median of the runs.
+/// Then one in-process run per kernel with IL and with x64 for the tiering figures.
 /// </summary>
 /// <remarks>
 ///   ./guests/build.sh &amp;&amp; dotnet build -c Release aot.sln
@@ -36,10 +36,10 @@ internal static class GuestKernels
         if (!qemu) Console.Error.WriteLine("qemu-i386 not found (apt-get install qemu-user): its column stays empty");
         string aot = Path.Combine(root, "dist/sharpvisor");
         bool hasAot = File.Exists(aot);
-        if (!hasAot) Console.Error.WriteLine($"{aot} not found (./publish.sh): the AOT column stays empty");
+        if (!hasAot) Console.Error.WriteLine($"{aot} not found (./publish.sh): the AOT columns stay empty");
 
-        Console.WriteLine($"| kernel | native s | qemu-i386 s | IL s | threaded s | threaded (AOT) s | IL / qemu | IL / native | threaded speed / IL | AOT threaded speed / IL | blocks | regions | µs per region | fast exits |");
-        Console.WriteLine($"|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+        Console.WriteLine("| kernel | native s | qemu-i386 s | IL s | x64 s | threaded s | AOT x64 s | AOT threaded s | IL / qemu | IL / native | x64 speed / IL | AOT x64 speed / IL | threaded speed / IL | AOT threaded speed / IL | blocks | regions | µs per region | x64 blocks compiled | µs per x64 block | fast exits (IL) |");
+        Console.WriteLine("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
         foreach (string k in Kernels)
         {
             if (only != null && only != k) continue;
@@ -47,23 +47,30 @@ internal static class GuestKernels
             string linux = Path.Combine(root, $"guests/build/bench/{k}.linux");
             if (!File.Exists(elf) || !File.Exists(linux)) return Fail($"{elf} is missing: ./guests/build.sh");
             string expected = Capture(linux, []);
-            var native = new List<double>(); var tcg = new List<double>(); var il = new List<double>(); var th = new List<double>(); var ao = new List<double>();
+            var native = new List<double>(); var tcg = new List<double>(); var il = new List<double>(); var x64 = new List<double>();
+            var th = new List<double>(); var aotX64 = new List<double>(); var aotTh = new List<double>();
             for (int i = 0; i < runs; i++)
             {
                 native.Add(Time(linux, [], expected).TotalSeconds);
                 if (qemu) tcg.Add(Time("qemu-i386", [linux], expected).TotalSeconds);
                 il.Add(Time("dotnet", [dll, "run", "--engine", "il", elf], expected).TotalSeconds);
+                x64.Add(Time("dotnet", [dll, "run", "--engine", "x64", elf], expected).TotalSeconds);
+                if (hasAot) aotX64.Add(Time(aot, ["run", elf], expected).TotalSeconds);
                 if (i < threadedRuns) th.Add(Time("dotnet", [dll, "run", "--engine", "threaded", elf], expected).TotalSeconds);
-                if (i < threadedRuns && hasAot) ao.Add(Time(aot, ["run", elf], expected).TotalSeconds);
+                if (i < threadedRuns && hasAot) aotTh.Add(Time(aot, ["run", "--engine", "threaded", elf], expected).TotalSeconds);
             }
-            var (engine, fast) = Stats(elf);
-            double n = Median(native), q = qemu ? Median(tcg) : double.NaN, l = Median(il), t = th.Count > 0 ? Median(th) : double.NaN;
-            double at = ao.Count > 0 ? Median(ao) : double.NaN;
-            double perRegion = engine.Regions == 0 ? 0 : engine.RegionCompileTime.TotalMicroseconds / engine.Regions;
-            Console.WriteLine($"| {k} | {n:0.000} | {q:0.000} | {l:0.000} | {t:0.000} | {at:0.000} | {l / q:0.00} | {l / n:0.00} | {l / t:0.000} | {l / at:0.000} | {engine.Translations} | {engine.Regions} | {perRegion:0} | {fast:P3} |");
+            var (engine, fast) = Stats(elf, EngineKind.Il);
+            var (x64Engine, _) = Stats(elf, EngineKind.X64);
+            NativeTierStats nat = x64Engine.Native;
+            double n = Median(native), q = Median(tcg), l = Median(il), x = Median(x64), t = Median(th), ax = Median(aotX64), at = Median(aotTh);
+            double perRegion = engine.Engine.Regions == 0 ? 0 : engine.Engine.RegionCompileTime.TotalMicroseconds / engine.Engine.Regions;
+            double perNative = nat.Compiled == 0 ? 0 : nat.CompileTime.TotalMicroseconds / nat.Compiled;
+            Console.WriteLine($"| {k} | {n:0.000} | {q:0.000} | {l:0.000} | {x:0.000} | {t:0.000} | {ax:0.000} | {at:0.000} | {l / q:0.00} | {l / n:0.00} | {l / x:0.00} | {l / ax:0.00} | {l / t:0.00} | {l / at:0.00} | {engine.Engine.Translations} | {engine.Engine.Regions} | {perRegion:0} | {nat.Compiled} | {perNative:0.0} | {fast:P3} |");
         }
         return 0;
     }
+
+    private static double Median(List<double> values) => values.Count == 0 ? double.NaN : ProcessRuns.Median(values);
 
     /// <summary>
     /// Tiering figures from one in-process IL run: blocks translated, regions
@@ -72,12 +79,12 @@ internal static class GuestKernels
     /// inside a region). The front end's steady-state cost per instruction is
     /// TranslatorBench's.
     /// </summary>
-    private static (EngineStats Engine, double FastExits) Stats(string elf)
+    private static ((EngineStats Engine, NativeTierStats Native) Engine, double FastExits) Stats(string elf, EngineKind kind)
     {
         var image = ImageLoader.Read(elf, MachineConfig.DefaultMemorySize, null);
-        using var machine = new Machine(new MachineConfig(MachineConfig.DefaultMemorySize, EngineKind.Il), image, Stream.Null);
+        using var machine = new Machine(new MachineConfig(MachineConfig.DefaultMemorySize, kind), image, Stream.Null);
         machine.Run();
-        return (machine.Engine.Stats, machine.Vcpu.Stats.FastExitShare);
+        return ((machine.Engine.Stats, machine.Engine.NativeStats), machine.Vcpu.Stats.FastExitShare);
     }
 
     private static int Fail(string message)

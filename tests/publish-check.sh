@@ -62,9 +62,11 @@ check() {
   rm -rf "$dir"
 }
 
-check "sharpvisor (native AOT, threaded)" sharpvisor
+check "sharpvisor (native AOT, default engine: x64)" sharpvisor
+check "sharpvisor --engine threaded" sharpvisor --engine threaded
 check "sharpvisor-jit (default engine: il)" sharpvisor-jit
 check "sharpvisor-jit --engine il" sharpvisor-jit --engine il
+check "sharpvisor-jit --engine x64" sharpvisor-jit --engine x64
 check "sharpvisor-jit --engine threaded" sharpvisor-jit --engine threaded
 
 # The AOT file has no dynamic code: --engine il is a usage error (64), not a crash.

@@ -98,6 +98,8 @@ public sealed unsafe partial class ExecutionEngine
             return;
         ThreadedHeader* h = ThreadedHeader.Of(entry);
         Volatile.Write(ref h->Invalid, 1);
+        if (h->NativeBlock != null)
+            _native!.Invalidate(h->NativeBlock);
         if (block.Incoming != null)
         {
             foreach (var from in block.Incoming)

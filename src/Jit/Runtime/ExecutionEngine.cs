@@ -25,6 +25,12 @@ public sealed unsafe partial class ExecutionEngine : IDisposable
     private readonly uint _pageCount;
 
     public ExecutionEngine(GuestMemory memory, EngineKind kind, Qsbr? qsbr = null)
+        : this(memory, kind, qsbr, X64.NativeTier.RegionSize)
+    {
+    }
+
+    /// <param name="nativeCodeBytes">The x64 tier's code region (tests make it small to see what happens when it fills).</param>
+    internal ExecutionEngine(GuestMemory memory, EngineKind kind, Qsbr? qsbr, int nativeCodeBytes)
     {
         if (kind == EngineKind.Il && !Engines.IsIlAvailable)
             throw new PlatformNotSupportedException("the IL engine needs dynamic code, which this build (native AOT) does not have; use --engine threaded");
@@ -37,7 +43,7 @@ public sealed unsafe partial class ExecutionEngine : IDisposable
         _pageCount = (uint)(memory.Size / GuestMemory.PageSize) + 1;
         _codePages = (byte*)NativeMemory.AllocZeroed(_pageCount);
         if (kind == EngineKind.X64)
-            _native = X64.NativeTier.TryCreate(memory.Size, _codePages, out _nativeProblem);
+            _native = X64.NativeTier.TryCreate(memory.Size, _codePages, nativeCodeBytes, out _nativeProblem);
     }
 
     private readonly X64.NativeTier? _native;
@@ -50,15 +56,20 @@ public sealed unsafe partial class ExecutionEngine : IDisposable
     internal delegate* unmanaged[SuppressGCTransition]<X64.NativeFrame*, void*, int> NativeEntryStub =>
         _native != null ? _native.EntryStub : null;
 
-    /// <summary>The x64 tier's figures: blocks compiled, bytes of machine code, blocks left threaded.</summary>
-    public (long Compiled, long Bytes, long Refused) NativeStats
+    /// <summary>The x64 tier's indirect-jump cache (null without the tier).</summary>
+    internal X64.NativeBlock** NativeIndirectCache => _native != null ? _native.IndirectCache : null;
+
+    /// <summary>The x64 tier's figures (zeros for the other engines).</summary>
+    public NativeTierStats NativeStats
     {
         get
         {
             lock (_pagesLock)
-                return _native == null ? default : (_native.Compiled, _native.Bytes, _native.Refused);
+                return _native == null ? default : new(_native.Compiled, _native.Bytes, _native.Refused, Stopwatch.GetElapsedTime(0, _nativeTicks));
         }
     }
+
+    private long _nativeTicks;
 
     /// <summary>
     /// Gives a hot block machine code (once; another vCPU may have been
@@ -74,10 +85,13 @@ public sealed unsafe partial class ExecutionEngine : IDisposable
                 return;
             h->Tiered = 1;
             Block block = Threaded.ThreadedHeader.BlockOf(h);
-            void* code = _native != null && !block.Invalid ? _native.Compile(block, h) : null;
+            long t0 = Stopwatch.GetTimestamp();
+            X64.NativeBlock* code = _native != null && !block.Invalid ? _native.Compile(block, h) : null;
+            _nativeTicks += Stopwatch.GetTimestamp() - t0;
             if (code != null)
             {
-                h->Native = code;
+                h->NativeBlock = code;
+                h->Native = code->Code;
                 // The code and the header's pointer to it are in place before any vCPU can take the new handler.
                 Interlocked.MemoryBarrier();
                 Volatile.Write(ref *(nint*)&op0->Fn, (nint)(delegate*<ref Threaded.ThreadedContext, Threaded.ThreadedOp*, int>)&X64.NativeHandlers.Enter);
@@ -312,6 +326,9 @@ public sealed unsafe partial class ExecutionEngine : IDisposable
         public bool Fine;
     }
 }
+
+/// <summary>The x64 tier's figures: blocks given machine code, its bytes, blocks left threaded (not even their first op compiles, or the code region is full), and the time spent compiling.</summary>
+public readonly record struct NativeTierStats(long Compiled, long Bytes, long Refused, TimeSpan CompileTime);
 
 /// <summary>Translator and tiering figures for one VM.</summary>
 public readonly record struct EngineStats(

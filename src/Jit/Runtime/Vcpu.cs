@@ -39,6 +39,7 @@ public sealed unsafe partial class Vcpu : IDisposable
             Frame->State = _state;
             Frame->Mem = MemoryBase;
             Frame->EntryStub = engine.NativeEntryStub;
+            Frame->IndirectCache = engine.NativeIndirectCache;
         }
     }
 

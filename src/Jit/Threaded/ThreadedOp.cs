@@ -44,6 +44,8 @@ internal unsafe struct ThreadedHeader
     public nint Block;
     /// <summary>The x64 tier's machine code for this block, or null (see X64/NativeTier.cs).</summary>
     public void* Native;
+    /// <summary>The x64 tier's descriptor of that code, which indirect jumps in machine code find it by (see <see cref="X64.NativeBlock"/>).</summary>
+    public X64.NativeBlock* NativeBlock;
     /// <summary>The first op's own handler, when the x64 tier put its counting or entering handler in its place.</summary>
     public delegate*<ref ThreadedContext, ThreadedOp*, int> FirstFn;
     /// <summary>Entries counted towards the x64 tier's threshold.</summary>

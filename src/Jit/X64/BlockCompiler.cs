@@ -65,10 +65,13 @@ internal sealed unsafe class BlockCompiler
     /// <summary>The last op in this block that recorded flags, if the record is still its (null: from before the block, or unknown).</summary>
     private MicroOp? _setter;
 
-    public BlockCompiler(ulong memSize, byte* codePages)
+    private readonly NativeBlock** _indirectCache;
+
+    public BlockCompiler(ulong memSize, byte* codePages, NativeBlock** indirectCache)
     {
         _memSize = memSize;
         _codePages = codePages;
+        _indirectCache = indirectCache;
     }
 
     /// <summary>Code compiled by the last <see cref="Compile"/>, relative; jumps to the stubs are in <see cref="Assembler.External"/>.</summary>
@@ -411,8 +414,34 @@ internal sealed unsafe class BlockCompiler
                 return true;
             }
 
+            case Uop.Mul:
+            {
+                // The low half is the same signed or not; with flags, CF = OF =
+                // "the signed product does not fit", which is what the host's
+                // imul sets at 32 bits (16-bit products are the threaded engine's).
+                if (flags && op.Size != 4)
+                    return false;
+                Get(Reg.Rax, op.A);
+                if (op.BIsImm) _a.Mov32(Reg.Rdx, op.Imm);
+                else Get(Reg.Rdx, op.B);
+                _a.Imul(Reg.Rax, Reg.Rdx);
+                if (flags)
+                {
+                    _a.SetCc(Cond.O, Reg.Rcx);
+                    _a.Extend(Reg.Rcx, Reg.Rcx, 1, false);
+                    Record(LazyOp.Mul, 4, Reg.Rcx, null, 0, Reg.Rax);
+                    _setter = null;
+                }
+                Put(op.D, Reg.Rax);
+                return true;
+            }
+
+            case Uop.JmpInd:
+                Indirect(in op, index);
+                return true;
+
             default:
-                // Everything else (jumps through registers, calls to the host,
+                // Everything else (calls to the host,
                 // string ops, divides...) is the threaded engine's.
                 return false;
         }
@@ -577,6 +606,37 @@ internal sealed unsafe class BlockCompiler
         _a.Lea(8, Reg.Rax, new Mem(Reg.Rax, -hdr));
         _a.Store(8, new Mem(Reg.Rbp, NativeFrame.HeaderOffset), Reg.Rax);
         _a.JmpReg(Reg.Rdx);
+    }
+
+    /// <summary>
+    /// A jump through a register (a ret, a call through a pointer, a jump
+    /// table): the indirect-jump cache's block for the target, if it is that
+    /// block, still valid, and the budget and kick allow; otherwise the
+    /// threaded engine's handler takes over at this op (its jump cache, or
+    /// the dispatcher).
+    /// </summary>
+    private void Indirect(in MicroOp op, int index)
+    {
+        Label bail = Bail(index);
+        Get(Reg.Rax, op.A);
+        // Vcpu.JumpSlot: (target ^ target >> 12) & 4095.
+        _a.Mov(4, Reg.Rcx, Reg.Rax);
+        _a.ShiftRI(Shift.Shr, Reg.Rcx, 12);
+        _a.AluRR(Alu.Xor, 4, Reg.Rcx, Reg.Rax);
+        _a.AluRI(Alu.And, 4, Reg.Rcx, NativeTier.IndirectCacheSize - 1);
+        _a.Mov64(Reg.Rdx, (long)_indirectCache);
+        _a.Load(8, Reg.Rdx, new Mem(Reg.Rdx, 0, Reg.Rcx, 3));
+        _a.Test(8, Reg.Rdx, Reg.Rdx);
+        _a.Jcc(Cond.E, bail);
+        _a.AluRM(Alu.Cmp, 4, Reg.Rax, new Mem(Reg.Rdx, NativeBlock.StartOffset));
+        _a.Jcc(Cond.NE, bail);
+        _a.AluMI(Alu.Cmp, 4, new Mem(Reg.Rdx, NativeBlock.InvalidOffset), 0);
+        _a.Jcc(Cond.NE, bail);
+        SpendBudget(bail);
+        _a.Load(8, Reg.Rax, new Mem(Reg.Rdx, NativeBlock.HeaderOffset));
+        _a.Store(8, new Mem(Reg.Rbp, NativeFrame.HeaderOffset), Reg.Rax);
+        _a.Load(8, Reg.Rax, new Mem(Reg.Rdx, NativeBlock.CodeOffset));
+        _a.JmpReg(Reg.Rax);
     }
 
     /// <summary>Takes one chained entry from the budget, or goes to <paramref name="exit"/> if none is left or the vCPU was kicked.</summary>

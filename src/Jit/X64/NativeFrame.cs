@@ -27,10 +27,32 @@ internal unsafe struct NativeFrame
     public uint Eip;
     /// <summary>The engine's entry stub: <c>int (NativeFrame* frame, void* code)</c>.</summary>
     public delegate* unmanaged[SuppressGCTransition]<NativeFrame*, void*, int> EntryStub;
+    /// <summary>The engine's indirect-jump cache (<see cref="NativeTier.IndirectCache"/>), which entering a block fills.</summary>
+    public NativeBlock** IndirectCache;
 
     /// <summary>Return values of the machine code.</summary>
     public const int Resume = 0, Exit = 1;
 
     public const int StateOffset = 0, MemOffset = 8, KickOffset = 16, HeaderOffset = 24,
-        BudgetOffset = 32, OpIndexOffset = 36, HowOffset = 40, EipOffset = 44, EntryStubOffset = 48;
+        BudgetOffset = 32, OpIndexOffset = 36, HowOffset = 40, EipOffset = 44, EntryStubOffset = 48, IndirectCacheOffset = 56;
+}
+
+/// <summary>
+/// What an indirect jump in machine code needs to know of a block it may
+/// jump to, kept in the code region itself, right before the block's code.
+/// The code region is never freed while the engine lives, so a pointer to
+/// one of these (the indirect-jump cache holds them) never dangles; the
+/// header it names may be freed, but only after <see cref="Invalid"/> is set
+/// and a grace period has passed, so code that read it as valid may use it.
+/// </summary>
+[StructLayout(LayoutKind.Sequential)]
+internal unsafe struct NativeBlock
+{
+    public ThreadedHeader* Header;
+    public void* Code;
+    public uint Start;
+    /// <summary>Set (through the writable view) when the block is retired.</summary>
+    public int Invalid;
+
+    public const int HeaderOffset = 0, CodeOffset = 8, StartOffset = 16, InvalidOffset = 20;
 }

@@ -41,6 +41,8 @@ internal static unsafe class NativeHandlers
         ThreadedHeader* h = c.Current;
         f->Header = h;
         f->Budget = c.Budget;
+        // Machine code that jumps here indirectly next time finds this block without leaving.
+        f->IndirectCache[Runtime.Vcpu.JumpSlot(h->Start)] = h->NativeBlock;
         int result = f->EntryStub(f, h->Native);
         c.Budget = f->Budget;
         c.Current = h = f->Header;

@@ -45,10 +45,24 @@ internal sealed unsafe class NativeTier : IDisposable
     /// <summary>The entry stub, <c>int (NativeFrame*, void* code)</c>.</summary>
     public delegate* unmanaged[SuppressGCTransition]<NativeFrame*, void*, int> EntryStub { get; }
 
+    /// <summary>Entries in <see cref="IndirectCache"/>: the size of a vCPU's jump cache.</summary>
+    public const int IndirectCacheSize = 4096;
+
+    /// <summary>
+    /// The blocks that machine code's indirect jumps (returns, calls through
+    /// pointers, jump tables) look for their target in, by
+    /// <see cref="Runtime.Vcpu.JumpSlot"/> of the target: one per engine,
+    /// filled by every entry into machine code from threaded code, read
+    /// without a lock (a slot is one pointer, and a stale one names a
+    /// descriptor marked invalid).
+    /// </summary>
+    public NativeBlock** IndirectCache { get; }
+
     private NativeTier(CodeMemory code, ulong memSize, byte* codePages)
     {
         _code = code;
-        _compiler = new BlockCompiler(memSize, codePages);
+        IndirectCache = (NativeBlock**)NativeMemory.AllocZeroed(IndirectCacheSize, (nuint)sizeof(nint));
+        _compiler = new BlockCompiler(memSize, codePages, IndirectCache);
         var a = new Assembler();
         // Entry: save what the System V ABI says we must, load the guest's
         // registers, and jump to the block.
@@ -78,19 +92,22 @@ internal sealed unsafe class NativeTier : IDisposable
     public static bool IsSupported => RuntimeInformation.ProcessArchitecture == Architecture.X64 && OperatingSystem.IsLinux();
 
     /// <summary>The tier for one engine, or null with the reason (no x86-64 host, no executable memory).</summary>
-    public static NativeTier? TryCreate(ulong memSize, byte* codePages, out string? why)
+    public static NativeTier? TryCreate(ulong memSize, byte* codePages, int regionSize, out string? why)
     {
         if (!IsSupported)
         {
             why = $"machine code needs an x86-64 Linux host (this is {RuntimeInformation.ProcessArchitecture})";
             return null;
         }
-        var code = CodeMemory.TryCreate(RegionSize, out why);
+        var code = CodeMemory.TryCreate((nuint)regionSize, out why);
         return code == null ? null : new NativeTier(code, memSize, codePages);
     }
 
-    /// <summary>Compiles <paramref name="block"/> and places its code; null if it stays threaded.</summary>
-    public void* Compile(Block block, ThreadedHeader* header)
+    /// <summary>
+    /// Compiles <paramref name="block"/> and places its descriptor and code;
+    /// null if it stays threaded.
+    /// </summary>
+    public NativeBlock* Compile(Block block, ThreadedHeader* header)
     {
         if (!_compiler.Compile(block, header, _exitStub))
         {
@@ -98,21 +115,38 @@ internal sealed unsafe class NativeTier : IDisposable
             return null;
         }
         var asm = _compiler.Output;
-        long at = _code.TryReserve(asm.Length);
+        int codeAt = (sizeof(NativeBlock) + 15) & ~15;
+        long at = _code.TryReserve(codeAt + asm.Length);
         if (at < 0)
         {
             Refused++;
             return null;
         }
-        byte* w = _code.Writable + at;
-        long x = (long)_code.Executable + at;
+        byte* w = _code.Writable + at + codeAt;
+        long x = (long)_code.Executable + at + codeAt;
         asm.Code.CopyTo(new Span<byte>(w, asm.Length));
         foreach (var (offset, target) in asm.External)
             *(int*)(w + offset) = checked((int)(target - (x + offset + 4)));
+        var d = (NativeBlock*)(_code.Writable + at);
+        d->Header = header;
+        d->Code = (void*)x;
+        d->Start = block.Start;
+        d->Invalid = block.Invalid ? 1 : 0;
         Compiled++;
         Bytes += asm.Length;
-        return (void*)x;
+        return (NativeBlock*)(_code.Executable + at);
     }
 
-    public void Dispose() => _code.Dispose();
+    /// <summary>Marks a block's machine code invalid for indirect jumps (its block is being retired).</summary>
+    public void Invalidate(NativeBlock* d)
+    {
+        var w = (NativeBlock*)(_code.Writable + ((byte*)d - _code.Executable));
+        Volatile.Write(ref w->Invalid, 1);
+    }
+
+    public void Dispose()
+    {
+        _code.Dispose();
+        NativeMemory.Free(IndirectCache);
+    }
 }

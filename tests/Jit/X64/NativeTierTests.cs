@@ -1,0 +1,163 @@
+using Sharpvisor.Jit.Cpu;
+using Sharpvisor.Jit.Runtime;
+using static Iced.Intel.AssemblerRegisters;
+
+namespace Sharpvisor.Tests.Jit.X64;
+
+/// <summary>
+/// The x64 tier's own mechanics: hot blocks get machine code, indirect jumps
+/// in machine code reach the right block, and a full code region leaves
+/// blocks threaded without changing what the guest computes. (What every
+/// instruction form computes is DifferentialTests' X64 rows.)
+/// </summary>
+public class NativeTierTests
+{
+    private static void SkipUnlessX64()
+    {
+        if (!Engines.IsX64Available)
+            Assert.Skip("the x64 engine needs an x86-64 Linux host");
+    }
+
+    [Fact]
+    public void HotLoop_BecomesMachineCode_AndComputesWhatTheThreadedEngineDoes()
+    {
+        SkipUnlessX64();
+        uint Run(EngineKind kind, out NativeTierStats stats)
+        {
+            using var h = new GuestHarness(kind, a =>
+            {
+                // A checksum over 100,000 rounds: shifts, xor, a compare and a byte store.
+                var loop = a.CreateLabel();
+                a.mov(eax, 0x12345678);
+                a.mov(ecx, 100_000);
+                a.Label(ref loop);
+                a.mov(edx, eax);
+                a.shl(edx, 5);
+                a.xor(eax, edx);
+                a.mov(edx, eax);
+                a.shr(edx, 7);
+                a.xor(eax, edx);
+                a.mov(__byte_ptr[ecx + 0x40000], al);
+                a.add(eax, ecx);
+                a.sub(ecx, 1);
+                a.jnz(loop);
+                a.hlt();
+            }, hotThreshold: 64);
+            Assert.Equal(StopReason.Shutdown, h.Run().Reason);
+            stats = h.Engine.NativeStats;
+            return h.State[Gpr.Eax] ^ h.Read32(0x40001);
+        }
+        uint threaded = Run(EngineKind.Threaded, out var none);
+        uint x64 = Run(EngineKind.X64, out var stats);
+        Assert.Equal(threaded, x64);
+        Assert.Equal(0, none.Compiled);
+        Assert.True(stats.Compiled >= 1, $"compiled {stats.Compiled} blocks");
+        Assert.True(stats.Bytes > 0);
+    }
+
+    /// <summary>
+    /// Two functions whose addresses share a slot of the indirect-jump cache
+    /// (0x1100 and 0x2103: (t ^ t >> 12) &amp; 4095 is 0x101 for both), called
+    /// in turn through a register: each call must reach its own function,
+    /// which only the cache entry's start address check tells apart.
+    /// </summary>
+    [Fact]
+    public unsafe void IndirectCalls_ToTargetsSharingACacheSlot_EachReachTheirOwn()
+    {
+        SkipUnlessX64();
+        Assert.Equal(Vcpu.JumpSlot(0x1100), Vcpu.JumpSlot(0x2103));
+        using var h = new GuestHarness(EngineKind.X64, a =>
+        {
+            var loop = a.CreateLabel();
+            a.xor(edi, edi);
+            a.mov(esi, 1000);
+            a.Label(ref loop);
+            a.mov(ebx, 0x1100);
+            a.call(ebx);
+            a.add(edi, eax);
+            a.mov(ebx, 0x2103);
+            a.call(ebx);
+            a.add(edi, eax);
+            a.sub(esi, 1);
+            a.jnz(loop);
+            a.hlt();
+        });
+        byte[] f1 = [0xB8, 0x01, 0x00, 0x00, 0x00, 0xC3]; // mov eax, 1; ret
+        byte[] f2 = [0xB8, 0x00, 0x01, 0x00, 0x00, 0xC3]; // mov eax, 0x100; ret
+        f1.CopyTo(new Span<byte>(h.Memory.Base + 0x1100, f1.Length));
+        f2.CopyTo(new Span<byte>(h.Memory.Base + 0x2103, f2.Length));
+        Assert.Equal(StopReason.Shutdown, h.Run().Reason);
+        Assert.Equal(1000u * 0x101, h.State[Gpr.Edi]);
+        Assert.True(h.Engine.NativeStats.Compiled >= 3);
+    }
+
+    /// <summary>
+    /// A function called through a register and rewritten between calls (its
+    /// immediate is the loop counter): its old machine code stays in the
+    /// indirect-jump cache, marked invalid, and must never run again.
+    /// </summary>
+    [Fact]
+    public unsafe void IndirectCalls_ToAFunctionRewrittenBetweenCalls_RunItsNewCode()
+    {
+        SkipUnlessX64();
+        using var h = new GuestHarness(EngineKind.X64, a =>
+        {
+            var loop = a.CreateLabel();
+            a.xor(edi, edi);
+            a.mov(esi, 200);
+            a.Label(ref loop);
+            a.mov(__dword_ptr[0x3001], esi); // f's "mov eax, imm32" now returns esi
+            a.mov(ebx, 0x3000);
+            a.call(ebx);
+            a.add(edi, eax);
+            a.sub(esi, 1);
+            a.jnz(loop);
+            a.hlt();
+        });
+        byte[] f = [0xB8, 0x00, 0x00, 0x00, 0x00, 0xC3]; // mov eax, 0; ret
+        f.CopyTo(new Span<byte>(h.Memory.Base + 0x3000, f.Length));
+        Assert.Equal(StopReason.Shutdown, h.Run().Reason);
+        Assert.Equal((uint)(200 * 201 / 2), h.State[Gpr.Edi]);
+    }
+
+    /// <summary>A code region with room for a few blocks only: the rest stay threaded, and the guest's result does not change.</summary>
+    [Fact]
+    public void FullCodeRegion_LeavesBlocksThreaded_AndTheGuestRunsOn()
+    {
+        SkipUnlessX64();
+        Action<Iced.Intel.Assembler> program = a =>
+        {
+            // 60 blocks in a row, each adding its own constant, run 50 times.
+            var loop = a.CreateLabel();
+            a.xor(eax, eax);
+            a.mov(ecx, 50);
+            a.Label(ref loop);
+            for (int i = 0; i < 60; i++)
+            {
+                var next = a.CreateLabel();
+                a.add(eax, i * 7 + 1);
+                a.jmp(next);
+                a.Label(ref next);
+            }
+            a.sub(ecx, 1);
+            a.jnz(loop);
+            a.hlt();
+        };
+        uint expected = 50u * (uint)Enumerable.Range(0, 60).Sum(i => i * 7 + 1);
+        using var small = new GuestHarness(EngineKind.X64, program, nativeCodeBytes: 4096);
+        Assert.Equal(StopReason.Shutdown, small.Run().Reason);
+        Assert.Equal(expected, small.State[Gpr.Eax]);
+        NativeTierStats stats = small.Engine.NativeStats;
+        Assert.True(stats.Compiled > 0, "some blocks fit");
+        Assert.True(stats.Refused > 0, "and some did not");
+        Assert.True(stats.Bytes < 4096);
+    }
+
+    [Fact]
+    public void TheEngineSaysWhyThereIsNoMachineCode_OnlyWhenThereIsNone()
+    {
+        SkipUnlessX64();
+        using var h = new GuestHarness(EngineKind.X64, a => a.hlt());
+        Assert.Null(h.Engine.NativeTierProblem);
+    }
+}
