@@ -28,14 +28,18 @@ public sealed unsafe partial class Vcpu : IDisposable
         Engine = engine;
         Index = index;
         Host = host;
-        _state = (CpuState*)NativeMemory.AlignedAlloc((nuint)sizeof(CpuState), 64);
+        // The x64 tier's frame lives right after the registers (one base register reaches both).
+        if (sizeof(CpuState) > X64.NativeFrame.OffsetFromState)
+            throw new InvalidOperationException("CpuState grew into the x64 tier's frame: raise NativeFrame.OffsetFromState");
+        _state = (CpuState*)NativeMemory.AlignedAlloc((nuint)(X64.NativeFrame.OffsetFromState + sizeof(X64.NativeFrame)), 64);
         _state->Reset();
         _translator = new Translator(engine.Memory);
         MemoryBase = engine.Memory.Base;
         MemorySize = engine.Memory.Size;
         if (engine.NativeEntryStub != null)
         {
-            Frame = (X64.NativeFrame*)NativeMemory.AllocZeroed((nuint)sizeof(X64.NativeFrame));
+            Frame = (X64.NativeFrame*)((byte*)_state + X64.NativeFrame.OffsetFromState);
+            *Frame = default;
             Frame->State = _state;
             Frame->Mem = MemoryBase;
             Frame->EntryStub = engine.NativeEntryStub;
@@ -240,10 +244,8 @@ public sealed unsafe partial class Vcpu : IDisposable
     {
         if (_state != null)
         {
-            NativeMemory.AlignedFree(_state);
+            NativeMemory.AlignedFree(_state); // and the frame after it
             _state = null;
-            if (Frame != null)
-                NativeMemory.Free(Frame);
         }
     }
 }

@@ -28,9 +28,10 @@ namespace Sharpvisor.Jit.X64;
 /// operand size, which sets the host's flags exactly as the guest's were, and
 /// branching on the same condition code: x86 on x86.
 /// </para>
-/// Host registers: r8d-r15d guest EAX..EDI; rbx the <see cref="CpuState"/>;
-/// rbp the vCPU's <see cref="NativeFrame"/>; rsi guest RAM; rax, rcx, rdx and
-/// rdi scratch. No calls are made, so nothing else is saved.
+/// Host registers: r8d-r15d guest EAX..EDI; rbx the <see cref="CpuState"/>,
+/// with the vCPU's <see cref="NativeFrame"/> right after it; ebp the chain
+/// budget (a register, so that a loop's back-edge makes no store); rsi guest
+/// RAM; rax, rcx, rdx and rdi scratch. No calls are made, so nothing else is saved.
 /// </remarks>
 internal sealed unsafe class BlockCompiler
 {
@@ -114,15 +115,15 @@ internal sealed unsafe class BlockCompiler
         foreach (var (index, label) in _bails)
         {
             _a.Bind(label);
-            _a.StoreImm(4, new Mem(Reg.Rbp, NativeFrame.OpIndexOffset), (uint)index);
+            _a.StoreImm(4, FrameField(NativeFrame.OpIndexOffset), (uint)index);
             _a.Mov32(Reg.Rax, NativeFrame.Resume);
             _a.JmpExternal(exitStub);
         }
         foreach (var (label, how, eip) in _exits)
         {
             _a.Bind(label);
-            _a.StoreImm(4, new Mem(Reg.Rbp, NativeFrame.HowOffset), (uint)how);
-            _a.StoreImm(4, new Mem(Reg.Rbp, NativeFrame.EipOffset), eip);
+            _a.StoreImm(4, FrameField(NativeFrame.HowOffset), (uint)how);
+            _a.StoreImm(4, FrameField(NativeFrame.EipOffset), eip);
             _a.Mov32(Reg.Rax, NativeFrame.Exit);
             _a.JmpExternal(exitStub);
         }
@@ -151,6 +152,9 @@ internal sealed unsafe class BlockCompiler
     private static Mem Slot(int slot) => new(Reg.Rbx, slot * 4);
 
     private static Mem State(int offset) => new(Reg.Rbx, offset);
+
+    /// <summary>A field of the vCPU's <see cref="NativeFrame"/>, which sits right after its <see cref="CpuState"/>.</summary>
+    private static Mem FrameField(int offset) => new(Reg.Rbx, NativeFrame.OffsetFromState + offset);
 
     /// <summary>dst = slot.</summary>
     private void Get(Reg dst, int slot)
@@ -206,21 +210,25 @@ internal sealed unsafe class BlockCompiler
         _a.Jcc(Cond.A, Bail(index));
     }
 
-    /// <summary>Hands over at op <paramref name="index"/> if the store at ecx touches a page holding code.</summary>
+    /// <summary>
+    /// Hands over at op <paramref name="index"/> if the store at ecx touches
+    /// a page holding code, or for a store that straddles two pages (rare:
+    /// the threaded engine checks both).
+    /// </summary>
     private void CheckCodePages(int size, int index)
     {
+        if (size > 1)
+        {
+            _a.Mov(4, Reg.Rdx, Reg.Rcx);
+            _a.AluRI(Alu.And, 4, Reg.Rdx, 0xFFF);
+            _a.AluRI(Alu.Cmp, 4, Reg.Rdx, (uint)(0x1000 - size));
+            _a.Jcc(Cond.A, Bail(index));
+        }
         _a.Mov64(Reg.Rdi, (long)_codePages);
         _a.Mov(4, Reg.Rdx, Reg.Rcx);
         _a.ShiftRI(Shift.Shr, Reg.Rdx, 12);
         _a.AluMI(Alu.Cmp, 1, new Mem(Reg.Rdi, 0, Reg.Rdx), 0);
         _a.Jcc(Cond.NE, Bail(index));
-        if (size > 1)
-        {
-            _a.Lea(4, Reg.Rdx, new Mem(Reg.Rcx, size - 1, Addr32: true));
-            _a.ShiftRI(Shift.Shr, Reg.Rdx, 12);
-            _a.AluMI(Alu.Cmp, 1, new Mem(Reg.Rdi, 0, Reg.Rdx), 0);
-            _a.Jcc(Cond.NE, Bail(index));
-        }
     }
 
     private static Mem Guest(Reg ea) => new(Reg.Rsi, 0, ea);
@@ -402,7 +410,10 @@ internal sealed unsafe class BlockCompiler
                 else Get(Reg.Rdx, op.B);
                 _a.Mov(4, Reg.Rcx, Reg.Rax);
                 _a.AluRR(sub ? Alu.Sub : Alu.And, 4, Reg.Rcx, Reg.Rdx);
-                Put(op.D, Reg.Rcx);
+                // A cmp or test writes a temporary that nothing reads: a
+                // block's last op, and temporaries do not outlive their instruction.
+                if (op.D < MicroOp.FirstTemp)
+                    Put(op.D, Reg.Rcx);
                 Record(sub ? LazyOp.Sub : LazyOp.Logic, op.Size, Reg.Rax, Reg.Rdx, 0, Reg.Rcx);
                 if (sub) _a.AluRR(Alu.Cmp, op.Size, Reg.Rax, Reg.Rdx);
                 else _a.Test(op.Size, Reg.Rcx, Reg.Rcx);
@@ -604,7 +615,7 @@ internal sealed unsafe class BlockCompiler
         _a.Jcc(Cond.NE, exit);
         SpendBudget(exit);
         _a.Lea(8, Reg.Rax, new Mem(Reg.Rax, -hdr));
-        _a.Store(8, new Mem(Reg.Rbp, NativeFrame.HeaderOffset), Reg.Rax);
+        _a.Store(8, FrameField(NativeFrame.HeaderOffset), Reg.Rax);
         _a.JmpReg(Reg.Rdx);
     }
 
@@ -634,7 +645,7 @@ internal sealed unsafe class BlockCompiler
         _a.Jcc(Cond.NE, bail);
         SpendBudget(bail);
         _a.Load(8, Reg.Rax, new Mem(Reg.Rdx, NativeBlock.HeaderOffset));
-        _a.Store(8, new Mem(Reg.Rbp, NativeFrame.HeaderOffset), Reg.Rax);
+        _a.Store(8, FrameField(NativeFrame.HeaderOffset), Reg.Rax);
         _a.Load(8, Reg.Rax, new Mem(Reg.Rdx, NativeBlock.CodeOffset));
         _a.JmpReg(Reg.Rax);
     }
@@ -642,12 +653,12 @@ internal sealed unsafe class BlockCompiler
     /// <summary>Takes one chained entry from the budget, or goes to <paramref name="exit"/> if none is left or the vCPU was kicked.</summary>
     private void SpendBudget(Label exit)
     {
-        _a.AluMI(Alu.Cmp, 4, new Mem(Reg.Rbp, NativeFrame.BudgetOffset), 0);
+        _a.Test(4, Reg.Rbp, Reg.Rbp);
         _a.Jcc(Cond.LE, exit);
-        _a.Load(8, Reg.Rcx, new Mem(Reg.Rbp, NativeFrame.KickOffset));
+        _a.Load(8, Reg.Rcx, FrameField(NativeFrame.KickOffset));
         _a.AluMI(Alu.Cmp, 4, new Mem(Reg.Rcx), 0);
         _a.Jcc(Cond.NE, exit);
-        _a.DecMem(new Mem(Reg.Rbp, NativeFrame.BudgetOffset));
+        _a.AluRI(Alu.Sub, 4, Reg.Rbp, 1);
     }
 }
 

@@ -6,7 +6,8 @@ namespace Sharpvisor.Jit.X64;
 
 /// <summary>
 /// What a vCPU's machine code reads and writes besides the guest state: one
-/// per vCPU, in native memory, its address in rbp while the code runs. The
+/// per vCPU, in native memory right after its <see cref="CpuState"/>
+/// (<see cref="OffsetFromState"/>), so that one register reaches both. The
 /// field offsets are part of the code the compiler emits.
 /// </summary>
 [StructLayout(LayoutKind.Sequential)]
@@ -18,7 +19,7 @@ internal unsafe struct NativeFrame
     public int* Kick;
     /// <summary>The header of the block running now: the entry stub's caller sets it, a chained jump moves it on.</summary>
     public ThreadedHeader* Header;
-    /// <summary>Chained block entries left (the threaded engine's budget, shared).</summary>
+    /// <summary>Chained block entries left (the threaded engine's budget, shared; in ebp while machine code runs).</summary>
     public int Budget;
     /// <summary>On <see cref="Resume"/>: the op of <see cref="Header"/>'s block where threaded code takes over.</summary>
     public int OpIndex;
@@ -29,6 +30,9 @@ internal unsafe struct NativeFrame
     public delegate* unmanaged[SuppressGCTransition]<NativeFrame*, void*, int> EntryStub;
     /// <summary>The engine's indirect-jump cache (<see cref="NativeTier.IndirectCache"/>), which entering a block fills.</summary>
     public NativeBlock** IndirectCache;
+
+    /// <summary>Where the frame starts, counted from the start of its vCPU's <see cref="CpuState"/>.</summary>
+    public const int OffsetFromState = 320;
 
     /// <summary>Return values of the machine code.</summary>
     public const int Resume = 0, Exit = 1;

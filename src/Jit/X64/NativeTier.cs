@@ -67,16 +67,17 @@ internal sealed unsafe class NativeTier : IDisposable
         // Entry: save what the System V ABI says we must, load the guest's
         // registers, and jump to the block.
         foreach (var r in Saved) a.Push(r);
-        a.Mov(8, Reg.Rbp, Reg.Rdi);
         a.Mov(8, Reg.Rax, Reg.Rsi);
-        a.Load(8, Reg.Rbx, new Mem(Reg.Rbp, NativeFrame.StateOffset));
-        a.Load(8, Reg.Rsi, new Mem(Reg.Rbp, NativeFrame.MemOffset));
+        a.Load(8, Reg.Rbx, new Mem(Reg.Rdi, NativeFrame.StateOffset));
+        a.Load(8, Reg.Rsi, new Mem(Reg.Rdi, NativeFrame.MemOffset));
+        a.Load(4, Reg.Rbp, new Mem(Reg.Rdi, NativeFrame.BudgetOffset));
         for (int g = 0; g < 8; g++) a.Load(4, (Reg)((int)Reg.R8 + g), new Mem(Reg.Rbx, g * 4));
         a.JmpReg(Reg.Rax);
         a.Align(16);
         int exitAt = a.Length;
         // Exit (eax holds what the code returns): store the guest's registers, restore ours.
         for (int g = 0; g < 8; g++) a.Store(4, new Mem(Reg.Rbx, g * 4), (Reg)((int)Reg.R8 + g));
+        a.Store(4, new Mem(Reg.Rbx, NativeFrame.OffsetFromState + NativeFrame.BudgetOffset), Reg.Rbp);
         for (int i = Saved.Length - 1; i >= 0; i--) a.Pop(Saved[i]);
         a.Ret();
         a.ResolveLabels();

@@ -120,6 +120,40 @@ public class NativeTierTests
         Assert.Equal((uint)(200 * 201 / 2), h.State[Gpr.Edi]);
     }
 
+    /// <summary>
+    /// Stores that straddle two pages, one of them holding code: machine code
+    /// hands every straddling store to the threaded engine, which checks both
+    /// pages, so the write into the code is seen and the next pass runs it.
+    /// </summary>
+    [Fact]
+    public unsafe void StoreStraddlingIntoAPageOfCode_TakesEffect()
+    {
+        SkipUnlessX64();
+        // At 0x3000: "mov eax, imm32; ret". The loop writes a dword at 0x2FFE
+        // (a page of data) whose upper half is the opcode and the imm32's low byte.
+        using var h = new GuestHarness(EngineKind.X64, a =>
+        {
+            var loop = a.CreateLabel();
+            a.xor(edi, edi);
+            a.mov(esi, 100);
+            a.Label(ref loop);
+            a.mov(edx, esi);
+            a.shl(edx, 24); // bytes 0x2FFE..0x3001: 00 00 B8 (esi): "mov eax, esi" in its low byte
+            a.or(edx, 0xB80000);
+            a.mov(__dword_ptr[0x2FFE], edx);
+            a.mov(ebx, 0x3000);
+            a.call(ebx);
+            a.add(edi, eax);
+            a.sub(esi, 1);
+            a.jnz(loop);
+            a.hlt();
+        });
+        byte[] f = [0xB8, 0x00, 0x00, 0x00, 0x00, 0xC3]; // mov eax, 0; ret
+        f.CopyTo(new Span<byte>(h.Memory.Base + 0x3000, f.Length));
+        Assert.Equal(StopReason.Shutdown, h.Run().Reason);
+        Assert.Equal((uint)(100 * 101 / 2), h.State[Gpr.Edi]);
+    }
+
     /// <summary>A code region with room for a few blocks only: the rest stay threaded, and the guest's result does not change.</summary>
     [Fact]
     public void FullCodeRegion_LeavesBlocksThreaded_AndTheGuestRunsOn()
