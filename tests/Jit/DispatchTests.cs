@@ -101,4 +101,54 @@ public class DispatchTests
         // Generous: only a grace period that waited for the guest to stop would take seconds.
         Assert.True(sw.Elapsed < TimeSpan.FromSeconds(2), $"20 grace periods took {sw.Elapsed}");
     }
+
+    /// <summary>
+    /// A jump table in a hot loop (an interpreter's dispatch): the IL engine's
+    /// region holds the cases the jump was seen to take while cold, so the
+    /// dispatch stays inside the region instead of leaving it every time.
+    /// </summary>
+    [Fact]
+    public unsafe void JumpTableInAHotLoop_StaysInsideTheIlRegion()
+    {
+        GuestHarness.SkipIfUnavailable(EngineKind.Il);
+        const uint Table = 0x8000;
+        using var h = new GuestHarness(EngineKind.Il, a =>
+        {
+            var loop = a.CreateLabel();
+            var cases = new[] { a.CreateLabel(), a.CreateLabel(), a.CreateLabel(), a.CreateLabel() };
+            var done = a.CreateLabel();
+            a.xor(edi, edi);
+            a.mov(esi, 20_000);
+            a.Label(ref loop);
+            a.mov(eax, esi);
+            a.and(eax, 3);
+            a.jmp(__dword_ptr[eax * 4 + Table]);
+            for (int k = 0; k < 4; k++)
+            {
+                a.Label(ref cases[k]);
+                a.add(edi, 1 << (8 * k));
+                a.sub(esi, 1);
+                a.jnz(loop);
+                a.jmp(done);
+            }
+            a.Label(ref done);
+            a.hlt();
+        });
+        // The cases' addresses: assemble once more to find them is overkill; decode the code instead.
+        var decoder = Iced.Intel.Decoder.Create(32, new ReadOnlySpan<byte>(h.Memory.Base + GuestHarness.CodeBase, 256).ToArray(), GuestHarness.CodeBase);
+        var starts = new List<uint>();
+        foreach (var insn in decoder)
+        {
+            if (insn.Mnemonic == Iced.Intel.Mnemonic.Add && insn.Op0Register == Iced.Intel.Register.EDI && insn.Op1Kind is Iced.Intel.OpKind.Immediate32 or Iced.Intel.OpKind.Immediate8to32)
+                starts.Add(insn.IP32);
+            if (starts.Count == 4) break;
+        }
+        for (int k = 0; k < 4; k++)
+            *(uint*)(h.Memory.Base + Table + 4 * k) = starts[k];
+
+        Assert.Equal(StopReason.Shutdown, h.Run().Reason);
+        Assert.Equal(unchecked(5000u * 0x01010101u), h.State[Gpr.Edi]);
+        VcpuStats stats = h.Vcpu.Stats;
+        Assert.True(stats.RegionEntries < 200, $"{stats.RegionEntries} region entries for 20,000 dispatches");
+    }
 }

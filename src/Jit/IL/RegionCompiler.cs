@@ -55,18 +55,21 @@ internal static class RegionCompiler
     {
         var list = new List<Block> { head };
         var seen = new HashSet<uint> { head.Start };
-        Span<uint> next = stackalloc uint[2];
+        var next = new List<uint>(4);
         for (int i = 0; i < list.Count && list.Count < MaxBlocks; i++)
         {
             var b = list[i];
             ref readonly MicroOp last = ref b.Ops[^1];
-            int n = 0;
-            if (last.Kind is Uop.Jmp or Uop.Jcc or Uop.JmpCx) next[n++] = last.Imm;
-            if (last.Kind is Uop.AluJcc) next[n++] = last.Disp;
-            if (last.Kind is Uop.Jcc or Uop.JmpCx or Uop.AluJcc) next[n++] = last.Next;
+            next.Clear();
+            if (last.Kind is Uop.Jmp or Uop.Jcc or Uop.JmpCx) next.Add(last.Imm);
+            if (last.Kind is Uop.AluJcc) next.Add(last.Disp);
+            if (last.Kind is Uop.Jcc or Uop.JmpCx or Uop.AluJcc) next.Add(last.Next);
             // A call's return point: the callee's ret can branch back to it inside the region.
-            if (last.Kind is Uop.Jmp or Uop.JmpInd && IsCall(b)) next[n++] = last.Next;
-            for (int k = 0; k < n && list.Count < MaxBlocks; k++)
+            if (last.Kind is Uop.Jmp or Uop.JmpInd && IsCall(b)) next.Add(last.Next);
+            // Where an indirect exit went while cold (a jump table's cases):
+            // inside the region it becomes a compare and a branch.
+            if (last.Kind is Uop.JmpInd) next.AddRange(b.IndirectTargets);
+            for (int k = 0; k < next.Count && list.Count < MaxBlocks; k++)
             {
                 uint target = next[k];
                 if (!seen.Add(target)) continue;

@@ -535,8 +535,14 @@ internal sealed unsafe class RegionEmitter
             case Uop.JmpInd:
                 if (!_tailMode)
                 {
-                    // A return into the region (the caller's loop) stays inside it.
-                    foreach (uint point in _returnPoints)
+                    // A return into the region (the caller's loop) stays inside
+                    // it, and so does a jump to a target this jump was seen
+                    // to take while cold (a jump table's cases).
+                    var targets = new List<uint>(_returnPoints);
+                    foreach (uint t in _blocks[bi].IndirectTargets)
+                        if (_index.ContainsKey(t) && !targets.Contains(t))
+                            targets.Add(t);
+                    foreach (uint point in targets)
                     {
                         var no = _il.DefineLabel();
                         Ld(op.A); LdC(point); _il.Emit(OpCodes.Bne_Un, no);

@@ -54,6 +54,44 @@ public sealed class Block
     /// </summary>
     internal List<Block>? Incoming;
 
+    /// <summary>Most distinct targets <see cref="NoteIndirectTarget"/> keeps.</summary>
+    public const int MaxIndirectTargets = 16;
+
+    private uint[]? _indirectTargets;
+    private int _indirectTargetCount;
+
+    /// <summary>
+    /// Remembers where this block's indirect exit (a jump table, a ret, a call
+    /// through a pointer) went, while the block runs in the cold tier: a
+    /// region that holds the block also holds those targets, and branches to
+    /// them inside the region instead of leaving (see RegionCompiler).
+    /// </summary>
+    public void NoteIndirectTarget(uint target)
+    {
+        uint[] targets = _indirectTargets ?? Interlocked.CompareExchange(ref _indirectTargets, new uint[MaxIndirectTargets], null) ?? _indirectTargets!;
+        lock (targets)
+        {
+            for (int i = 0; i < _indirectTargetCount; i++)
+                if (targets[i] == target)
+                    return;
+            if (_indirectTargetCount < MaxIndirectTargets)
+                targets[_indirectTargetCount++] = target;
+        }
+    }
+
+    /// <summary>The indirect targets seen so far (a copy).</summary>
+    public uint[] IndirectTargets
+    {
+        get
+        {
+            uint[]? targets = Volatile.Read(ref _indirectTargets);
+            if (targets == null)
+                return [];
+            lock (targets)
+                return targets.AsSpan(0, _indirectTargetCount).ToArray();
+        }
+    }
+
     /// <summary>Compiled code covering this block, if it is the head of a compiled region.</summary>
     public CompiledRegion? Region;
 

@@ -22,6 +22,8 @@ public sealed unsafe partial class Vcpu : IDisposable
     private VcpuExit? _exit;
     private VcpuExit? _stopRequest;
     internal VcpuStats _stats;
+    /// <summary>True when the block the dispatcher ran last ran as a compiled region (its exits may come from any of the region's blocks).</summary>
+    private bool _prevRanRegion;
 
     public Vcpu(ExecutionEngine engine, int index, IVcpuHost host)
     {
@@ -127,6 +129,11 @@ public sealed unsafe partial class Vcpu : IDisposable
                         Engine.LinkThreaded(prev, how, block);
                 }
 
+                // A jump table or a return that left a cold block: the region
+                // compiler will want to know where such jumps go.
+                if (how == Interpreter.Continue && prev != null && !_prevRanRegion && Engine.Kind == EngineKind.Il && prev.Ops[^1].Kind == Uop.JmpInd)
+                    prev.NoteIndirectTarget(eip);
+
                 how = Engine.Kind != EngineKind.Il
                     ? ExecuteChained(s, ref block)
                     : Execute(s, block);
@@ -152,11 +159,13 @@ public sealed unsafe partial class Vcpu : IDisposable
     private int Execute(CpuState* s, Block block)
     {
         _stats.Blocks++;
+        _prevRanRegion = false;
         if (Engine.Kind == EngineKind.Il)
         {
             if (block.Region is { } region)
             {
                 _stats.RegionEntries++;
+                _prevRanRegion = true;
                 return region.Entry(s, this);
             }
             if (++block.Executions >= Engine.HotThreshold && !block.RegionTried)
@@ -165,6 +174,7 @@ public sealed unsafe partial class Vcpu : IDisposable
                 if (IL.RegionCompiler.TryCompile(this, block) is { } compiled)
                 {
                     _stats.RegionEntries++;
+                    _prevRanRegion = true;
                     return compiled.Entry(s, this);
                 }
             }
