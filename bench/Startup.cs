@@ -32,7 +32,7 @@ internal static class Startup
         var rows = new List<(string Label, string? File, string Program, string[] Args)>
         {
             ("native `hello.linux` (static i386, spawned)", null, linux, []),
-            ("`sharpvisor` (native AOT), threaded", aot, aot, ["run", elf]),
+            ("`sharpvisor` (native AOT), x64 (its default)", aot, aot, ["run", elf]),
             ("`sharpvisor-jit` (single file), il (its default)", jit, jit, ["run", elf]),
             ("`sharpvisor-jit` (single file), threaded", jit, jit, ["run", "--engine", "threaded", elf]),
         };

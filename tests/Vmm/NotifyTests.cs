@@ -14,7 +14,7 @@ namespace Sharpvisor.Tests.Vmm;
 /// </summary>
 public class NotifyTests
 {
-    public static TheoryData<string> Engines => new("il", "threaded");
+    public static TheoryData<string> Engines => new("il", "threaded", "x64");
 
     internal static CliTests.Result Execute(params string[] args) => CliTests.Execute(args);
 
