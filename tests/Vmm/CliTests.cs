@@ -189,6 +189,7 @@ public class CliTests
     [Theory]
     [InlineData("threaded")]
     [InlineData("il")]
+    [InlineData("x64")]
     public void HandAssembledGuest_WritesAndShutsDownWithItsStatus(string engine)
     {
         using var dir = new TempDir();

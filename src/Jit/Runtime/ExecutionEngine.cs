@@ -33,7 +33,7 @@ public sealed unsafe partial class ExecutionEngine : IDisposable
     internal ExecutionEngine(GuestMemory memory, EngineKind kind, Qsbr? qsbr, int nativeCodeBytes)
     {
         if (kind == EngineKind.Il && !Engines.IsIlAvailable)
-            throw new PlatformNotSupportedException("the IL engine needs dynamic code, which this build (native AOT) does not have; use --engine threaded");
+            throw new PlatformNotSupportedException("the IL engine needs dynamic code, which this build (native AOT) does not have; use --engine x64 or threaded");
         Memory = memory;
         Kind = kind;
         // Retired threaded code waits for a grace period, so there is always a
