@@ -194,4 +194,26 @@ public class NativeTierTests
         using var h = new GuestHarness(EngineKind.X64, a => a.hlt());
         Assert.Null(h.Engine.NativeTierProblem);
     }
+
+    /// <summary>No code memory at all (a zero-byte region cannot be mapped): the engine says why, and runs the guest threaded, right.</summary>
+    [Fact]
+    public void WithoutCodeMemory_TheGuestRunsThreaded_AndTheEngineSaysWhy()
+    {
+        SkipUnlessX64();
+        using var h = new GuestHarness(EngineKind.X64, a =>
+        {
+            var loop = a.CreateLabel();
+            a.xor(eax, eax);
+            a.mov(ecx, 1000);
+            a.Label(ref loop);
+            a.add(eax, ecx);
+            a.sub(ecx, 1);
+            a.jnz(loop);
+            a.hlt();
+        }, nativeCodeBytes: 0);
+        Assert.Contains("mmap", h.Engine.NativeTierProblem);
+        Assert.Equal(StopReason.Shutdown, h.Run().Reason);
+        Assert.Equal(500500u, h.State[Gpr.Eax]);
+        Assert.Equal(0, h.Engine.NativeStats.Compiled);
+    }
 }
