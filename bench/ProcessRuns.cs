@@ -52,6 +52,15 @@ internal static class ProcessRuns
         (Environment.GetEnvironmentVariable("PATH") ?? "").Split(':').Any(d => File.Exists(Path.Combine(d, program)));
 
     /// <summary>The repository root: the nearest folder up from here that holds aot.sln.</summary>
+    /// <summary>Runs guests/build/<paramref name="guest"/>.elf to its end on <paramref name="kind"/>, in process: its blocks are then in the engine's cache.</summary>
+    public static Sharpvisor.Vmm.Machine RanGuest(string guest, Sharpvisor.Jit.Runtime.EngineKind kind)
+    {
+        var image = Sharpvisor.Vmm.Loader.ImageLoader.Read(Path.Combine(FindRoot(), $"guests/build/{guest}.elf"), Sharpvisor.Vmm.MachineConfig.DefaultMemorySize, null);
+        var machine = new Sharpvisor.Vmm.Machine(new Sharpvisor.Vmm.MachineConfig(Sharpvisor.Vmm.MachineConfig.DefaultMemorySize, kind), image, Stream.Null);
+        machine.Run();
+        return machine;
+    }
+
     public static string FindRoot()
     {
         for (var d = new DirectoryInfo(Directory.GetCurrentDirectory()); d != null; d = d.Parent)

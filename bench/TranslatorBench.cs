@@ -32,12 +32,7 @@ public unsafe class TranslatorBench
     [GlobalSetup]
     public void Setup()
     {
-        string root = Directory.GetCurrentDirectory();
-        while (!File.Exists(Path.Combine(root, "aot.sln")))
-            root = Path.GetDirectoryName(root) ?? throw new InvalidOperationException("run from the repository");
-        var image = ImageLoader.Read(Path.Combine(root, $"guests/build/{Guest}.elf"), MachineConfig.DefaultMemorySize, null);
-        _machine = new Machine(new MachineConfig(MachineConfig.DefaultMemorySize, EngineKind.Threaded), image, Stream.Null);
-        _machine.Run();
+        _machine = ProcessRuns.RanGuest(Guest, EngineKind.Threaded);
         _starts = _machine.Engine.BlockStarts.Order().ToArray();
         _translator = new Translator(_machine.Memory);
         _reader = new GuestCodeReader(_machine.Memory.Base, _machine.Memory.Size);

@@ -32,12 +32,7 @@ public unsafe class X64CompilerBench
     [GlobalSetup]
     public void Setup()
     {
-        string root = Directory.GetCurrentDirectory();
-        while (!File.Exists(Path.Combine(root, "aot.sln")))
-            root = Path.GetDirectoryName(root) ?? throw new InvalidOperationException("run from the repository");
-        var image = ImageLoader.Read(Path.Combine(root, $"guests/build/{Guest}.elf"), MachineConfig.DefaultMemorySize, null);
-        _machine = new Machine(new MachineConfig(MachineConfig.DefaultMemorySize, EngineKind.X64), image, Stream.Null);
-        _machine.Run();
+        _machine = ProcessRuns.RanGuest(Guest, EngineKind.X64);
         _blocks = _machine.Engine.BlockStarts.Select(s => _machine.Vcpu.BlockAt(s)!).OrderBy(b => b.Start).ToArray();
         _header = (ThreadedHeader*)NativeMemory.AllocZeroed((nuint)sizeof(ThreadedHeader));
         _compiler = new BlockCompiler(_machine.Engine.Memory.Size, _machine.Engine.CodePages, null);

@@ -392,11 +392,7 @@ internal sealed unsafe class BlockCompiler
             {
                 if (!Condition(index))
                     return false;
-                Label taken = _a.NewLabel();
-                _a.Jcc(op.Cc, taken);
-                Leave(Interpreter.Fallthrough, op.Next);
-                _a.Bind(taken);
-                Leave(Interpreter.Taken, op.Imm);
+                Branch(op.Cc, op.Imm, op.Next);
                 return true;
             }
 
@@ -417,11 +413,7 @@ internal sealed unsafe class BlockCompiler
                 Record(sub ? LazyOp.Sub : LazyOp.Logic, op.Size, Reg.Rax, Reg.Rdx, 0, Reg.Rcx);
                 if (sub) _a.AluRR(Alu.Cmp, op.Size, Reg.Rax, Reg.Rdx);
                 else _a.Test(op.Size, Reg.Rcx, Reg.Rcx);
-                Label taken = _a.NewLabel();
-                _a.Jcc(op.Cc, taken);
-                Leave(Interpreter.Fallthrough, op.Next);
-                _a.Bind(taken);
-                Leave(Interpreter.Taken, op.Disp);
+                Branch(op.Cc, op.Disp, op.Next);
                 return true;
             }
 
@@ -578,6 +570,16 @@ internal sealed unsafe class BlockCompiler
         _a.Test(4, Reg.Rax, Reg.Rax);
         _a.Bind(go);
         return true;
+    }
+
+    /// <summary>The block's two-way end, on host flags already set: condition <paramref name="cc"/> goes to <paramref name="taken"/>.</summary>
+    private void Branch(int cc, uint taken, uint fallthrough)
+    {
+        Label yes = _a.NewLabel();
+        _a.Jcc(cc, yes);
+        Leave(Interpreter.Fallthrough, fallthrough);
+        _a.Bind(yes);
+        Leave(Interpreter.Taken, taken);
     }
 
     // Journey: x64-chain

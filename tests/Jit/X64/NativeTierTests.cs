@@ -97,27 +97,11 @@ public class NativeTierTests
     /// indirect-jump cache, marked invalid, and must never run again.
     /// </summary>
     [Fact]
-    public unsafe void IndirectCalls_ToAFunctionRewrittenBetweenCalls_RunItsNewCode()
+    public void IndirectCalls_ToAFunctionRewrittenBetweenCalls_RunItsNewCode()
     {
         SkipUnlessX64();
-        using var h = new GuestHarness(EngineKind.X64, a =>
-        {
-            var loop = a.CreateLabel();
-            a.xor(edi, edi);
-            a.mov(esi, 200);
-            a.Label(ref loop);
-            a.mov(__dword_ptr[0x3001], esi); // f's "mov eax, imm32" now returns esi
-            a.mov(ebx, 0x3000);
-            a.call(ebx);
-            a.add(edi, eax);
-            a.sub(esi, 1);
-            a.jnz(loop);
-            a.hlt();
-        });
-        byte[] f = [0xB8, 0x00, 0x00, 0x00, 0x00, 0xC3]; // mov eax, 0; ret
-        f.CopyTo(new Span<byte>(h.Memory.Base + 0x3000, f.Length));
-        Assert.Equal(StopReason.Shutdown, h.Run().Reason);
-        Assert.Equal((uint)(200 * 201 / 2), h.State[Gpr.Edi]);
+        uint sum = CallRewrittenFunction(200, a => a.mov(__dword_ptr[0x3001], esi)); // f's "mov eax, imm32" now returns esi
+        Assert.Equal((uint)(200 * 201 / 2), sum);
     }
 
     /// <summary>
@@ -126,21 +110,36 @@ public class NativeTierTests
     /// pages, so the write into the code is seen and the next pass runs it.
     /// </summary>
     [Fact]
-    public unsafe void StoreStraddlingIntoAPageOfCode_TakesEffect()
+    public void StoreStraddlingIntoAPageOfCode_TakesEffect()
     {
         SkipUnlessX64();
-        // At 0x3000: "mov eax, imm32; ret". The loop writes a dword at 0x2FFE
-        // (a page of data) whose upper half is the opcode and the imm32's low byte.
+        // A dword at 0x2FFE (a page of data) whose upper half is f's opcode
+        // and the low byte of its imm32: bytes 00 00 B8 (esi), "mov eax, esi".
+        uint sum = CallRewrittenFunction(100, a =>
+        {
+            a.mov(edx, esi);
+            a.shl(edx, 24);
+            a.or(edx, 0xB80000);
+            a.mov(__dword_ptr[0x2FFE], edx);
+        });
+        Assert.Equal((uint)(100 * 101 / 2), sum);
+    }
+
+    /// <summary>
+    /// Runs a loop of <paramref name="rounds"/> (esi counting down) that
+    /// first runs <paramref name="rewrite"/>, then calls f at 0x3000
+    /// ("mov eax, 0; ret" to begin with) through a register; returns the sum
+    /// of what f returned.
+    /// </summary>
+    private static unsafe uint CallRewrittenFunction(int rounds, Action<Iced.Intel.Assembler> rewrite)
+    {
         using var h = new GuestHarness(EngineKind.X64, a =>
         {
             var loop = a.CreateLabel();
             a.xor(edi, edi);
-            a.mov(esi, 100);
+            a.mov(esi, rounds);
             a.Label(ref loop);
-            a.mov(edx, esi);
-            a.shl(edx, 24); // bytes 0x2FFE..0x3001: 00 00 B8 (esi): "mov eax, esi" in its low byte
-            a.or(edx, 0xB80000);
-            a.mov(__dword_ptr[0x2FFE], edx);
+            rewrite(a);
             a.mov(ebx, 0x3000);
             a.call(ebx);
             a.add(edi, eax);
@@ -148,10 +147,10 @@ public class NativeTierTests
             a.jnz(loop);
             a.hlt();
         });
-        byte[] f = [0xB8, 0x00, 0x00, 0x00, 0x00, 0xC3]; // mov eax, 0; ret
+        byte[] f = [0xB8, 0x00, 0x00, 0x00, 0x00, 0xC3];
         f.CopyTo(new Span<byte>(h.Memory.Base + 0x3000, f.Length));
         Assert.Equal(StopReason.Shutdown, h.Run().Reason);
-        Assert.Equal((uint)(100 * 101 / 2), h.State[Gpr.Edi]);
+        return h.State[Gpr.Edi];
     }
 
     /// <summary>A code region with room for a few blocks only: the rest stay threaded, and the guest's result does not change.</summary>
