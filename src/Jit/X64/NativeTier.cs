@@ -1,5 +1,4 @@
 using System.Runtime.InteropServices;
-using Sharpvisor.Jit.Cpu;
 using Sharpvisor.Jit.IR;
 using Sharpvisor.Jit.Threaded;
 using Sharpvisor.Native;
@@ -82,6 +81,8 @@ internal sealed unsafe class NativeTier : IDisposable
         a.Ret();
         a.ResolveLabels();
         long at = code.TryReserve(a.Length);
+        if (at < 0)
+            throw new ArgumentException($"a code region of {code.Size} bytes cannot hold even the entry and exit stubs", nameof(code));
         a.Code.CopyTo(new Span<byte>(code.Writable + at, a.Length));
         EntryStub = (delegate* unmanaged[SuppressGCTransition]<NativeFrame*, void*, int>)(code.Executable + at);
         _exitStub = (long)(code.Executable + at + exitAt);
