@@ -63,8 +63,9 @@ internal sealed unsafe class BlockCompiler
     private ThreadedHeader* _header;
     private Label _entry;
     private readonly Dictionary<int, Label> _bails = new();
-    /// <summary>The last op in this block that recorded flags, if the record is still its (null: from before the block, or unknown).</summary>
-    private MicroOp? _setter;
+    /// <summary>The kind and size of the last op in this block that recorded flags, if the record is still its (null: from before the block, or unknown).</summary>
+    private (Uop Kind, int Size)? _setter;
+    private readonly List<(Label Label, int How, uint Eip)> _exits = new();
 
     private readonly NativeBlock** _indirectCache;
 
@@ -88,6 +89,7 @@ internal sealed unsafe class BlockCompiler
     {
         _a.Reset();
         _bails.Clear();
+        _exits.Clear();
         _block = block;
         _header = header;
         _setter = null;
@@ -127,12 +129,9 @@ internal sealed unsafe class BlockCompiler
             _a.Mov32(Reg.Rax, NativeFrame.Exit);
             _a.JmpExternal(exitStub);
         }
-        _exits.Clear();
         _a.ResolveLabels();
         return true;
     }
-
-    private readonly List<(Label Label, int How, uint Eip)> _exits = new();
 
     private static bool IsBlockEnd(Uop k) => k is Uop.Jmp or Uop.Jcc or Uop.JmpInd or Uop.AluJcc or Uop.JmpCx;
 
@@ -476,7 +475,7 @@ internal sealed unsafe class BlockCompiler
             _a.Mov(4, Reg.Rcx, Reg.Rax);
             _a.AluRR(AluOf(kind), 4, Reg.Rcx, rb);
             Record(LazyOf(kind), size, Reg.Rax, rb, 0, Reg.Rcx);
-            _setter = new MicroOp { Kind = kind, Size = (byte)size };
+            _setter = (kind, size);
             Put(d, Reg.Rcx);
             return;
         }

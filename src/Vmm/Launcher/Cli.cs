@@ -66,7 +66,7 @@ public static class Cli
             HelpName = "il|x64|threaded",
             DefaultValueFactory = _ => EngineName(Engines.Default),
         };
-        engine.AcceptOnlyFromAmong("il", "x64", "threaded");
+        engine.AcceptOnlyFromAmong(EngineNames.Select(e => e.Name).ToArray());
         var mem = new Option<ulong>("--mem")
         {
             Description = "guest RAM: bytes, or with K, M, G (powers of 1024); a multiple of 4K, at most 3G",
@@ -275,7 +275,7 @@ public static class Cli
 
         var options = new RunOptions(
             parsed.GetValue(image)!,
-            parsed.GetValue(engine) switch { "il" => EngineKind.Il, "x64" => EngineKind.X64, _ => EngineKind.Threaded },
+            EngineOf(parsed.GetValue(engine)!),
             parsed.GetValue(mem),
             parsed.GetValue(flat),
             parsed.GetValue(regs),
@@ -288,13 +288,15 @@ public static class Cli
         return Run(options, stdout, stderr, handleSignals);
     }
 
+    /// <summary>The <c>--engine</c> values and the engines they name: the one table both directions read.</summary>
+    private static readonly (string Name, EngineKind Kind)[] EngineNames =
+        [("il", EngineKind.Il), ("x64", EngineKind.X64), ("threaded", EngineKind.Threaded)];
+
     /// <summary>The <c>--engine</c> value of a kind.</summary>
-    internal static string EngineName(EngineKind kind) => kind switch
-    {
-        EngineKind.Il => "il",
-        EngineKind.X64 => "x64",
-        _ => "threaded",
-    };
+    internal static string EngineName(EngineKind kind) => EngineNames.First(e => e.Kind == kind).Name;
+
+    /// <summary>The kind an <c>--engine</c> value names (one the parser accepted).</summary>
+    internal static EngineKind EngineOf(string name) => EngineNames.First(e => e.Name == name).Kind;
 
     // Journey: cli
     /// <summary>
