@@ -61,11 +61,11 @@ public class SelfModifyingCodeTests
         });
         Assert.Equal(StopReason.Shutdown, h.Run().Reason);
         h.Engine.Qsbr.Barrier();
-        var (created, retired, freed) = h.Engine.ThreadedCodeCounts;
+        var (created, retired, freed) = Sharpvisor.Jit.Threaded.ThreadedCodeStore.Of(h.Engine).Counts;
         Assert.True(retired >= 100, $"only {retired} blocks retired");
         Assert.Equal(retired, freed);
         h.Engine.Dispose();
-        Assert.Equal(created, h.Engine.ThreadedCodeCounts.Freed);
+        Assert.Equal(created, Sharpvisor.Jit.Threaded.ThreadedCodeStore.Of(h.Engine).Counts.Freed);
     }
 
     [Theory]

@@ -86,7 +86,7 @@ internal sealed unsafe class RegionEmitter
 
     public CompiledRegion Compile()
     {
-        var dm = new DynamicMethod($"region_{_blocks[0].Start:x8}", typeof(int),
+        var dm = new DynamicMethod($"region_{_blocks[0].Start:x8}", typeof(BlockExit),
             new[] { typeof(RegionData), typeof(CpuState*), typeof(Vcpu) }, typeof(RegionEmitter).Module, skipVisibility: true);
         _il = dm.GetILGenerator();
         _labels = _blocks.Select(_ => _il.DefineLabel()).ToArray();
@@ -578,9 +578,9 @@ internal sealed unsafe class RegionEmitter
         var reached = _il.DefineLabel();
         var notStop = _il.DefineLabel();
         _il.Emit(OpCodes.Dup);
-        LdC(Interpreter.Reached);
+        LdC((int)BlockExit.Reached);
         _il.Emit(OpCodes.Beq, reached);
-        LdC(Interpreter.Stop);
+        LdC((int)BlockExit.Stop);
         _il.Emit(OpCodes.Bne_Un, notStop);
         _il.Emit(OpCodes.Br, _stop);
         _il.MarkLabel(notStop);

@@ -105,7 +105,7 @@ public sealed class Block
 }
 
 /// <summary>Entry of a compiled region: returns 0 to continue at <c>state->Eip</c>, nonzero to stop.</summary>
-public unsafe delegate int RegionEntry(Cpu.CpuState* state, Runtime.Vcpu vcpu);
+public unsafe delegate Runtime.BlockExit RegionEntry(Cpu.CpuState* state, Runtime.Vcpu vcpu);
 
 /// <summary>A hot region compiled into one method (IL backend).</summary>
 public sealed class CompiledRegion

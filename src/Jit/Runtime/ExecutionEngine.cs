@@ -42,66 +42,20 @@ public sealed unsafe partial class ExecutionEngine : IDisposable
         // One byte per page, plus one so that a store's last byte never indexes past the table.
         _pageCount = (uint)(memory.Size / GuestMemory.PageSize) + 1;
         _codePages = (byte*)NativeMemory.AllocZeroed(_pageCount);
-        if (kind == EngineKind.X64)
-            _native = X64.NativeTier.TryCreate(memory.Size, _codePages, nativeCodeBytes, out _nativeProblem);
+        Backend = Backends.Create(this, kind, nativeCodeBytes);
     }
 
-    private readonly X64.NativeTier? _native;
-    private readonly string? _nativeProblem;
+    /// <summary>What runs the translated blocks (the dispatcher runs it without asking which).</summary>
+    internal IBackend Backend { get; }
+
+    /// <summary>The engine's lock: the block cache, the page table, and the backends' code and links change under it.</summary>
+    internal object Lock => _pagesLock;
 
     /// <summary>Why the x64 engine runs without machine code (it then runs as the threaded engine), or null.</summary>
-    public string? NativeTierProblem => _nativeProblem;
-
-    /// <summary>The x64 tier's entry stub, or null (other engines, or no machine code here).</summary>
-    internal delegate* unmanaged[SuppressGCTransition]<X64.NativeFrame*, void*, int> NativeEntryStub =>
-        _native != null ? _native.EntryStub : null;
-
-    /// <summary>The x64 tier's indirect-jump cache (null without the tier).</summary>
-    internal X64.NativeBlock** NativeIndirectCache => _native != null ? _native.IndirectCache : null;
+    public string? NativeTierProblem => Backend.NativeTierProblem;
 
     /// <summary>The x64 tier's figures (zeros for the other engines).</summary>
-    public NativeTierStats NativeStats
-    {
-        get
-        {
-            lock (_pagesLock)
-                return _native == null ? default : new(_native.Compiled, _native.Bytes, _native.Refused, Stopwatch.GetElapsedTime(0, _nativeTicks));
-        }
-    }
-
-    private long _nativeTicks;
-
-    /// <summary>
-    /// Gives a hot block machine code (once; another vCPU may have been
-    /// first), and puts the handler that runs it, or if it cannot be
-    /// compiled the block's own first handler, in place of the counting one.
-    /// </summary>
-    internal void CompileNative(Threaded.ThreadedHeader* h)
-    {
-        lock (_pagesLock)
-        {
-            var op0 = (Threaded.ThreadedOp*)(h + 1);
-            if (h->Tiered != 0)
-                return;
-            h->Tiered = 1;
-            Block block = Threaded.ThreadedHeader.BlockOf(h);
-            long t0 = Stopwatch.GetTimestamp();
-            X64.NativeBlock* code = _native != null && !block.Invalid ? _native.Compile(block, h) : null;
-            _nativeTicks += Stopwatch.GetTimestamp() - t0;
-            if (code != null)
-            {
-                h->NativeBlock = code;
-                h->Native = code->Code;
-                // The code and the header's pointer to it are in place before any vCPU can take the new handler.
-                Interlocked.MemoryBarrier();
-                Volatile.Write(ref *(nint*)&op0->Fn, (nint)(delegate*<ref Threaded.ThreadedContext, Threaded.ThreadedOp*, int>)&X64.NativeHandlers.Enter);
-            }
-            else
-            {
-                Volatile.Write(ref *(nint*)&op0->Fn, (nint)h->FirstFn);
-            }
-        }
-    }
+    public NativeTierStats NativeStats => Backend.NativeStats;
 
     public GuestMemory Memory { get; }
     public EngineKind Kind { get; }
@@ -265,7 +219,7 @@ public sealed unsafe partial class ExecutionEngine : IDisposable
     /// <remarks>
     /// Another vCPU may still be running the block or a region holding it. Its
     /// threaded code is native memory, freed through QSBR once no vCPU can be
-    /// inside it (ExecutionEngine.Links.cs); regions are managed objects, which
+    /// inside it (Threaded/ThreadedCodeStore.cs); regions are managed objects, which
     /// the collector keeps alive for as long. That vCPU finishes the stale
     /// block, as a real CPU may finish instructions it fetched before another
     /// CPU's write.
@@ -288,7 +242,7 @@ public sealed unsafe partial class ExecutionEngine : IDisposable
         if (block.MemberOf != null)
             foreach (var head in block.MemberOf)
                 head.Region = null;
-        RetireThreadedLocked(block);
+        Backend.Retire(block);
     }
 
     /// <summary>Bits of the 64-byte granules of <paramref name="page"/> that [start, end) covers.</summary>
@@ -309,8 +263,7 @@ public sealed unsafe partial class ExecutionEngine : IDisposable
         // The engine's own domain frees what is still waiting for a grace
         // period as it closes; a shared one frees it on its reclaimer thread.
         _ownQsbr?.Dispose();
-        FreeThreadedCode();
-        _native?.Dispose();
+        Backend.Dispose();
         if (_codePages != null)
         {
             NativeMemory.Free(_codePages);

@@ -3,7 +3,6 @@ using System.Runtime.InteropServices;
 using Sharpvisor.Jit.Cpu;
 using Sharpvisor.Jit.Frontend;
 using Sharpvisor.Jit.IR;
-using Sharpvisor.Jit.Threaded;
 using Sharpvisor.Native;
 
 namespace Sharpvisor.Jit.Runtime;
@@ -23,34 +22,31 @@ public sealed unsafe partial class Vcpu : IDisposable
     private VcpuExit? _stopRequest;
     internal VcpuStats _stats;
     /// <summary>True when the block the dispatcher ran last ran as a compiled region (its exits may come from any of the region's blocks).</summary>
-    private bool _prevRanRegion;
+    internal bool PrevRanRegion;
 
     public Vcpu(ExecutionEngine engine, int index, IVcpuHost host)
     {
         Engine = engine;
         Index = index;
         Host = host;
-        // The x64 tier's frame lives right after the registers (one base register reaches both).
-        if (sizeof(CpuState) > X64.NativeFrame.OffsetFromState)
+        // A backend's frame (the x64 tier's) lives right after the registers (one base register reaches both).
+        int frameOffset = engine.Backend.FrameOffset;
+        if (frameOffset != 0 && sizeof(CpuState) > frameOffset)
             throw new InvalidOperationException("CpuState grew into the x64 tier's frame: raise NativeFrame.OffsetFromState");
-        _state = (CpuState*)NativeMemory.AlignedAlloc((nuint)(X64.NativeFrame.OffsetFromState + sizeof(X64.NativeFrame)), 64);
+        _state = (CpuState*)NativeMemory.AlignedAlloc((nuint)(frameOffset != 0 ? frameOffset + engine.Backend.FrameSize : sizeof(CpuState)), 64);
         _state->Reset();
         _translator = new Translator(engine.Memory);
         MemoryBase = engine.Memory.Base;
         MemorySize = engine.Memory.Size;
-        if (engine.NativeEntryStub != null)
+        if (frameOffset != 0)
         {
-            Frame = (X64.NativeFrame*)((byte*)_state + X64.NativeFrame.OffsetFromState);
-            *Frame = default;
-            Frame->State = _state;
-            Frame->Mem = MemoryBase;
-            Frame->EntryStub = engine.NativeEntryStub;
-            Frame->IndirectCache = engine.NativeIndirectCache;
+            BackendFrame = (byte*)_state + frameOffset;
+            engine.Backend.InitFrame(this, BackendFrame);
         }
     }
 
-    /// <summary>What this vCPU's machine code works with (x64 engine only, else null).</summary>
-    internal readonly X64.NativeFrame* Frame;
+    /// <summary>What this vCPU's machine code works with (the x64 tier's frame), else null.</summary>
+    internal readonly void* BackendFrame;
 
     public ExecutionEngine Engine { get; }
     public int Index { get; }
@@ -91,61 +87,15 @@ public sealed unsafe partial class Vcpu : IDisposable
     /// </summary>
     public VcpuExit Run()
     {
-        CpuState* s = _state;
         Qsbr = Engine.Qsbr?.Register($"vcpu{Index}");
         try
         {
-            Block? prev = null;
-            int how = Interpreter.Continue;
-            while (true)
-            {
-                // Between two blocks this vCPU holds no pointer into RCU-protected
-                // data: a quiescent state, one load and one store.
-                Qsbr?.QuiescentState();
-                if (Volatile.Read(ref _stopRequest) is { } request)
-                    return _exit = request;
-
-                uint eip = s->Eip;
-                Block? block = how switch
-                {
-                    Interpreter.Taken => prev!.Taken,
-                    Interpreter.Fallthrough => prev!.Fallthrough,
-                    _ => prev?.Indirect is { } indirect && indirect.Start == eip ? indirect : null,
-                };
-                if (block != null && !block.Invalid)
-                {
-                    _stats.Linked++;
-                }
-                else
-                {
-                    block = Lookup(eip);
-                    if (block == null)
-                        return _exit = VcpuExit.Fault($"instruction fetch at 0x{eip:x8} outside RAM ({MemorySize >> 20} MiB)");
-                    if (how == Interpreter.Taken) prev!.Taken = block;
-                    else if (how == Interpreter.Fallthrough) prev!.Fallthrough = block;
-                    else if (how == Interpreter.Continue && prev != null) prev.Indirect = block;
-                    // The same link for threaded code to follow without coming back here.
-                    if (prev != null && how != Interpreter.Stop && Engine.Kind != EngineKind.Il)
-                        Engine.LinkThreaded(prev, how, block);
-                }
-
-                // A jump table or a return that left a cold block: the region
-                // compiler will want to know where such jumps go.
-                if (how == Interpreter.Continue && prev != null && !_prevRanRegion && Engine.Kind == EngineKind.Il && prev.Ops[^1].Kind == Uop.JmpInd)
-                    prev.NoteIndirectTarget(eip);
-
-                how = Engine.Kind != EngineKind.Il
-                    ? ExecuteChained(s, ref block)
-                    : Execute(s, block);
-                if (how == Interpreter.Stop)
-                    return _exit!;
-                prev = block;
-            }
+            return Engine.Backend.Run(this);
         }
         catch (Exception e)
         {
             // A bug of ours, not the guest's: report it as data, keep the host up.
-            return _exit = new VcpuExit(StopReason.Error, $"internal error at eip 0x{s->Eip:x8}: {e.GetType().Name}: {e.Message}");
+            return _exit = new VcpuExit(StopReason.Error, $"internal error at eip 0x{_state->Eip:x8}: {e.GetType().Name}: {e.Message}");
         }
         finally
         {
@@ -154,40 +104,54 @@ public sealed unsafe partial class Vcpu : IDisposable
         }
     }
 
-    /// <summary>Runs one block: its compiled region if there is one, else the threaded backend.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private int Execute(CpuState* s, Block block)
+    /// <summary>
+    /// The dispatch loop of <see cref="Run"/>, made once per backend: the
+    /// backend calls it with its <typeparamref name="TRunner"/>, a struct, so
+    /// the JIT (and native AOT) compile one copy of the loop per backend with
+    /// the runner's calls direct and inlined. Choosing the backend costs one
+    /// interface call per <see cref="Run"/>, not one per block.
+    /// </summary>
+    internal VcpuExit Dispatch<TRunner>() where TRunner : struct, IBlockRunner
     {
-        _stats.Blocks++;
-        _prevRanRegion = false;
-        if (Engine.Kind == EngineKind.Il)
+        CpuState* s = _state;
+        Block? prev = null;
+        BlockExit how = BlockExit.Continue;
+        while (true)
         {
-            if (block.Region is { } region)
-            {
-                _stats.RegionEntries++;
-                _prevRanRegion = true;
-                return region.Entry(s, this);
-            }
-            if (++block.Executions >= Engine.HotThreshold && !block.RegionTried)
-            {
-                block.RegionTried = true;
-                if (IL.RegionCompiler.TryCompile(this, block) is { } compiled)
-                {
-                    _stats.RegionEntries++;
-                    _prevRanRegion = true;
-                    return compiled.Entry(s, this);
-                }
-            }
-        }
-        // The cold tier: threaded code, one block at a time, so that every
-        // block entry passes through here and is counted towards tiering.
-        return ThreadedCode.Run(this, s, ref block, chain: false);
-    }
+            // Between two blocks this vCPU holds no pointer into RCU-protected
+            // data: a quiescent state, one load and one store.
+            Qsbr?.QuiescentState();
+            if (Volatile.Read(ref _stopRequest) is { } request)
+                return _exit = request;
 
-    private int ExecuteChained(CpuState* s, ref Block block)
-    {
-        _stats.Blocks++;
-        return ThreadedCode.Run(this, s, ref block, chain: true);
+            uint eip = s->Eip;
+            Block? block = how switch
+            {
+                BlockExit.Taken => prev!.Taken,
+                BlockExit.Fallthrough => prev!.Fallthrough,
+                _ => prev?.Indirect is { } indirect && indirect.Start == eip ? indirect : null,
+            };
+            if (block != null && !block.Invalid)
+            {
+                _stats.Linked++;
+            }
+            else
+            {
+                block = Lookup(eip);
+                if (block == null)
+                    return _exit = VcpuExit.Fault($"instruction fetch at 0x{eip:x8} outside RAM ({MemorySize >> 20} MiB)");
+                if (how == BlockExit.Taken) prev!.Taken = block;
+                else if (how == BlockExit.Fallthrough) prev!.Fallthrough = block;
+                else if (how == BlockExit.Continue && prev != null) prev.Indirect = block;
+                if (prev != null && how != BlockExit.Stop)
+                    TRunner.Linked(this, prev, how, block);
+            }
+
+            how = TRunner.Execute(this, s, prev, how, ref block);
+            if (how == BlockExit.Stop)
+                return _exit!;
+            prev = block;
+        }
     }
 
     // Journey: block-lookup
@@ -225,14 +189,14 @@ public sealed unsafe partial class Vcpu : IDisposable
     internal Block? BlockAt(uint eip) => eip < MemorySize ? Engine.GetBlock(eip, _translator) : null;
 
     /// <summary>Stops the vCPU with <paramref name="exit"/>; EIP is set to <paramref name="eip"/>.</summary>
-    internal int Stop(CpuState* s, VcpuExit exit, uint eip)
+    internal BlockExit Stop(CpuState* s, VcpuExit exit, uint eip)
     {
         s->Eip = eip;
         _exit = exit;
-        return Interpreter.Stop;
+        return BlockExit.Stop;
     }
 
-    internal int MemoryFault(CpuState* s, uint address, uint size, string access, uint eip) =>
+    internal BlockExit MemoryFault(CpuState* s, uint address, uint size, string access, uint eip) =>
         Stop(s, VcpuExit.Fault($"{access} of {size} byte{(size == 1 ? "" : "s")} at 0x{address:x8} outside RAM ({MemorySize >> 20} MiB) at eip 0x{eip:x8}"), eip);
 
     // ---- called from compiled regions ----
@@ -242,7 +206,7 @@ public sealed unsafe partial class Vcpu : IDisposable
     /// <summary>The word an RCU updater sets to ask this vCPU for a quiescent state (a zero word without a domain).</summary>
     internal int* KickPointer => Qsbr != null ? Qsbr.KickAddress : s_noKick;
 
-    internal int RegionMemoryFault(CpuState* s, uint address, uint size, int kind, uint eip) =>
+    internal BlockExit RegionMemoryFault(CpuState* s, uint address, uint size, int kind, uint eip) =>
         MemoryFault(s, address, size, kind switch { 0 => "read", 1 => "write", _ => "access" }, eip);
 
     internal bool RegionCodeWrite(uint address, int size, uint value) => Engine.OnCodeWrite(address, size, value);

@@ -1,3 +1,5 @@
+using Sharpvisor.Jit.Runtime;
+
 namespace Sharpvisor.Jit.Threaded;
 
 /// <summary>
@@ -96,13 +98,13 @@ internal struct CcG : ICondition
 /// </summary>
 internal unsafe interface IConditionHandlers
 {
-    static abstract delegate*<ref ThreadedContext, ThreadedOp*, int> Get<TC>() where TC : struct, ICondition;
+    static abstract delegate*<ref ThreadedContext, ThreadedOp*, BlockExit> Get<TC>() where TC : struct, ICondition;
 }
 
 internal static unsafe class ConditionSelect
 {
     /// <summary>The handler of <typeparamref name="TH"/> for <paramref name="cc"/>, or null for O, NO, P and NP.</summary>
-    public static delegate*<ref ThreadedContext, ThreadedOp*, int> For<TH>(int cc) where TH : IConditionHandlers => cc switch
+    public static delegate*<ref ThreadedContext, ThreadedOp*, BlockExit> For<TH>(int cc) where TH : IConditionHandlers => cc switch
     {
         2 => TH.Get<CcB>(),
         3 => TH.Get<CcAE>(),

@@ -12,17 +12,17 @@ internal static unsafe class Handlers
     // Each handler ends with "return Next(ref c, o)": a call in tail position
     // that the JIT emits as a jump, so a block runs as a chain of jumps.
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static int Next(ref ThreadedContext c, ThreadedOp* o)
+    private static BlockExit Next(ref ThreadedContext c, ThreadedOp* o)
     {
         o++;
         return o->Fn(ref c, o);
     }
 
     /// <summary>Runs the op in the switch interpreter (uncommon ops, and stores that hit code).</summary>
-    public static int Slow(ref ThreadedContext c, ThreadedOp* o)
+    public static BlockExit Slow(ref ThreadedContext c, ThreadedOp* o)
     {
-        int status = Interpreter.Step(c.V, c.S, ThreadedHeader.BlockOf(c.Current), o->OpIndex);
-        return status == Interpreter.Reached ? Next(ref c, o) : status;
+        BlockExit status = Interpreter.Step(c.V, c.S, ThreadedHeader.BlockOf(c.Current), o->OpIndex);
+        return status == BlockExit.Reached ? Next(ref c, o) : status;
     }
 
     /// <summary>
@@ -31,7 +31,7 @@ internal static unsafe class Handlers
     /// does not go through the switch interpreter. The host sees exact
     /// state, EIP after the instruction, as the interpreter gives it.
     /// </summary>
-    public static int Hypercall(ref ThreadedContext c, ThreadedOp* o)
+    public static BlockExit Hypercall(ref ThreadedContext c, ThreadedOp* o)
     {
         c.S->Eip = o->Next;
         VcpuExit? exit = c.V.Host.Hypercall(c.V);
@@ -39,7 +39,7 @@ internal static unsafe class Handlers
     }
 
     /// <summary><c>rdtsc</c>: EDX:EAX = the engine's clock (the guests' timer, read around what they time).</summary>
-    public static int Rdtsc(ref ThreadedContext c, ThreadedOp* o)
+    public static BlockExit Rdtsc(ref ThreadedContext c, ThreadedOp* o)
     {
         ulong tsc = c.V.Engine.ReadTsc();
         c.R[(int)Gpr.Eax] = (uint)tsc;
@@ -47,17 +47,17 @@ internal static unsafe class Handlers
         return Next(ref c, o);
     }
 
-    public static int MovR(ref ThreadedContext c, ThreadedOp* o) { c.R[o->D] = c.R[o->B]; return Next(ref c, o); }
+    public static BlockExit MovR(ref ThreadedContext c, ThreadedOp* o) { c.R[o->D] = c.R[o->B]; return Next(ref c, o); }
 
-    public static int MovI(ref ThreadedContext c, ThreadedOp* o) { c.R[o->D] = o->Imm; return Next(ref c, o); }
+    public static BlockExit MovI(ref ThreadedContext c, ThreadedOp* o) { c.R[o->D] = o->Imm; return Next(ref c, o); }
 
-    public static int ExtU8(ref ThreadedContext c, ThreadedOp* o) { c.R[o->D] = (byte)c.R[o->A]; return Next(ref c, o); }
+    public static BlockExit ExtU8(ref ThreadedContext c, ThreadedOp* o) { c.R[o->D] = (byte)c.R[o->A]; return Next(ref c, o); }
 
-    public static int ExtU16(ref ThreadedContext c, ThreadedOp* o) { c.R[o->D] = (ushort)c.R[o->A]; return Next(ref c, o); }
+    public static BlockExit ExtU16(ref ThreadedContext c, ThreadedOp* o) { c.R[o->D] = (ushort)c.R[o->A]; return Next(ref c, o); }
 
-    public static int ExtHigh8(ref ThreadedContext c, ThreadedOp* o) { c.R[o->D] = (byte)(c.R[o->A] >> 8); return Next(ref c, o); }
+    public static BlockExit ExtHigh8(ref ThreadedContext c, ThreadedOp* o) { c.R[o->D] = (byte)(c.R[o->A] >> 8); return Next(ref c, o); }
 
-    public static int Ext(ref ThreadedContext c, ThreadedOp* o)
+    public static BlockExit Ext(ref ThreadedContext c, ThreadedOp* o)
     {
         c.R[o->D] = Interpreter.Extend(c.R[o->A], o->Size, o->Flags);
         return Next(ref c, o);
@@ -65,19 +65,19 @@ internal static unsafe class Handlers
 
     // Partial register writes (al, ax, ah), one handler each: setcc and byte
     // moves make them common, and a shape switch here cost as much as the merge.
-    public static int MergeU8(ref ThreadedContext c, ThreadedOp* o)
+    public static BlockExit MergeU8(ref ThreadedContext c, ThreadedOp* o)
     {
         c.R[o->D] = (c.R[o->D] & 0xFFFFFF00u) | (byte)c.R[o->A];
         return Next(ref c, o);
     }
 
-    public static int MergeU16(ref ThreadedContext c, ThreadedOp* o)
+    public static BlockExit MergeU16(ref ThreadedContext c, ThreadedOp* o)
     {
         c.R[o->D] = (c.R[o->D] & 0xFFFF0000u) | (ushort)c.R[o->A];
         return Next(ref c, o);
     }
 
-    public static int MergeHigh8(ref ThreadedContext c, ThreadedOp* o)
+    public static BlockExit MergeHigh8(ref ThreadedContext c, ThreadedOp* o)
     {
         c.R[o->D] = (c.R[o->D] & 0xFFFF00FFu) | ((uint)(byte)c.R[o->A] << 8);
         return Next(ref c, o);
@@ -86,7 +86,7 @@ internal static unsafe class Handlers
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static uint Ea(ref ThreadedContext c, ThreadedOp* o) => c.R[o->Base] + (c.R[o->Index] << o->Scale) + o->Disp;
 
-    public static int Lea(ref ThreadedContext c, ThreadedOp* o) { c.R[o->D] = Ea(ref c, o); return Next(ref c, o); }
+    public static BlockExit Lea(ref ThreadedContext c, ThreadedOp* o) { c.R[o->D] = Ea(ref c, o); return Next(ref c, o); }
 
     // ---- addressing shapes: most guest accesses are [base + disp] ----
 
@@ -139,7 +139,7 @@ internal static unsafe class Handlers
         public static void Write(byte* p, uint value) => Volatile.Write(ref Unsafe.AsRef<uint>(p), value);
     }
 
-    public static int Load<TW, TA>(ref ThreadedContext c, ThreadedOp* o) where TW : struct, IWidth where TA : struct, IAddress
+    public static BlockExit Load<TW, TA>(ref ThreadedContext c, ThreadedOp* o) where TW : struct, IWidth where TA : struct, IAddress
     {
         uint ea = TA.Ea(ref c, o);
         if ((ulong)ea + (uint)TW.Size > c.MemSize)
@@ -148,7 +148,7 @@ internal static unsafe class Handlers
         return Next(ref c, o);
     }
 
-    public static int Store<TW, TA, TV>(ref ThreadedContext c, ThreadedOp* o)
+    public static BlockExit Store<TW, TA, TV>(ref ThreadedContext c, ThreadedOp* o)
         where TW : struct, IWidth where TA : struct, IAddress where TV : struct, IValue
     {
         uint ea = TA.Ea(ref c, o);
@@ -190,7 +190,7 @@ internal static unsafe class Handlers
     public struct Flags : IFlagMode { public static bool On => true; }
     public struct NoFlags : IFlagMode { public static bool On => false; }
 
-    public static int Binary<TOp, TB, TF>(ref ThreadedContext c, ThreadedOp* o)
+    public static BlockExit Binary<TOp, TB, TF>(ref ThreadedContext c, ThreadedOp* o)
         where TOp : struct, IBinary where TB : struct, IOperand where TF : struct, IFlagMode
     {
         uint a = c.R[o->A], b = TB.B(ref c, o), res = TOp.Do(a, b);
@@ -201,7 +201,7 @@ internal static unsafe class Handlers
     }
 
     /// <summary>Shifts: the count is masked to 5 bits, and a zero count changes no flag.</summary>
-    public static int Shift<TOp, TB, TF>(ref ThreadedContext c, ThreadedOp* o)
+    public static BlockExit Shift<TOp, TB, TF>(ref ThreadedContext c, ThreadedOp* o)
         where TOp : struct, IBinary where TB : struct, IOperand where TF : struct, IFlagMode
     {
         uint a = c.R[o->A], n = TB.B(ref c, o) & 31, res = TOp.Do(a, n);
@@ -211,7 +211,7 @@ internal static unsafe class Handlers
         return Next(ref c, o);
     }
 
-    public static int IncDec<TF>(ref ThreadedContext c, ThreadedOp* o) where TF : struct, IFlagMode
+    public static BlockExit IncDec<TF>(ref ThreadedContext c, ThreadedOp* o) where TF : struct, IFlagMode
     {
         uint a = c.R[o->A];
         bool inc = o->Cc == 0;
@@ -226,9 +226,9 @@ internal static unsafe class Handlers
         return Next(ref c, o);
     }
 
-    public static int Not(ref ThreadedContext c, ThreadedOp* o) { c.R[o->D] = ~c.R[o->A]; return Next(ref c, o); }
+    public static BlockExit Not(ref ThreadedContext c, ThreadedOp* o) { c.R[o->D] = ~c.R[o->A]; return Next(ref c, o); }
 
-    public static int LoadAlu<TOp, TF, TW, TA>(ref ThreadedContext c, ThreadedOp* o)
+    public static BlockExit LoadAlu<TOp, TF, TW, TA>(ref ThreadedContext c, ThreadedOp* o)
         where TOp : struct, IBinary where TF : struct, IFlagMode where TW : struct, IWidth where TA : struct, IAddress
     {
         uint ea = TA.Ea(ref c, o);
@@ -262,7 +262,7 @@ internal static unsafe class Handlers
         return -1;
     }
 
-    public static int SetCc<TC>(ref ThreadedContext c, ThreadedOp* o) where TC : struct, ICondition
+    public static BlockExit SetCc<TC>(ref ThreadedContext c, ThreadedOp* o) where TC : struct, ICondition
     {
         int known = Known<TC>(c.S);
         if (known < 0)
@@ -271,13 +271,13 @@ internal static unsafe class Handlers
         return Next(ref c, o);
     }
 
-    public static int SetCcAny(ref ThreadedContext c, ThreadedOp* o)
+    public static BlockExit SetCcAny(ref ThreadedContext c, ThreadedOp* o)
     {
         c.R[o->D] = LazyFlags.Condition(c.S, o->Cc) ? 1u : 0u;
         return Next(ref c, o);
     }
 
-    public static int CMov<TC>(ref ThreadedContext c, ThreadedOp* o) where TC : struct, ICondition
+    public static BlockExit CMov<TC>(ref ThreadedContext c, ThreadedOp* o) where TC : struct, ICondition
     {
         int known = Known<TC>(c.S);
         if (known < 0)
@@ -287,7 +287,7 @@ internal static unsafe class Handlers
         return Next(ref c, o);
     }
 
-    public static int CMovAny(ref ThreadedContext c, ThreadedOp* o)
+    public static BlockExit CMovAny(ref ThreadedContext c, ThreadedOp* o)
     {
         if (LazyFlags.Condition(c.S, o->Cc))
             c.R[o->D] = c.R[o->A];
@@ -315,10 +315,10 @@ internal static unsafe class Handlers
     /// quiescent state only in the dispatcher, between chains.
     /// </remarks>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static int Exit(ref ThreadedContext c, int how, uint eip)
+    private static BlockExit Exit(ref ThreadedContext c, BlockExit how, uint eip)
     {
         ThreadedHeader* h = c.Current;
-        ThreadedOp* next = how == Interpreter.Taken ? h->Taken : h->Fallthrough;
+        ThreadedOp* next = how == BlockExit.Taken ? h->Taken : h->Fallthrough;
         if (CanEnter(ref c, next))
             return Enter(ref c, next);
         c.S->Eip = eip;
@@ -326,7 +326,7 @@ internal static unsafe class Handlers
     }
 
     /// <summary>An exit taken by machine code whose successor has none (X64/NativeHandlers.cs): the threaded way on from there.</summary>
-    internal static int ExitTo(ref ThreadedContext c, int how, uint eip) => Exit(ref c, how, eip);
+    internal static BlockExit ExitTo(ref ThreadedContext c, BlockExit how, uint eip) => Exit(ref c, how, eip);
 
     /// <summary>True if a chained jump may enter <paramref name="next"/>: budget left, no RCU kick, the block still valid.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -335,7 +335,7 @@ internal static unsafe class Handlers
 
     /// <summary>The chained jump: <paramref name="next"/>'s block becomes the current one and its first handler runs, in tail position.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static int Enter(ref ThreadedContext c, ThreadedOp* next)
+    private static BlockExit Enter(ref ThreadedContext c, ThreadedOp* next)
     {
         c.Budget--;
         c.Current = ThreadedHeader.Of(next);
@@ -344,16 +344,16 @@ internal static unsafe class Handlers
 
     /// <summary>A two-way block end; each way is its own path, so the exit kind is a constant in each.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static int Branch(ref ThreadedContext c, ThreadedOp* o, bool taken, uint target)
+    private static BlockExit Branch(ref ThreadedContext c, ThreadedOp* o, bool taken, uint target)
     {
         if (taken)
-            return Exit(ref c, Interpreter.Taken, target);
-        return Exit(ref c, Interpreter.Fallthrough, o->Next);
+            return Exit(ref c, BlockExit.Taken, target);
+        return Exit(ref c, BlockExit.Fallthrough, o->Next);
     }
 
-    public static int Jmp(ref ThreadedContext c, ThreadedOp* o) => Exit(ref c, Interpreter.Taken, o->Imm);
+    public static BlockExit Jmp(ref ThreadedContext c, ThreadedOp* o) => Exit(ref c, BlockExit.Taken, o->Imm);
 
-    public static int Jcc<TC>(ref ThreadedContext c, ThreadedOp* o) where TC : struct, ICondition
+    public static BlockExit Jcc<TC>(ref ThreadedContext c, ThreadedOp* o) where TC : struct, ICondition
     {
         int known = Known<TC>(c.S);
         if (known < 0)
@@ -361,7 +361,7 @@ internal static unsafe class Handlers
         return Branch(ref c, o, known != 0, o->Imm);
     }
 
-    public static int JccAny(ref ThreadedContext c, ThreadedOp* o) =>
+    public static BlockExit JccAny(ref ThreadedContext c, ThreadedOp* o) =>
         Branch(ref c, o, LazyFlags.Condition(c.S, o->Cc), o->Imm);
 
     /// <summary>
@@ -369,7 +369,7 @@ internal static unsafe class Handlers
     /// whoever reads the flags later, and the condition comes straight from
     /// the operands (shifted to the top of the word when narrower than 32 bits).
     /// </summary>
-    public static int AluJcc<TOp, TB, TC, TW>(ref ThreadedContext c, ThreadedOp* o)
+    public static BlockExit AluJcc<TOp, TB, TC, TW>(ref ThreadedContext c, ThreadedOp* o)
         where TOp : struct, IBinary where TB : struct, IOperand where TC : struct, ICondition where TW : struct, IWidth
     {
         uint a = c.R[o->A], b = TB.B(ref c, o), res = TOp.Do(a, b);
@@ -387,7 +387,7 @@ internal static unsafe class Handlers
     }
 
     /// <summary>Fused compare and branch of any size and condition.</summary>
-    public static int AluJccAny<TOp, TB>(ref ThreadedContext c, ThreadedOp* o)
+    public static BlockExit AluJccAny<TOp, TB>(ref ThreadedContext c, ThreadedOp* o)
         where TOp : struct, IBinary where TB : struct, IOperand
     {
         uint a = c.R[o->A], b = TB.B(ref c, o), res = TOp.Do(a, b);
@@ -407,7 +407,7 @@ internal static unsafe class Handlers
     /// else the vCPU's jump cache (a jump table's cases), so that neither
     /// returns to the dispatcher.
     /// </summary>
-    public static int JmpInd(ref ThreadedContext c, ThreadedOp* o)
+    public static BlockExit JmpInd(ref ThreadedContext c, ThreadedOp* o)
     {
         uint target = c.R[o->A];
         ThreadedOp* next = c.Current->Indirect;
@@ -426,6 +426,6 @@ internal static unsafe class Handlers
         if (CanEnter(ref c, next))
             return Enter(ref c, next);
         c.S->Eip = target;
-        return Interpreter.Continue;
+        return BlockExit.Continue;
     }
 }

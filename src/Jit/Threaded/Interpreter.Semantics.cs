@@ -147,7 +147,7 @@ internal static unsafe partial class Interpreter
     /// from the old frame, pushes the new frame pointer, then reserves the locals.
     /// Every access is checked before the first write.
     /// </summary>
-    internal static bool Enter(Vcpu v, CpuState* s, ref MicroOp op, out int status)
+    internal static bool Enter(Vcpu v, CpuState* s, ref MicroOp op, out BlockExit status)
     {
         uint* r = s->Slots;
         int level = op.Cc;
@@ -181,7 +181,7 @@ internal static unsafe partial class Interpreter
         StoreValue(mem + sp, 4, frame);
         r[5] = frame;
         r[4] = sp - op.Imm;
-        status = Continue;
+        status = BlockExit.Continue;
         return true;
     }
 
@@ -411,7 +411,7 @@ internal static unsafe partial class Interpreter
     /// made, so a fault leaves ESI/EDI/ECX at the element that faulted, as x86
     /// does (a rep string op is restartable).
     /// </summary>
-    internal static int StringOp(Vcpu v, CpuState* s, ref MicroOp op)
+    internal static BlockExit StringOp(Vcpu v, CpuState* s, ref MicroOp op)
     {
         uint* r = s->Slots;
         byte* mem = v.MemoryBase;
@@ -442,7 +442,7 @@ internal static unsafe partial class Interpreter
                 if (kind == StringKind.Movs) r[6] = src + (uint)bytes;
                 r[7] = dst + (uint)bytes;
                 r[1] = 0;
-                return Continue;
+                return BlockExit.Continue;
             }
         }
 
@@ -479,7 +479,7 @@ internal static unsafe partial class Interpreter
                     {
                         // Re-enter through the dispatcher so that a copy over code takes effect at once.
                         s->Eip = op.Eip;
-                        return Reenter;
+                        return BlockExit.Reenter;
                     }
                     break;
                 }
@@ -516,20 +516,20 @@ internal static unsafe partial class Interpreter
                     break;
             }
         }
-        return Continue;
+        return BlockExit.Continue;
     }
 
     /// <summary>
     /// A locked read-modify-write (<see cref="Uop.Atomic"/>): a compare-and-swap
     /// loop on guest RAM, so another vCPU's access, locked or not, lands wholly
-    /// before or after it. Returns <see cref="Reached"/> to go on.
+    /// before or after it. Returns <see cref="BlockExit.Reached"/> to go on.
     /// </summary>
     /// <remarks>
     /// A page that holds translated code takes the plain path instead (load,
     /// invalidate what changes, store): a lock word sharing a page with code
     /// that is being run is not worth a second mechanism.
     /// </remarks>
-    private static int Atomic(Vcpu v, CpuState* s, Block block, int i, ref MicroOp op)
+    private static BlockExit Atomic(Vcpu v, CpuState* s, Block block, int i, ref MicroOp op)
     {
         uint* r = s->Slots;
         uint ea = r[op.Base] + (r[op.Index] << op.Scale) + op.Disp;
@@ -577,14 +577,14 @@ internal static unsafe partial class Interpreter
                 StoreValue(p, size, res);
                 Finish(s, kind, size, old, b, expected, res, carry, op.Flags);
                 r[op.D] = old;
-                return changed ? FinishAfterCodeWrite(v, s, block, i) : Reached;
+                return changed ? FinishAfterCodeWrite(v, s, block, i) : BlockExit.Reached;
             }
             if (CompareExchange(p, size, res, old) == (old & mask))
                 break;
         }
         Finish(s, kind, size, old, b, expected, res, carry, op.Flags);
         r[op.D] = old;
-        return Reached;
+        return BlockExit.Reached;
     }
 
     /// <summary>The flags of a locked op, as the plain instruction sets them.</summary>

@@ -13,25 +13,16 @@ namespace Sharpvisor.Jit.Threaded;
 /// </summary>
 internal static unsafe partial class Interpreter
 {
-    /// <summary>Run results the dispatcher acts on.</summary>
-    public const int Continue = 0, Stop = 1, Taken = 2, Fallthrough = 3;
-
-    /// <summary>From <see cref="Step"/>: the op ran and the next op of the block should run.</summary>
-    public const int Reached = 4;
-
-    /// <summary>From <see cref="StringOp"/>: leave the block, <c>s->Eip</c> is set.</summary>
-    internal const int Reenter = 5;
-
     /// <summary>Runs exactly op <paramref name="index"/>: how threaded code and IL regions run uncommon ops.</summary>
-    public static int Step(Vcpu v, CpuState* s, Block block, int index) => Run(v, s, block, index, index + 1);
+    public static BlockExit Step(Vcpu v, CpuState* s, Block block, int index) => Run(v, s, block, index, index + 1);
 
     /// <summary>
     /// Runs ops from <paramref name="start"/> until an exit (returns
-    /// <see cref="Continue"/>, <see cref="Taken"/> or <see cref="Fallthrough"/>
-    /// with <c>s->Eip</c> set, or <see cref="Stop"/> with the vCPU's exit set),
-    /// or until the op at <paramref name="stopAt"/> (returns <see cref="Reached"/>).
+    /// <see cref="BlockExit.Continue"/>, <see cref="BlockExit.Taken"/> or <see cref="BlockExit.Fallthrough"/>
+    /// with <c>s->Eip</c> set, or <see cref="BlockExit.Stop"/> with the vCPU's exit set),
+    /// or until the op at <paramref name="stopAt"/> (returns <see cref="BlockExit.Reached"/>).
     /// </summary>
-    public static int Run(Vcpu v, CpuState* s, Block block, int start, int stopAt)
+    public static BlockExit Run(Vcpu v, CpuState* s, Block block, int start, int stopAt)
     {
         uint* r = s->Slots;
         byte* mem = v.MemoryBase;
@@ -41,7 +32,7 @@ internal static unsafe partial class Interpreter
         for (int i = start; ; i++)
         {
             if (i == stopAt)
-                return Reached;
+                return BlockExit.Reached;
             ref MicroOp op = ref Unsafe.Add(ref first, i);
             switch (op.Kind)
             {
@@ -85,8 +76,8 @@ internal static unsafe partial class Interpreter
                 }
                 case Uop.Atomic:
                 {
-                    int status = Atomic(v, s, block, i, ref op);
-                    if (status != Reached)
+                    BlockExit status = Atomic(v, s, block, i, ref op);
+                    if (status != BlockExit.Reached)
                         return status;
                     break;
                 }
@@ -259,18 +250,18 @@ internal static unsafe partial class Interpreter
                     break;
                 case Uop.Jmp:
                     s->Eip = op.Imm;
-                    return Taken;
+                    return BlockExit.Taken;
                 case Uop.Jcc:
                     if (LazyFlags.Condition(s, op.Cc))
                     {
                         s->Eip = op.Imm;
-                        return Taken;
+                        return BlockExit.Taken;
                     }
                     s->Eip = op.Next;
-                    return Fallthrough;
+                    return BlockExit.Fallthrough;
                 case Uop.JmpInd:
                     s->Eip = r[op.A];
-                    return Continue;
+                    return BlockExit.Continue;
                 case Uop.AluJcc:
                 {
                     uint a = r[op.A], b = B(ref op, r);
@@ -294,10 +285,10 @@ internal static unsafe partial class Interpreter
                     if (LazyFlags.ConditionOf(op.Cc, cc, a, b, res, 0, s))
                     {
                         s->Eip = op.Disp;
-                        return Taken;
+                        return BlockExit.Taken;
                     }
                     s->Eip = op.Next;
-                    return Fallthrough;
+                    return BlockExit.Fallthrough;
                 }
                 case Uop.LoadAlu:
                 {
@@ -322,12 +313,12 @@ internal static unsafe partial class Interpreter
                     if (CxTaken(s, r, op.Cc))
                     {
                         s->Eip = op.Imm;
-                        return Taken;
+                        return BlockExit.Taken;
                     }
                     s->Eip = op.Next;
-                    return Fallthrough;
+                    return BlockExit.Fallthrough;
                 case Uop.Enter:
-                    if (!Enter(v, s, ref op, out int enterStatus))
+                    if (!Enter(v, s, ref op, out BlockExit enterStatus))
                         return enterStatus;
                     break;
                 case Uop.Cpuid:
@@ -352,9 +343,9 @@ internal static unsafe partial class Interpreter
                 }
                 case Uop.String:
                 {
-                    int status = StringOp(v, s, ref op);
-                    if (status != Continue)
-                        return status == Reenter ? Continue : status;
+                    BlockExit status = StringOp(v, s, ref op);
+                    if (status != BlockExit.Continue)
+                        return status == BlockExit.Reenter ? BlockExit.Continue : status;
                     break;
                 }
                 case Uop.Fault:
@@ -371,7 +362,7 @@ internal static unsafe partial class Interpreter
     /// that the next instruction is fetched anew (x86 orders self-modifying code
     /// this way for the writing CPU).
     /// </summary>
-    private static int FinishAfterCodeWrite(Vcpu v, CpuState* s, Block block, int i)
+    private static BlockExit FinishAfterCodeWrite(Vcpu v, CpuState* s, Block block, int i)
     {
         var ops = block.Ops;
         uint eip = ops[i].Eip;
@@ -381,12 +372,12 @@ internal static unsafe partial class Interpreter
         if (end == i + 1)
         {
             s->Eip = ops[i].Next;
-            return Continue;
+            return BlockExit.Continue;
         }
-        int status = Run(v, s, block, i + 1, end);
-        if (status == Reached)
+        BlockExit status = Run(v, s, block, i + 1, end);
+        if (status == BlockExit.Reached)
             s->Eip = ops[i].Next;
-        return status == Stop ? Stop : Continue;
+        return status == BlockExit.Stop ? BlockExit.Stop : BlockExit.Continue;
     }
 
     /// <summary>Operand B: the immediate or a slot.</summary>

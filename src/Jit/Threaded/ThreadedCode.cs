@@ -22,7 +22,7 @@ internal static unsafe class ThreadedCode
     public static ThreadedOp* For(ExecutionEngine engine, Block block)
     {
         ThreadedOp* entry = block.ThreadedEntry;
-        return entry != null ? entry : engine.CreateThreadedCode(block);
+        return entry != null ? entry : ThreadedCodeStore.Of(engine).Create(block);
     }
 
     /// <summary>
@@ -70,7 +70,7 @@ internal static unsafe class ThreadedCode
     }
 
     /// <summary>The handler for an op's exact shape; the switch interpreter for everything uncommon.</summary>
-    private static delegate*<ref ThreadedContext, ThreadedOp*, int> Select(in MicroOp op)
+    private static delegate*<ref ThreadedContext, ThreadedOp*, BlockExit> Select(in MicroOp op)
     {
         bool imm = op.BIsImm, flags = op.SetsFlags;
         switch (op.Kind)
@@ -137,7 +137,7 @@ internal static unsafe class ThreadedCode
     private static int Shape(in MicroOp op) =>
         op.Index != MicroOp.Zero ? 2 : op.Base != MicroOp.Zero ? 1 : 0;
 
-    private static delegate*<ref ThreadedContext, ThreadedOp*, int> LoadOf<TA>(in MicroOp op) where TA : struct, IAddress
+    private static delegate*<ref ThreadedContext, ThreadedOp*, BlockExit> LoadOf<TA>(in MicroOp op) where TA : struct, IAddress
     {
         bool signed = (op.Flags & UopFlags.Signed) != 0;
         return op.Size switch
@@ -148,7 +148,7 @@ internal static unsafe class ThreadedCode
         };
     }
 
-    private static delegate*<ref ThreadedContext, ThreadedOp*, int> StoreOf<TA, TV>(in MicroOp op)
+    private static delegate*<ref ThreadedContext, ThreadedOp*, BlockExit> StoreOf<TA, TV>(in MicroOp op)
         where TA : struct, IAddress where TV : struct, IValue => op.Size switch
     {
         1 => &Store<U8, TA, TV>,
@@ -156,14 +156,14 @@ internal static unsafe class ThreadedCode
         _ => &Store<U32, TA, TV>,
     };
 
-    private static delegate*<ref ThreadedContext, ThreadedOp*, int> LoadAluOf<TA>(in MicroOp op) where TA : struct, IAddress => op.Size switch
+    private static delegate*<ref ThreadedContext, ThreadedOp*, BlockExit> LoadAluOf<TA>(in MicroOp op) where TA : struct, IAddress => op.Size switch
     {
         1 => LoadAluOf<U8, TA>(in op),
         2 => LoadAluOf<U16, TA>(in op),
         _ => LoadAluOf<U32, TA>(in op),
     };
 
-    private static delegate*<ref ThreadedContext, ThreadedOp*, int> LoadAluOf<TW, TA>(in MicroOp op)
+    private static delegate*<ref ThreadedContext, ThreadedOp*, BlockExit> LoadAluOf<TW, TA>(in MicroOp op)
         where TW : struct, IWidth where TA : struct, IAddress
     {
         bool flags = op.SetsFlags;
@@ -178,7 +178,7 @@ internal static unsafe class ThreadedCode
     }
 
     /// <summary>A fused compare and branch on a common condition gets its own handler; the rest share one.</summary>
-    private static delegate*<ref ThreadedContext, ThreadedOp*, int> AluJccOf<TOp, TB>(in MicroOp op)
+    private static delegate*<ref ThreadedContext, ThreadedOp*, BlockExit> AluJccOf<TOp, TB>(in MicroOp op)
         where TOp : struct, IBinary where TB : struct, IOperand => Or(op.Size switch
         {
             1 => ConditionSelect.For<AluJccs<TOp, TB, U8>>(op.Cc),
@@ -186,37 +186,37 @@ internal static unsafe class ThreadedCode
             _ => ConditionSelect.For<AluJccs<TOp, TB, U32>>(op.Cc),
         }, &AluJccAny<TOp, TB>);
 
-    private static delegate*<ref ThreadedContext, ThreadedOp*, int> Or(
-        delegate*<ref ThreadedContext, ThreadedOp*, int> handler, delegate*<ref ThreadedContext, ThreadedOp*, int> otherwise) =>
+    private static delegate*<ref ThreadedContext, ThreadedOp*, BlockExit> Or(
+        delegate*<ref ThreadedContext, ThreadedOp*, BlockExit> handler, delegate*<ref ThreadedContext, ThreadedOp*, BlockExit> otherwise) =>
         handler != null ? handler : otherwise;
 
     // The condition-specialised handler families, for ConditionSelect.
     private struct SetCcs : IConditionHandlers
     {
-        public static delegate*<ref ThreadedContext, ThreadedOp*, int> Get<TC>() where TC : struct, ICondition => &SetCc<TC>;
+        public static delegate*<ref ThreadedContext, ThreadedOp*, BlockExit> Get<TC>() where TC : struct, ICondition => &SetCc<TC>;
     }
 
     private struct CMovs : IConditionHandlers
     {
-        public static delegate*<ref ThreadedContext, ThreadedOp*, int> Get<TC>() where TC : struct, ICondition => &CMov<TC>;
+        public static delegate*<ref ThreadedContext, ThreadedOp*, BlockExit> Get<TC>() where TC : struct, ICondition => &CMov<TC>;
     }
 
     private struct Jccs : IConditionHandlers
     {
-        public static delegate*<ref ThreadedContext, ThreadedOp*, int> Get<TC>() where TC : struct, ICondition => &Jcc<TC>;
+        public static delegate*<ref ThreadedContext, ThreadedOp*, BlockExit> Get<TC>() where TC : struct, ICondition => &Jcc<TC>;
     }
 
     private struct AluJccs<TOp, TB, TW> : IConditionHandlers where TOp : struct, IBinary where TB : struct, IOperand where TW : struct, IWidth
     {
-        public static delegate*<ref ThreadedContext, ThreadedOp*, int> Get<TC>() where TC : struct, ICondition => &AluJcc<TOp, TB, TC, TW>;
+        public static delegate*<ref ThreadedContext, ThreadedOp*, BlockExit> Get<TC>() where TC : struct, ICondition => &AluJcc<TOp, TB, TC, TW>;
     }
 
-    private static delegate*<ref ThreadedContext, ThreadedOp*, int> Bin<TOp>(bool imm, bool flags) where TOp : struct, IBinary =>
+    private static delegate*<ref ThreadedContext, ThreadedOp*, BlockExit> Bin<TOp>(bool imm, bool flags) where TOp : struct, IBinary =>
         imm
             ? (flags ? &Binary<TOp, ImmB, Handlers.Flags> : &Binary<TOp, ImmB, NoFlags>)
             : (flags ? &Binary<TOp, RegB, Handlers.Flags> : &Binary<TOp, RegB, NoFlags>);
 
-    private static delegate*<ref ThreadedContext, ThreadedOp*, int> Sh<TOp>(bool imm, bool flags) where TOp : struct, IBinary =>
+    private static delegate*<ref ThreadedContext, ThreadedOp*, BlockExit> Sh<TOp>(bool imm, bool flags) where TOp : struct, IBinary =>
         imm
             ? (flags ? &Shift<TOp, ImmB, Handlers.Flags> : &Shift<TOp, ImmB, NoFlags>)
             : (flags ? &Shift<TOp, RegB, Handlers.Flags> : &Shift<TOp, RegB, NoFlags>);
@@ -228,7 +228,7 @@ internal static unsafe class ThreadedCode
     /// kick (so the dispatcher reports quiescent states and sees stop requests).
     /// Leaves <paramref name="block"/> at the last block run.
     /// </summary>
-    public static int Run(Vcpu v, CpuState* s, ref Block block, bool chain)
+    public static BlockExit Run(Vcpu v, CpuState* s, ref Block block, bool chain)
     {
         int budget = chain ? ChainBudget : 0;
         ThreadedOp* first = For(v.Engine, block);
@@ -244,11 +244,11 @@ internal static unsafe class ThreadedCode
             Budget = budget,
             Kick = v.KickPointer,
             JumpCache = v.JumpCache,
-            Frame = v.Frame,
+            Frame = (X64.NativeFrame*)v.BackendFrame,
         };
         if (c.Frame != null)
             c.Frame->Kick = c.Kick;
-        int how = first->Fn(ref c, first);
+        BlockExit how = first->Fn(ref c, first);
         // Links are made by the dispatcher from the block that took the exit.
         int chained = budget - c.Budget;
         if (chained != 0)

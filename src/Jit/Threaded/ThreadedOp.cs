@@ -14,7 +14,7 @@ namespace Sharpvisor.Jit.Threaded;
 /// </summary>
 internal unsafe struct ThreadedOp
 {
-    public delegate*<ref ThreadedContext, ThreadedOp*, int> Fn;
+    public delegate*<ref ThreadedContext, ThreadedOp*, BlockExit> Fn;
     public byte D, A, B, Base, Index, Scale, Size, Cc;
     public UopFlags Flags;
     public uint Imm, Disp, Eip, Next;
@@ -28,7 +28,7 @@ internal unsafe struct ThreadedOp
 /// so that a block-to-block jump makes no managed store (no GC write barrier,
 /// whose helper call would make every handler that can end a block save
 /// registers). The engine writes the links under its lock and clears those
-/// into a block before it retires the block's code (see ExecutionEngine.Links.cs).
+/// into a block before it retires the block's code (see ThreadedCodeStore.cs).
 /// </summary>
 internal unsafe struct ThreadedHeader
 {
@@ -47,7 +47,7 @@ internal unsafe struct ThreadedHeader
     /// <summary>The x64 tier's descriptor of that code, which indirect jumps in machine code find it by (see <see cref="X64.NativeBlock"/>).</summary>
     public X64.NativeBlock* NativeBlock;
     /// <summary>The first op's own handler, when the x64 tier put its counting or entering handler in its place.</summary>
-    public delegate*<ref ThreadedContext, ThreadedOp*, int> FirstFn;
+    public delegate*<ref ThreadedContext, ThreadedOp*, BlockExit> FirstFn;
     /// <summary>Entries counted towards the x64 tier's threshold.</summary>
     public int Executions;
     /// <summary>Nonzero once the x64 tier has decided about this block (compiled it or left it threaded).</summary>

@@ -3,6 +3,8 @@ using Sharpvisor.Jit.IR;
 using Sharpvisor.Jit.Threaded;
 using static Sharpvisor.Jit.X64.Assembler;
 
+using Sharpvisor.Jit.Runtime;
+
 namespace Sharpvisor.Jit.X64;
 
 // Journey: x64-compile
@@ -65,7 +67,7 @@ internal sealed unsafe class BlockCompiler
     private readonly Dictionary<int, Label> _bails = new();
     /// <summary>The kind and size of the last op in this block that recorded flags, if the record is still its (null: from before the block, or unknown).</summary>
     private (Uop Kind, int Size)? _setter;
-    private readonly List<(Label Label, int How, uint Eip)> _exits = new();
+    private readonly List<(Label Label, BlockExit How, uint Eip)> _exits = new();
 
     private readonly NativeBlock** _indirectCache;
 
@@ -384,7 +386,7 @@ internal sealed unsafe class BlockCompiler
             }
 
             case Uop.Jmp:
-                Leave(Interpreter.Taken, op.Imm);
+                Leave(BlockExit.Taken, op.Imm);
                 return true;
 
             case Uop.Jcc:
@@ -576,9 +578,9 @@ internal sealed unsafe class BlockCompiler
     {
         Label yes = _a.NewLabel();
         _a.Jcc(cc, yes);
-        Leave(Interpreter.Fallthrough, fallthrough);
+        Leave(BlockExit.Fallthrough, fallthrough);
         _a.Bind(yes);
-        Leave(Interpreter.Taken, taken);
+        Leave(BlockExit.Taken, taken);
     }
 
     // Journey: x64-chain
@@ -591,7 +593,7 @@ internal sealed unsafe class BlockCompiler
     /// start is a direct jump. Otherwise returns to the threaded engine,
     /// which follows the same link or goes back to the dispatcher.
     /// </summary>
-    private void Leave(int how, uint eip)
+    private void Leave(BlockExit how, uint eip)
     {
         Label exit = _a.NewLabel();
         _exits.Add((exit, how, eip));
@@ -605,7 +607,7 @@ internal sealed unsafe class BlockCompiler
             return;
         }
         int hdr = sizeof(ThreadedHeader);
-        _a.Mov64(Reg.Rax, (long)_header + (how == Interpreter.Taken ? OffHTaken : OffHFallthrough));
+        _a.Mov64(Reg.Rax, (long)_header + (how == BlockExit.Taken ? OffHTaken : OffHFallthrough));
         _a.Load(8, Reg.Rax, new Mem(Reg.Rax));            // the successor's first threaded op, or null
         _a.Test(8, Reg.Rax, Reg.Rax);
         _a.Jcc(Cond.E, exit);

@@ -2,6 +2,8 @@ using System.Runtime.InteropServices;
 using Sharpvisor.Jit.Cpu;
 using Sharpvisor.Jit.Threaded;
 
+using Sharpvisor.Jit.Runtime;
+
 namespace Sharpvisor.Jit.X64;
 
 /// <summary>
@@ -23,8 +25,8 @@ internal unsafe struct NativeFrame
     public int Budget;
     /// <summary>On <see cref="Resume"/>: the op of <see cref="Header"/>'s block where threaded code takes over.</summary>
     public int OpIndex;
-    /// <summary>On <see cref="Exit"/>: the exit taken (Interpreter.Taken or Fallthrough) and its guest address.</summary>
-    public int How;
+    /// <summary>On <see cref="Exit"/>: the exit taken (BlockExit.Taken or Fallthrough) and its guest address.</summary>
+    public BlockExit How;
     public uint Eip;
     /// <summary>The engine's entry stub: <c>int (NativeFrame* frame, void* code)</c>.</summary>
     public delegate* unmanaged[SuppressGCTransition]<NativeFrame*, void*, int> EntryStub;

@@ -1,6 +1,8 @@
 using System.Runtime.CompilerServices;
 using Sharpvisor.Jit.Threaded;
 
+using Sharpvisor.Jit.Runtime;
+
 namespace Sharpvisor.Jit.X64;
 
 /// <summary>
@@ -11,7 +13,7 @@ namespace Sharpvisor.Jit.X64;
 internal static unsafe class NativeHandlers
 {
     /// <summary>Counts an entry; at the threshold, compiles the block. Then runs the block's own first op.</summary>
-    public static int CountEntry(ref ThreadedContext c, ThreadedOp* o)
+    public static BlockExit CountEntry(ref ThreadedContext c, ThreadedOp* o)
     {
         ThreadedHeader* h = c.Current;
         if (++h->Executions >= c.V.Engine.HotThreshold)
@@ -20,9 +22,9 @@ internal static unsafe class NativeHandlers
     }
 
     [MethodImpl(MethodImplOptions.NoInlining)]
-    private static int TierUp(ref ThreadedContext c, ThreadedOp* o)
+    private static BlockExit TierUp(ref ThreadedContext c, ThreadedOp* o)
     {
-        c.V.Engine.CompileNative(c.Current);
+        ThreadedBackend.Of(c.V.Engine).CompileNative(c.Current);
         return o->Fn(ref c, o); // Enter if it compiled, else the op's own handler
     }
 
@@ -35,7 +37,7 @@ internal static unsafe class NativeHandlers
     /// and returns within the chain budget), so entering costs about as much
     /// as an ordinary call.
     /// </summary>
-    public static int Enter(ref ThreadedContext c, ThreadedOp* o)
+    public static BlockExit Enter(ref ThreadedContext c, ThreadedOp* o)
     {
         NativeFrame* f = c.Frame;
         ThreadedHeader* h = c.Current;

@@ -1,11 +1,12 @@
 using Sharpvisor.Jit.IR;
-using Sharpvisor.Jit.Threaded;
+using Sharpvisor.Jit.Runtime;
+using Sharpvisor.Native;
 
-namespace Sharpvisor.Jit.Runtime;
+namespace Sharpvisor.Jit.Threaded;
 
 // The threaded code of the blocks, and the raw links between it: who may
 // write them, and when the code may be freed. Everything here runs under the
-// engine's lock; the handlers only read.
+// engine's lock (ExecutionEngine.Lock); the handlers only read.
 //
 // A block's threaded code lives in native memory, headed by the links its
 // exits follow. Those links are raw pointers into other blocks' code, so that
@@ -19,24 +20,39 @@ namespace Sharpvisor.Jit.Runtime;
 //      before the block was retired is still inside the grace period that
 //      holds the code back, and one that reads later finds the link cleared or
 //      the block marked invalid.
-public sealed unsafe partial class ExecutionEngine
+internal sealed unsafe class ThreadedCodeStore : IDisposable
 {
+    private readonly object _lock;
+    private readonly Qsbr _qsbr;
+    /// <summary>The x64 tier, whose counting handler heads every block's code and whose machine code a retired block drops; or null.</summary>
+    private readonly X64.NativeTier? _native;
+
     /// <summary>Blocks that have threaded code not yet retired (freed at <see cref="Dispose"/>).</summary>
     private readonly HashSet<Block> _withCode = new();
+
+    public ThreadedCodeStore(ExecutionEngine engine, X64.NativeTier? native)
+    {
+        _lock = engine.Lock;
+        _qsbr = engine.Qsbr;
+        _native = native;
+    }
+
+    /// <summary>The store of <paramref name="engine"/>'s backend (every backend runs cold code threaded).</summary>
+    public static ThreadedCodeStore Of(ExecutionEngine engine) => ((IThreadedBackend)engine.Backend).Store;
 
     private long _codeCreated, _codeRetired, _codeFreed;
 
     /// <summary>Threaded code made, retired (its block invalidated) and freed so far: tests check nothing leaks.</summary>
-    internal (long Created, long Retired, long Freed) ThreadedCodeCounts =>
+    internal (long Created, long Retired, long Freed) Counts =>
         (Interlocked.Read(ref _codeCreated), Interlocked.Read(ref _codeRetired), Interlocked.Read(ref _codeFreed));
 
     /// <summary>Makes <paramref name="block"/>'s threaded code (another vCPU may have just made it).</summary>
-    internal ThreadedOp* CreateThreadedCode(Block block)
+    internal ThreadedOp* Create(Block block)
     {
-        lock (_pagesLock) return CreateThreadedLocked(block);
+        lock (_lock) return CreateLocked(block);
     }
 
-    private ThreadedOp* CreateThreadedLocked(Block block)
+    private ThreadedOp* CreateLocked(Block block)
     {
         if (block.ThreadedEntry != null)
             return block.ThreadedEntry;
@@ -54,23 +70,23 @@ public sealed unsafe partial class ExecutionEngine
 
     /// <summary>
     /// Records that exit <paramref name="how"/> of <paramref name="from"/>
-    /// (an <see cref="Interpreter"/> exit code) leads to <paramref name="to"/>,
+    /// leads to <paramref name="to"/>,
     /// as a raw link threaded code can follow. The dispatcher calls this when
     /// it sets the managed link; both then name the same block.
     /// </summary>
-    internal void LinkThreaded(Block from, int how, Block to)
+    internal void Link(Block from, BlockExit how, Block to)
     {
-        lock (_pagesLock)
+        lock (_lock)
         {
             ThreadedOp* fromEntry = from.ThreadedEntry;
             if (from.Invalid || to.Invalid || fromEntry == null)
                 return;
-            ThreadedOp* toEntry = CreateThreadedLocked(to);
+            ThreadedOp* toEntry = CreateLocked(to);
             ThreadedHeader* h = ThreadedHeader.Of(fromEntry);
             ThreadedOp* old = how switch
             {
-                Interpreter.Taken => h->Taken,
-                Interpreter.Fallthrough => h->Fallthrough,
+                BlockExit.Taken => h->Taken,
+                BlockExit.Fallthrough => h->Fallthrough,
                 _ => h->Indirect,
             };
             if (old == toEntry)
@@ -79,8 +95,8 @@ public sealed unsafe partial class ExecutionEngine
                 ForgetIncoming(from, old);
             switch (how)
             {
-                case Interpreter.Taken: h->Taken = toEntry; break;
-                case Interpreter.Fallthrough: h->Fallthrough = toEntry; break;
+                case BlockExit.Taken: h->Taken = toEntry; break;
+                case BlockExit.Fallthrough: h->Fallthrough = toEntry; break;
                 default: h->Indirect = toEntry; break;
             }
             (to.Incoming ??= new List<Block>()).Add(from);
@@ -91,7 +107,7 @@ public sealed unsafe partial class ExecutionEngine
     /// The threaded side of invalidating <paramref name="block"/>: no header
     /// links to its code any more, and the code is freed after a grace period.
     /// </summary>
-    private void RetireThreadedLocked(Block block)
+    internal void RetireLocked(Block block)
     {
         ThreadedOp* entry = block.ThreadedEntry;
         if (entry == null)
@@ -120,7 +136,7 @@ public sealed unsafe partial class ExecutionEngine
         _withCode.Remove(block);
         Interlocked.Increment(ref _codeRetired);
         nint code = (nint)entry;
-        Qsbr.Defer(() =>
+        _qsbr.Defer(() =>
         {
             block.ThreadedEntry = null;
             ThreadedCode.Free((ThreadedOp*)code);
@@ -133,9 +149,9 @@ public sealed unsafe partial class ExecutionEngine
         ThreadedHeader.BlockOf(ThreadedHeader.Of(target)).Incoming?.Remove(from);
 
     /// <summary>Frees the code of every block not retired (the vCPUs have stopped).</summary>
-    private void FreeThreadedCode()
+    public void Dispose()
     {
-        lock (_pagesLock)
+        lock (_lock)
         {
             foreach (var block in _withCode)
             {
