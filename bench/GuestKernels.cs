@@ -61,11 +61,11 @@ internal static class GuestKernels
             }
             var (engine, fast) = Stats(elf, EngineKind.Il);
             var (x64Engine, _) = Stats(elf, EngineKind.X64);
-            NativeTierStats nat = x64Engine.Native;
+            X64TierStats nat = x64Engine.X64;
             double n = Median(native), q = Median(tcg), l = Median(il), x = Median(x64), t = Median(th), ax = Median(aotX64), at = Median(aotTh);
             double perRegion = engine.Engine.Regions == 0 ? 0 : engine.Engine.RegionCompileTime.TotalMicroseconds / engine.Engine.Regions;
-            double perNative = nat.Compiled == 0 ? 0 : nat.CompileTime.TotalMicroseconds / nat.Compiled;
-            Console.WriteLine($"| {k} | {n:0.000} | {q:0.000} | {l:0.000} | {x:0.000} | {t:0.000} | {ax:0.000} | {at:0.000} | {l / q:0.00} | {l / n:0.00} | {l / x:0.00} | {l / ax:0.00} | {l / t:0.00} | {l / at:0.00} | {engine.Engine.Translations} | {engine.Engine.Regions} | {perRegion:0} | {nat.Compiled} | {perNative:0.0} | {fast:P3} |");
+            double perX64 = nat.Compiled == 0 ? 0 : nat.CompileTime.TotalMicroseconds / nat.Compiled;
+            Console.WriteLine($"| {k} | {n:0.000} | {q:0.000} | {l:0.000} | {x:0.000} | {t:0.000} | {ax:0.000} | {at:0.000} | {l / q:0.00} | {l / n:0.00} | {l / x:0.00} | {l / ax:0.00} | {l / t:0.00} | {l / at:0.00} | {engine.Engine.Translations} | {engine.Engine.Regions} | {perRegion:0} | {nat.Compiled} | {perX64:0.0} | {fast:P3} |");
         }
         return 0;
     }
@@ -79,12 +79,12 @@ internal static class GuestKernels
     /// inside a region). The front end's steady-state cost per instruction is
     /// TranslatorBench's.
     /// </summary>
-    private static ((EngineStats Engine, NativeTierStats Native) Engine, double FastExits) Stats(string elf, EngineKind kind)
+    private static ((EngineStats Engine, X64TierStats X64) Engine, double FastExits) Stats(string elf, EngineKind kind)
     {
         var image = ImageLoader.Read(elf, MachineConfig.DefaultMemorySize, null);
         using var machine = new Machine(new MachineConfig(MachineConfig.DefaultMemorySize, kind), image, Stream.Null);
         machine.Run();
-        return ((machine.Engine.Stats, machine.Engine.NativeStats), machine.Vcpu.Stats.FastExitShare);
+        return ((machine.Engine.Stats, machine.Engine.X64Stats), machine.Vcpu.Stats.FastExitShare);
     }
 
     private static int Fail(string message)

@@ -9,10 +9,10 @@ namespace Sharpvisor.Jit;
 /// </summary>
 internal static class Backends
 {
-    public static IBackend Create(ExecutionEngine engine, EngineKind kind, int nativeCodeBytes) => kind switch
+    public static IBackend Create(ExecutionEngine engine, EngineKind kind, int x64CodeBytes) => kind switch
     {
         EngineKind.Il => new IL.IlBackend(engine),
-        EngineKind.X64 => new Threaded.ThreadedBackend(engine, x64: true, nativeCodeBytes),
-        _ => new Threaded.ThreadedBackend(engine, x64: false, nativeCodeBytes),
+        EngineKind.X64 => new Threaded.ThreadedBackend(engine, x64: true, x64CodeBytes),
+        _ => new Threaded.ThreadedBackend(engine, x64: false, x64CodeBytes),
     };
 }

@@ -12,7 +12,7 @@ internal sealed unsafe class GuestHarness : IDisposable, IVcpuHost
     public const ulong RamSize = 1 << 20;
 
     /// <param name="hotThreshold">Block entries before compiling; by default 64, and 1 for the x64 engine, so that its tests run machine code from the first entry.</param>
-    public GuestHarness(EngineKind kind, Action<Assembler> program, int hotThreshold = 0, Qsbr? qsbr = null, int nativeCodeBytes = Sharpvisor.Jit.X64.NativeTier.RegionSize)
+    public GuestHarness(EngineKind kind, Action<Assembler> program, int hotThreshold = 0, Qsbr? qsbr = null, int x64CodeBytes = Sharpvisor.Jit.X64.X64Tier.RegionSize)
     {
         Memory = GuestMemory.Allocate(RamSize);
         var asm = new Assembler(32);
@@ -23,7 +23,7 @@ internal sealed unsafe class GuestHarness : IDisposable, IVcpuHost
         code.CopyTo(new Span<byte>(Memory.Base + CodeBase, code.Length));
         if (hotThreshold == 0)
             hotThreshold = kind == EngineKind.X64 ? 1 : 64;
-        Engine = new ExecutionEngine(Memory, kind, qsbr, nativeCodeBytes) { HotThreshold = hotThreshold };
+        Engine = new ExecutionEngine(Memory, kind, qsbr, x64CodeBytes) { HotThreshold = hotThreshold };
         Vcpu = new Vcpu(Engine, 0, this);
         Vcpu.State.Eip = CodeBase;
         Vcpu.State[Gpr.Esp] = (uint)RamSize;

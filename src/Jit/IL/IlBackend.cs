@@ -12,7 +12,7 @@ namespace Sharpvisor.Jit.IL;
 /// </summary>
 internal sealed unsafe class IlBackend : IThreadedBackend
 {
-    public IlBackend(ExecutionEngine engine) => Store = new ThreadedCodeStore(engine, native: null);
+    public IlBackend(ExecutionEngine engine) => Store = new ThreadedCodeStore(engine, x64: null);
 
     public ThreadedCodeStore Store { get; }
 
@@ -26,9 +26,9 @@ internal sealed unsafe class IlBackend : IThreadedBackend
 
     public void InitFrame(Vcpu vcpu, void* frame) { }
 
-    public NativeTierStats NativeStats => default;
+    public X64TierStats X64Stats => default;
 
-    public string? NativeTierProblem => null;
+    public string? X64TierProblem => null;
 
     public void Dispose() => Store.Dispose();
 

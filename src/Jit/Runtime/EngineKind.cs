@@ -23,7 +23,7 @@ public static class Engines
     public static bool IsIlAvailable => RuntimeFeature.IsDynamicCodeCompiled;
 
     /// <summary>True where <see cref="EngineKind.X64"/> can make machine code (an x86-64 Linux host).</summary>
-    public static bool IsX64Available => X64.NativeTier.IsSupported;
+    public static bool IsX64Available => X64.X64Tier.IsSupported;
 
     public static EngineKind Default => IsIlAvailable ? EngineKind.Il : IsX64Available ? EngineKind.X64 : EngineKind.Threaded;
 

@@ -25,12 +25,12 @@ public sealed unsafe partial class ExecutionEngine : IDisposable
     private readonly uint _pageCount;
 
     public ExecutionEngine(GuestMemory memory, EngineKind kind, Qsbr? qsbr = null)
-        : this(memory, kind, qsbr, X64.NativeTier.RegionSize)
+        : this(memory, kind, qsbr, X64.X64Tier.RegionSize)
     {
     }
 
-    /// <param name="nativeCodeBytes">The x64 tier's code region (tests make it small to see what happens when it fills).</param>
-    internal ExecutionEngine(GuestMemory memory, EngineKind kind, Qsbr? qsbr, int nativeCodeBytes)
+    /// <param name="x64CodeBytes">The x64 tier's code region (tests make it small to see what happens when it fills).</param>
+    internal ExecutionEngine(GuestMemory memory, EngineKind kind, Qsbr? qsbr, int x64CodeBytes)
     {
         if (kind == EngineKind.Il && !Engines.IsIlAvailable)
             throw new PlatformNotSupportedException("the IL engine needs dynamic code, which this build (native AOT) does not have; use --engine x64 or threaded");
@@ -42,7 +42,7 @@ public sealed unsafe partial class ExecutionEngine : IDisposable
         // One byte per page, plus one so that a store's last byte never indexes past the table.
         _pageCount = (uint)(memory.Size / GuestMemory.PageSize) + 1;
         _codePages = (byte*)NativeMemory.AllocZeroed(_pageCount);
-        Backend = Backends.Create(this, kind, nativeCodeBytes);
+        Backend = Backends.Create(this, kind, x64CodeBytes);
     }
 
     /// <summary>What runs the translated blocks (the dispatcher runs it without asking which).</summary>
@@ -52,10 +52,10 @@ public sealed unsafe partial class ExecutionEngine : IDisposable
     internal object Lock => _pagesLock;
 
     /// <summary>Why the x64 engine runs without machine code (it then runs as the threaded engine), or null.</summary>
-    public string? NativeTierProblem => Backend.NativeTierProblem;
+    public string? X64TierProblem => Backend.X64TierProblem;
 
     /// <summary>The x64 tier's figures (zeros for the other engines).</summary>
-    public NativeTierStats NativeStats => Backend.NativeStats;
+    public X64TierStats X64Stats => Backend.X64Stats;
 
     public GuestMemory Memory { get; }
     public EngineKind Kind { get; }
@@ -281,7 +281,7 @@ public sealed unsafe partial class ExecutionEngine : IDisposable
 }
 
 /// <summary>The x64 tier's figures: blocks given machine code, its bytes, blocks left threaded (not even their first op compiles, or the code region is full), and the time spent compiling.</summary>
-public readonly record struct NativeTierStats(long Compiled, long Bytes, long Refused, TimeSpan CompileTime);
+public readonly record struct X64TierStats(long Compiled, long Bytes, long Refused, TimeSpan CompileTime);
 
 /// <summary>Translator and tiering figures for one VM.</summary>
 public readonly record struct EngineStats(

@@ -30,10 +30,10 @@ internal unsafe interface IBackend : IDisposable
     void InitFrame(Vcpu vcpu, void* frame);
 
     /// <summary>The x64 tier's figures (zeros without one).</summary>
-    NativeTierStats NativeStats { get; }
+    X64TierStats X64Stats { get; }
 
     /// <summary>Why the x64 engine runs without machine code, or null.</summary>
-    string? NativeTierProblem { get; }
+    string? X64TierProblem { get; }
 }
 
 /// <summary>

@@ -32,7 +32,7 @@ public sealed unsafe partial class Vcpu : IDisposable
         // A backend's frame (the x64 tier's) lives right after the registers (one base register reaches both).
         int frameOffset = engine.Backend.FrameOffset;
         if (frameOffset != 0 && sizeof(CpuState) > frameOffset)
-            throw new InvalidOperationException("CpuState grew into the x64 tier's frame: raise NativeFrame.OffsetFromState");
+            throw new InvalidOperationException("CpuState grew into the x64 tier's frame: raise X64Frame.OffsetFromState");
         _state = (CpuState*)NativeMemory.AlignedAlloc((nuint)(frameOffset != 0 ? frameOffset + engine.Backend.FrameSize : sizeof(CpuState)), 64);
         _state->Reset();
         _translator = new Translator(engine.Memory);

@@ -325,7 +325,7 @@ internal static unsafe class Handlers
         return how;
     }
 
-    /// <summary>An exit taken by machine code whose successor has none (X64/NativeHandlers.cs): the threaded way on from there.</summary>
+    /// <summary>An exit taken by machine code whose successor has none (X64/X64Handlers.cs): the threaded way on from there.</summary>
     internal static BlockExit ExitTo(ref ThreadedContext c, BlockExit how, uint eip) => Exit(ref c, how, eip);
 
     /// <summary>True if a chained jump may enter <paramref name="next"/>: budget left, no RCU kick, the block still valid.</summary>

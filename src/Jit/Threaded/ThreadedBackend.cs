@@ -13,23 +13,23 @@ internal interface IThreadedBackend : IBackend
 
 /// <summary>
 /// The threaded engine, and the x64 engine (the same, with
-/// <see cref="X64.NativeTier"/> compiling hot blocks to machine code).
+/// <see cref="X64.X64Tier"/> compiling hot blocks to machine code).
 /// Blocks run back to back through their links (<see cref="ChainRunner"/>).
 /// </summary>
 internal sealed unsafe class ThreadedBackend : IThreadedBackend
 {
     private readonly ExecutionEngine _engine;
-    private readonly X64.NativeTier? _native;
-    private readonly string? _nativeProblem;
-    private long _nativeTicks;
+    private readonly X64.X64Tier? _x64;
+    private readonly string? _x64Problem;
+    private long _x64Ticks;
 
-    /// <param name="x64">Whether to try the x64 tier; <paramref name="nativeCodeBytes"/> is its code region.</param>
-    public ThreadedBackend(ExecutionEngine engine, bool x64, int nativeCodeBytes)
+    /// <param name="x64">Whether to try the x64 tier; <paramref name="x64CodeBytes"/> is its code region.</param>
+    public ThreadedBackend(ExecutionEngine engine, bool x64, int x64CodeBytes)
     {
         _engine = engine;
         if (x64)
-            _native = X64.NativeTier.TryCreate(engine.Memory.Size, engine.CodePages, nativeCodeBytes, out _nativeProblem);
-        Store = new ThreadedCodeStore(engine, _native);
+            _x64 = X64.X64Tier.TryCreate(engine.Memory.Size, engine.CodePages, x64CodeBytes, out _x64Problem);
+        Store = new ThreadedCodeStore(engine, _x64);
     }
 
     public ThreadedCodeStore Store { get; }
@@ -40,28 +40,28 @@ internal sealed unsafe class ThreadedBackend : IThreadedBackend
 
     public void Retire(Block block) => Store.RetireLocked(block);
 
-    public int FrameOffset => _native != null ? X64.NativeFrame.OffsetFromState : 0;
+    public int FrameOffset => _x64 != null ? X64.X64Frame.OffsetFromState : 0;
 
-    public int FrameSize => sizeof(X64.NativeFrame);
+    public int FrameSize => sizeof(X64.X64Frame);
 
     public void InitFrame(Vcpu vcpu, void* frame)
     {
-        var f = (X64.NativeFrame*)frame;
+        var f = (X64.X64Frame*)frame;
         *f = default;
         f->State = vcpu.StatePointer;
         f->Mem = vcpu.MemoryBase;
-        f->EntryStub = _native!.EntryStub;
-        f->IndirectCache = _native.IndirectCache;
+        f->EntryStub = _x64!.EntryStub;
+        f->IndirectCache = _x64.IndirectCache;
     }
 
-    public string? NativeTierProblem => _nativeProblem;
+    public string? X64TierProblem => _x64Problem;
 
-    public NativeTierStats NativeStats
+    public X64TierStats X64Stats
     {
         get
         {
             lock (_engine.Lock)
-                return _native == null ? default : new(_native.Compiled, _native.Bytes, _native.Refused, Stopwatch.GetElapsedTime(0, _nativeTicks));
+                return _x64 == null ? default : new(_x64.Compiled, _x64.Bytes, _x64.Refused, Stopwatch.GetElapsedTime(0, _x64Ticks));
         }
     }
 
@@ -70,7 +70,7 @@ internal sealed unsafe class ThreadedBackend : IThreadedBackend
     /// first), and puts the handler that runs it, or if it cannot be
     /// compiled the block's own first handler, in place of the counting one.
     /// </summary>
-    internal void CompileNative(ThreadedHeader* h)
+    internal void CompileX64(ThreadedHeader* h)
     {
         lock (_engine.Lock)
         {
@@ -80,15 +80,15 @@ internal sealed unsafe class ThreadedBackend : IThreadedBackend
             h->Tiered = 1;
             Block block = ThreadedHeader.BlockOf(h);
             long t0 = Stopwatch.GetTimestamp();
-            X64.NativeBlock* code = _native != null && !block.Invalid ? _native.Compile(block, h) : null;
-            _nativeTicks += Stopwatch.GetTimestamp() - t0;
+            X64.X64Block* code = _x64 != null && !block.Invalid ? _x64.Compile(block, h) : null;
+            _x64Ticks += Stopwatch.GetTimestamp() - t0;
             if (code != null)
             {
-                h->NativeBlock = code;
-                h->Native = code->Code;
+                h->X64Block = code;
+                h->X64Code = code->Code;
                 // The code and the header's pointer to it are in place before any vCPU can take the new handler.
                 Interlocked.MemoryBarrier();
-                Volatile.Write(ref *(nint*)&op0->Fn, (nint)(delegate*<ref ThreadedContext, ThreadedOp*, BlockExit>)&X64.NativeHandlers.Enter);
+                Volatile.Write(ref *(nint*)&op0->Fn, (nint)(delegate*<ref ThreadedContext, ThreadedOp*, BlockExit>)&X64.X64Handlers.Enter);
             }
             else
             {
@@ -100,7 +100,7 @@ internal sealed unsafe class ThreadedBackend : IThreadedBackend
     public void Dispose()
     {
         Store.Dispose();
-        _native?.Dispose();
+        _x64?.Dispose();
     }
 
     /// <summary>Each block and its linked successors as one chain of threaded code; links are threaded links too.</summary>

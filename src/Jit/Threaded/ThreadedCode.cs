@@ -57,7 +57,7 @@ internal static unsafe class ThreadedCode
         }
         h->FirstFn = code[0].Fn;
         if (countEntries)
-            code[0].Fn = &X64.NativeHandlers.CountEntry;
+            code[0].Fn = &X64.X64Handlers.CountEntry;
         return code;
     }
 
@@ -244,7 +244,7 @@ internal static unsafe class ThreadedCode
             Budget = budget,
             Kick = v.KickPointer,
             JumpCache = v.JumpCache,
-            Frame = (X64.NativeFrame*)v.BackendFrame,
+            Frame = (X64.X64Frame*)v.BackendFrame,
         };
         if (c.Frame != null)
             c.Frame->Kick = c.Kick;

@@ -25,16 +25,16 @@ internal sealed unsafe class ThreadedCodeStore : IDisposable
     private readonly object _lock;
     private readonly Qsbr _qsbr;
     /// <summary>The x64 tier, whose counting handler heads every block's code and whose machine code a retired block drops; or null.</summary>
-    private readonly X64.NativeTier? _native;
+    private readonly X64.X64Tier? _x64;
 
     /// <summary>Blocks that have threaded code not yet retired (freed at <see cref="Dispose"/>).</summary>
     private readonly HashSet<Block> _withCode = new();
 
-    public ThreadedCodeStore(ExecutionEngine engine, X64.NativeTier? native)
+    public ThreadedCodeStore(ExecutionEngine engine, X64.X64Tier? x64)
     {
         _lock = engine.Lock;
         _qsbr = engine.Qsbr;
-        _native = native;
+        _x64 = x64;
     }
 
     /// <summary>The store of <paramref name="engine"/>'s backend (every backend runs cold code threaded).</summary>
@@ -56,7 +56,7 @@ internal sealed unsafe class ThreadedCodeStore : IDisposable
     {
         if (block.ThreadedEntry != null)
             return block.ThreadedEntry;
-        ThreadedOp* entry = ThreadedCode.Compile(block, countEntries: _native != null);
+        ThreadedOp* entry = ThreadedCode.Compile(block, countEntries: _x64 != null);
         // Nothing links into an invalid block; its code runs only for the vCPU
         // that already holds it, and is freed with the engine.
         ThreadedHeader.Of(entry)->Invalid = block.Invalid ? 1 : 0;
@@ -114,8 +114,8 @@ internal sealed unsafe class ThreadedCodeStore : IDisposable
             return;
         ThreadedHeader* h = ThreadedHeader.Of(entry);
         Volatile.Write(ref h->Invalid, 1);
-        if (h->NativeBlock != null)
-            _native!.Invalidate(h->NativeBlock);
+        if (h->X64Block != null)
+            _x64!.Invalidate(h->X64Block);
         if (block.Incoming != null)
         {
             foreach (var from in block.Incoming)

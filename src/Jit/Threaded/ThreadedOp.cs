@@ -42,10 +42,10 @@ internal unsafe struct ThreadedHeader
     public int Invalid;
     /// <summary>A GCHandle to the <see cref="Block"/>, for the rare paths that need the managed block.</summary>
     public nint Block;
-    /// <summary>The x64 tier's machine code for this block, or null (see X64/NativeTier.cs).</summary>
-    public void* Native;
-    /// <summary>The x64 tier's descriptor of that code, which indirect jumps in machine code find it by (see <see cref="X64.NativeBlock"/>).</summary>
-    public X64.NativeBlock* NativeBlock;
+    /// <summary>The x64 tier's machine code for this block, or null (see X64/X64Tier.cs).</summary>
+    public void* X64Code;
+    /// <summary>The x64 tier's descriptor of that code, which indirect jumps in machine code find it by (see <see cref="X64.X64Block"/>).</summary>
+    public X64.X64Block* X64Block;
     /// <summary>The first op's own handler, when the x64 tier put its counting or entering handler in its place.</summary>
     public delegate*<ref ThreadedContext, ThreadedOp*, BlockExit> FirstFn;
     /// <summary>Entries counted towards the x64 tier's threshold.</summary>
@@ -78,5 +78,5 @@ internal unsafe struct ThreadedContext
     /// <summary>The vCPU's RCU kick word: set, chaining stops at the next block end.</summary>
     public int* Kick;
     /// <summary>The vCPU's frame for the x64 tier's machine code (null for the other engines).</summary>
-    public X64.NativeFrame* Frame;
+    public X64.X64Frame* Frame;
 }

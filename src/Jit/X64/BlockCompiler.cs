@@ -31,7 +31,7 @@ namespace Sharpvisor.Jit.X64;
 /// branching on the same condition code: x86 on x86.
 /// </para>
 /// Host registers: r8d-r15d guest EAX..EDI; rbx the <see cref="CpuState"/>,
-/// with the vCPU's <see cref="NativeFrame"/> right after it; ebp the chain
+/// with the vCPU's <see cref="X64Frame"/> right after it; ebp the chain
 /// budget (a register, so that a loop's back-edge makes no store); rsi guest
 /// RAM; rax, rcx, rdx and rdi scratch. No calls are made, so nothing else is saved.
 /// </remarks>
@@ -42,7 +42,7 @@ internal sealed unsafe class BlockCompiler
     private readonly byte* _codePages;
 
     // CpuState and ThreadedHeader field offsets, as the code addresses them.
-    private static readonly int OffCcOp, OffCcA, OffCcB, OffCcRes, OffHTaken, OffHFallthrough, OffHInvalid, OffHNative;
+    private static readonly int OffCcOp, OffCcA, OffCcB, OffCcRes, OffHTaken, OffHFallthrough, OffHInvalid, OffHX64Code;
 
     static BlockCompiler()
     {
@@ -57,7 +57,7 @@ internal sealed unsafe class BlockCompiler
         OffHTaken = (int)((byte*)&h.Taken - hp);
         OffHFallthrough = (int)((byte*)&h.Fallthrough - hp);
         OffHInvalid = (int)((byte*)&h.Invalid - hp);
-        OffHNative = (int)((byte*)&h.Native - hp);
+        OffHX64Code = (int)((byte*)&h.X64Code - hp);
     }
 
     // Per block.
@@ -69,9 +69,9 @@ internal sealed unsafe class BlockCompiler
     private (Uop Kind, int Size)? _setter;
     private readonly List<(Label Label, BlockExit How, uint Eip)> _exits = new();
 
-    private readonly NativeBlock** _indirectCache;
+    private readonly X64Block** _indirectCache;
 
-    public BlockCompiler(ulong memSize, byte* codePages, NativeBlock** indirectCache)
+    public BlockCompiler(ulong memSize, byte* codePages, X64Block** indirectCache)
     {
         _memSize = memSize;
         _codePages = codePages;
@@ -119,16 +119,16 @@ internal sealed unsafe class BlockCompiler
         foreach (var (index, label) in _bails)
         {
             _a.Bind(label);
-            _a.StoreImm(4, FrameField(NativeFrame.OpIndexOffset), (uint)index);
-            _a.Mov32(Reg.Rax, NativeFrame.Resume);
+            _a.StoreImm(4, FrameField(X64Frame.OpIndexOffset), (uint)index);
+            _a.Mov32(Reg.Rax, X64Frame.Resume);
             _a.JmpExternal(exitStub);
         }
         foreach (var (label, how, eip) in _exits)
         {
             _a.Bind(label);
-            _a.StoreImm(4, FrameField(NativeFrame.HowOffset), (uint)how);
-            _a.StoreImm(4, FrameField(NativeFrame.EipOffset), eip);
-            _a.Mov32(Reg.Rax, NativeFrame.Exit);
+            _a.StoreImm(4, FrameField(X64Frame.HowOffset), (uint)how);
+            _a.StoreImm(4, FrameField(X64Frame.EipOffset), eip);
+            _a.Mov32(Reg.Rax, X64Frame.Exit);
             _a.JmpExternal(exitStub);
         }
         _a.ResolveLabels();
@@ -154,8 +154,8 @@ internal sealed unsafe class BlockCompiler
 
     private static Mem State(int offset) => new(Reg.Rbx, offset);
 
-    /// <summary>A field of the vCPU's <see cref="NativeFrame"/>, which sits right after its <see cref="CpuState"/>.</summary>
-    private static Mem FrameField(int offset) => new(Reg.Rbx, NativeFrame.OffsetFromState + offset);
+    /// <summary>A field of the vCPU's <see cref="X64Frame"/>, which sits right after its <see cref="CpuState"/>.</summary>
+    private static Mem FrameField(int offset) => new(Reg.Rbx, X64Frame.OffsetFromState + offset);
 
     /// <summary>dst = slot.</summary>
     private void Get(Reg dst, int slot)
@@ -611,14 +611,14 @@ internal sealed unsafe class BlockCompiler
         _a.Load(8, Reg.Rax, new Mem(Reg.Rax));            // the successor's first threaded op, or null
         _a.Test(8, Reg.Rax, Reg.Rax);
         _a.Jcc(Cond.E, exit);
-        _a.Load(8, Reg.Rdx, new Mem(Reg.Rax, OffHNative - hdr));
+        _a.Load(8, Reg.Rdx, new Mem(Reg.Rax, OffHX64Code - hdr));
         _a.Test(8, Reg.Rdx, Reg.Rdx);
         _a.Jcc(Cond.E, exit);
         _a.AluMI(Alu.Cmp, 4, new Mem(Reg.Rax, OffHInvalid - hdr), 0);
         _a.Jcc(Cond.NE, exit);
         SpendBudget(exit);
         _a.Lea(8, Reg.Rax, new Mem(Reg.Rax, -hdr));
-        _a.Store(8, FrameField(NativeFrame.HeaderOffset), Reg.Rax);
+        _a.Store(8, FrameField(X64Frame.HeaderOffset), Reg.Rax);
         _a.JmpReg(Reg.Rdx);
     }
 
@@ -637,19 +637,19 @@ internal sealed unsafe class BlockCompiler
         _a.Mov(4, Reg.Rcx, Reg.Rax);
         _a.ShiftRI(Shift.Shr, Reg.Rcx, 12);
         _a.AluRR(Alu.Xor, 4, Reg.Rcx, Reg.Rax);
-        _a.AluRI(Alu.And, 4, Reg.Rcx, NativeTier.IndirectCacheSize - 1);
+        _a.AluRI(Alu.And, 4, Reg.Rcx, X64Tier.IndirectCacheSize - 1);
         _a.Mov64(Reg.Rdx, (long)_indirectCache);
         _a.Load(8, Reg.Rdx, new Mem(Reg.Rdx, 0, Reg.Rcx, 3));
         _a.Test(8, Reg.Rdx, Reg.Rdx);
         _a.Jcc(Cond.E, bail);
-        _a.AluRM(Alu.Cmp, 4, Reg.Rax, new Mem(Reg.Rdx, NativeBlock.StartOffset));
+        _a.AluRM(Alu.Cmp, 4, Reg.Rax, new Mem(Reg.Rdx, X64Block.StartOffset));
         _a.Jcc(Cond.NE, bail);
-        _a.AluMI(Alu.Cmp, 4, new Mem(Reg.Rdx, NativeBlock.InvalidOffset), 0);
+        _a.AluMI(Alu.Cmp, 4, new Mem(Reg.Rdx, X64Block.InvalidOffset), 0);
         _a.Jcc(Cond.NE, bail);
         SpendBudget(bail);
-        _a.Load(8, Reg.Rax, new Mem(Reg.Rdx, NativeBlock.HeaderOffset));
-        _a.Store(8, FrameField(NativeFrame.HeaderOffset), Reg.Rax);
-        _a.Load(8, Reg.Rax, new Mem(Reg.Rdx, NativeBlock.CodeOffset));
+        _a.Load(8, Reg.Rax, new Mem(Reg.Rdx, X64Block.HeaderOffset));
+        _a.Store(8, FrameField(X64Frame.HeaderOffset), Reg.Rax);
+        _a.Load(8, Reg.Rax, new Mem(Reg.Rdx, X64Block.CodeOffset));
         _a.JmpReg(Reg.Rax);
     }
 
@@ -658,7 +658,7 @@ internal sealed unsafe class BlockCompiler
     {
         _a.Test(4, Reg.Rbp, Reg.Rbp);
         _a.Jcc(Cond.LE, exit);
-        _a.Load(8, Reg.Rcx, FrameField(NativeFrame.KickOffset));
+        _a.Load(8, Reg.Rcx, FrameField(X64Frame.KickOffset));
         _a.AluMI(Alu.Cmp, 4, new Mem(Reg.Rcx), 0);
         _a.Jcc(Cond.NE, exit);
         _a.AluRI(Alu.Sub, 4, Reg.Rbp, 1);

@@ -359,7 +359,7 @@ public static class Cli
 
             using var machine = new Machine(new MachineConfig(options.MemorySize, options.Engine, options.Vcpus), image, stdout);
             // Slower, never wrong: say so once, and run on.
-            if (machine.Engine.NativeTierProblem is string problem)
+            if (machine.Engine.X64TierProblem is string problem)
                 stderr.WriteLine($"sharpvisor: warning: the x64 engine runs without machine code here ({problem}): hot code stays threaded");
             foreach ((NotifySpec spec, EventFd fd) in notifyFds)
                 machine.Notifier.Attach(spec.Value, fd);

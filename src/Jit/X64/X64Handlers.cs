@@ -10,7 +10,7 @@ namespace Sharpvisor.Jit.X64;
 /// op: one that counts entries until the block is hot, and one that runs its
 /// machine code.
 /// </summary>
-internal static unsafe class NativeHandlers
+internal static unsafe class X64Handlers
 {
     /// <summary>Counts an entry; at the threshold, compiles the block. Then runs the block's own first op.</summary>
     public static BlockExit CountEntry(ref ThreadedContext c, ThreadedOp* o)
@@ -24,7 +24,7 @@ internal static unsafe class NativeHandlers
     [MethodImpl(MethodImplOptions.NoInlining)]
     private static BlockExit TierUp(ref ThreadedContext c, ThreadedOp* o)
     {
-        ThreadedBackend.Of(c.V.Engine).CompileNative(c.Current);
+        ThreadedBackend.Of(c.V.Engine).CompileX64(c.Current);
         return o->Fn(ref c, o); // Enter if it compiled, else the op's own handler
     }
 
@@ -39,16 +39,16 @@ internal static unsafe class NativeHandlers
     /// </summary>
     public static BlockExit Enter(ref ThreadedContext c, ThreadedOp* o)
     {
-        NativeFrame* f = c.Frame;
+        X64Frame* f = c.Frame;
         ThreadedHeader* h = c.Current;
         f->Header = h;
         f->Budget = c.Budget;
         // Machine code that jumps here indirectly next time finds this block without leaving.
-        f->IndirectCache[Runtime.Vcpu.JumpSlot(h->Start)] = h->NativeBlock;
-        int result = f->EntryStub(f, h->Native);
+        f->IndirectCache[Runtime.Vcpu.JumpSlot(h->Start)] = h->X64Block;
+        int result = f->EntryStub(f, h->X64Code);
         c.Budget = f->Budget;
         c.Current = h = f->Header;
-        if (result == NativeFrame.Resume)
+        if (result == X64Frame.Resume)
         {
             ThreadedOp* at = (ThreadedOp*)(h + 1) + f->OpIndex;
             return (f->OpIndex == 0 ? h->FirstFn : at->Fn)(ref c, at);

@@ -13,7 +13,7 @@ namespace Sharpvisor.Jit.X64;
 /// field offsets are part of the code the compiler emits.
 /// </summary>
 [StructLayout(LayoutKind.Sequential)]
-internal unsafe struct NativeFrame
+internal unsafe struct X64Frame
 {
     public CpuState* State;
     public byte* Mem;
@@ -28,10 +28,10 @@ internal unsafe struct NativeFrame
     /// <summary>On <see cref="Exit"/>: the exit taken (BlockExit.Taken or Fallthrough) and its guest address.</summary>
     public BlockExit How;
     public uint Eip;
-    /// <summary>The engine's entry stub: <c>int (NativeFrame* frame, void* code)</c>.</summary>
-    public delegate* unmanaged[SuppressGCTransition]<NativeFrame*, void*, int> EntryStub;
-    /// <summary>The engine's indirect-jump cache (<see cref="NativeTier.IndirectCache"/>), which entering a block fills.</summary>
-    public NativeBlock** IndirectCache;
+    /// <summary>The engine's entry stub: <c>int (X64Frame* frame, void* code)</c>.</summary>
+    public delegate* unmanaged[SuppressGCTransition]<X64Frame*, void*, int> EntryStub;
+    /// <summary>The engine's indirect-jump cache (<see cref="X64Tier.IndirectCache"/>), which entering a block fills.</summary>
+    public X64Block** IndirectCache;
 
     /// <summary>Where the frame starts, counted from the start of its vCPU's <see cref="CpuState"/>.</summary>
     public const int OffsetFromState = 320;
@@ -52,7 +52,7 @@ internal unsafe struct NativeFrame
 /// and a grace period has passed, so code that read it as valid may use it.
 /// </summary>
 [StructLayout(LayoutKind.Sequential)]
-internal unsafe struct NativeBlock
+internal unsafe struct X64Block
 {
     public ThreadedHeader* Header;
     public void* Code;

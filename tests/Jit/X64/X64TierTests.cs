@@ -10,7 +10,7 @@ namespace Sharpvisor.Tests.Jit.X64;
 /// blocks threaded without changing what the guest computes. (What every
 /// instruction form computes is DifferentialTests' X64 rows.)
 /// </summary>
-public class NativeTierTests
+public class X64TierTests
 {
     private static void SkipUnlessX64()
     {
@@ -22,7 +22,7 @@ public class NativeTierTests
     public void HotLoop_BecomesMachineCode_AndComputesWhatTheThreadedEngineDoes()
     {
         SkipUnlessX64();
-        uint Run(EngineKind kind, out NativeTierStats stats)
+        uint Run(EngineKind kind, out X64TierStats stats)
         {
             using var h = new GuestHarness(kind, a =>
             {
@@ -44,7 +44,7 @@ public class NativeTierTests
                 a.hlt();
             }, hotThreshold: 64);
             Assert.Equal(StopReason.Shutdown, h.Run().Reason);
-            stats = h.Engine.NativeStats;
+            stats = h.Engine.X64Stats;
             return h.State[Gpr.Eax] ^ h.Read32(0x40001);
         }
         uint threaded = Run(EngineKind.Threaded, out var none);
@@ -88,7 +88,7 @@ public class NativeTierTests
         f2.CopyTo(new Span<byte>(h.Memory.Base + 0x2103, f2.Length));
         Assert.Equal(StopReason.Shutdown, h.Run().Reason);
         Assert.Equal(1000u * 0x101, h.State[Gpr.Edi]);
-        Assert.True(h.Engine.NativeStats.Compiled >= 3);
+        Assert.True(h.Engine.X64Stats.Compiled >= 3);
     }
 
     /// <summary>
@@ -177,10 +177,10 @@ public class NativeTierTests
             a.hlt();
         };
         uint expected = 50u * (uint)Enumerable.Range(0, 60).Sum(i => i * 7 + 1);
-        using var small = new GuestHarness(EngineKind.X64, program, nativeCodeBytes: 4096);
+        using var small = new GuestHarness(EngineKind.X64, program, x64CodeBytes: 4096);
         Assert.Equal(StopReason.Shutdown, small.Run().Reason);
         Assert.Equal(expected, small.State[Gpr.Eax]);
-        NativeTierStats stats = small.Engine.NativeStats;
+        X64TierStats stats = small.Engine.X64Stats;
         Assert.True(stats.Compiled > 0, "some blocks fit");
         Assert.True(stats.Refused > 0, "and some did not");
         Assert.True(stats.Bytes < 4096);
@@ -191,7 +191,7 @@ public class NativeTierTests
     {
         SkipUnlessX64();
         using var h = new GuestHarness(EngineKind.X64, a => a.hlt());
-        Assert.Null(h.Engine.NativeTierProblem);
+        Assert.Null(h.Engine.X64TierProblem);
     }
 
     /// <summary>No code memory at all (a zero-byte region cannot be mapped): the engine says why, and runs the guest threaded, right.</summary>
@@ -209,10 +209,10 @@ public class NativeTierTests
             a.sub(ecx, 1);
             a.jnz(loop);
             a.hlt();
-        }, nativeCodeBytes: 0);
-        Assert.Contains("mmap", h.Engine.NativeTierProblem);
+        }, x64CodeBytes: 0);
+        Assert.Contains("mmap", h.Engine.X64TierProblem);
         Assert.Equal(StopReason.Shutdown, h.Run().Reason);
         Assert.Equal(500500u, h.State[Gpr.Eax]);
-        Assert.Equal(0, h.Engine.NativeStats.Compiled);
+        Assert.Equal(0, h.Engine.X64Stats.Compiled);
     }
 }

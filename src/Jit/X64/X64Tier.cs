@@ -16,7 +16,7 @@ namespace Sharpvisor.Jit.X64;
 /// <para>
 /// The threaded code stays the block's first form and its fallback: the
 /// block's first op gets a handler that counts entries, then one that calls
-/// the machine code (<see cref="NativeHandlers"/>). The machine code gives the
+/// the machine code (<see cref="X64Handlers"/>). The machine code gives the
 /// vCPU back to the threaded engine at any op it does not handle, with
 /// registers and flags exactly as the threaded code would have them there.
 /// </para>
@@ -29,7 +29,7 @@ namespace Sharpvisor.Jit.X64;
 /// engine's lock.
 /// </para>
 /// </remarks>
-internal sealed unsafe class NativeTier : IDisposable
+internal sealed unsafe class X64Tier : IDisposable
 {
     /// <summary>Address space reserved for machine code.</summary>
     public const int RegionSize = 64 << 20;
@@ -41,8 +41,8 @@ internal sealed unsafe class NativeTier : IDisposable
     /// <summary>Blocks compiled, bytes of code, and blocks refused (not even their first op compiles, or the region is full).</summary>
     public long Compiled, Bytes, Refused;
 
-    /// <summary>The entry stub, <c>int (NativeFrame*, void* code)</c>.</summary>
-    public delegate* unmanaged[SuppressGCTransition]<NativeFrame*, void*, int> EntryStub { get; }
+    /// <summary>The entry stub, <c>int (X64Frame*, void* code)</c>.</summary>
+    public delegate* unmanaged[SuppressGCTransition]<X64Frame*, void*, int> EntryStub { get; }
 
     /// <summary>Entries in <see cref="IndirectCache"/>: the size of a vCPU's jump cache.</summary>
     public const int IndirectCacheSize = 4096;
@@ -55,28 +55,28 @@ internal sealed unsafe class NativeTier : IDisposable
     /// without a lock (a slot is one pointer, and a stale one names a
     /// descriptor marked invalid).
     /// </summary>
-    public NativeBlock** IndirectCache { get; }
+    public X64Block** IndirectCache { get; }
 
-    private NativeTier(CodeMemory code, ulong memSize, byte* codePages)
+    private X64Tier(CodeMemory code, ulong memSize, byte* codePages)
     {
         _code = code;
-        IndirectCache = (NativeBlock**)NativeMemory.AllocZeroed(IndirectCacheSize, (nuint)sizeof(nint));
+        IndirectCache = (X64Block**)NativeMemory.AllocZeroed(IndirectCacheSize, (nuint)sizeof(nint));
         _compiler = new BlockCompiler(memSize, codePages, IndirectCache);
         var a = new Assembler();
         // Entry: save what the System V ABI says we must, load the guest's
         // registers, and jump to the block.
         foreach (var r in Saved) a.Push(r);
         a.Mov(8, Reg.Rax, Reg.Rsi);
-        a.Load(8, Reg.Rbx, new Mem(Reg.Rdi, NativeFrame.StateOffset));
-        a.Load(8, Reg.Rsi, new Mem(Reg.Rdi, NativeFrame.MemOffset));
-        a.Load(4, Reg.Rbp, new Mem(Reg.Rdi, NativeFrame.BudgetOffset));
+        a.Load(8, Reg.Rbx, new Mem(Reg.Rdi, X64Frame.StateOffset));
+        a.Load(8, Reg.Rsi, new Mem(Reg.Rdi, X64Frame.MemOffset));
+        a.Load(4, Reg.Rbp, new Mem(Reg.Rdi, X64Frame.BudgetOffset));
         for (int g = 0; g < 8; g++) a.Load(4, (Reg)((int)Reg.R8 + g), new Mem(Reg.Rbx, g * 4));
         a.JmpReg(Reg.Rax);
         a.Align(16);
         int exitAt = a.Length;
         // Exit (eax holds what the code returns): store the guest's registers, restore ours.
         for (int g = 0; g < 8; g++) a.Store(4, new Mem(Reg.Rbx, g * 4), (Reg)((int)Reg.R8 + g));
-        a.Store(4, new Mem(Reg.Rbx, NativeFrame.OffsetFromState + NativeFrame.BudgetOffset), Reg.Rbp);
+        a.Store(4, new Mem(Reg.Rbx, X64Frame.OffsetFromState + X64Frame.BudgetOffset), Reg.Rbp);
         for (int i = Saved.Length - 1; i >= 0; i--) a.Pop(Saved[i]);
         a.Ret();
         a.ResolveLabels();
@@ -84,7 +84,7 @@ internal sealed unsafe class NativeTier : IDisposable
         if (at < 0)
             throw new ArgumentException($"a code region of {code.Size} bytes cannot hold even the entry and exit stubs", nameof(code));
         a.Code.CopyTo(new Span<byte>(code.Writable + at, a.Length));
-        EntryStub = (delegate* unmanaged[SuppressGCTransition]<NativeFrame*, void*, int>)(code.Executable + at);
+        EntryStub = (delegate* unmanaged[SuppressGCTransition]<X64Frame*, void*, int>)(code.Executable + at);
         _exitStub = (long)(code.Executable + at + exitAt);
     }
 
@@ -94,7 +94,7 @@ internal sealed unsafe class NativeTier : IDisposable
     public static bool IsSupported => RuntimeInformation.ProcessArchitecture == Architecture.X64 && OperatingSystem.IsLinux();
 
     /// <summary>The tier for one engine, or null with the reason (no x86-64 host, no executable memory).</summary>
-    public static NativeTier? TryCreate(ulong memSize, byte* codePages, int regionSize, out string? why)
+    public static X64Tier? TryCreate(ulong memSize, byte* codePages, int regionSize, out string? why)
     {
         if (!IsSupported)
         {
@@ -102,14 +102,14 @@ internal sealed unsafe class NativeTier : IDisposable
             return null;
         }
         var code = CodeMemory.TryCreate((nuint)regionSize, out why);
-        return code == null ? null : new NativeTier(code, memSize, codePages);
+        return code == null ? null : new X64Tier(code, memSize, codePages);
     }
 
     /// <summary>
     /// Compiles <paramref name="block"/> and places its descriptor and code;
     /// null if it stays threaded.
     /// </summary>
-    public NativeBlock* Compile(Block block, ThreadedHeader* header)
+    public X64Block* Compile(Block block, ThreadedHeader* header)
     {
         if (!_compiler.Compile(block, header, _exitStub))
         {
@@ -117,7 +117,7 @@ internal sealed unsafe class NativeTier : IDisposable
             return null;
         }
         var asm = _compiler.Output;
-        int codeAt = (sizeof(NativeBlock) + 15) & ~15;
+        int codeAt = (sizeof(X64Block) + 15) & ~15;
         long at = _code.TryReserve(codeAt + asm.Length);
         if (at < 0)
         {
@@ -129,20 +129,20 @@ internal sealed unsafe class NativeTier : IDisposable
         asm.Code.CopyTo(new Span<byte>(w, asm.Length));
         foreach (var (offset, target) in asm.External)
             *(int*)(w + offset) = checked((int)(target - (x + offset + 4)));
-        var d = (NativeBlock*)(_code.Writable + at);
+        var d = (X64Block*)(_code.Writable + at);
         d->Header = header;
         d->Code = (void*)x;
         d->Start = block.Start;
         d->Invalid = block.Invalid ? 1 : 0;
         Compiled++;
         Bytes += asm.Length;
-        return (NativeBlock*)(_code.Executable + at);
+        return (X64Block*)(_code.Executable + at);
     }
 
     /// <summary>Marks a block's machine code invalid for indirect jumps (its block is being retired).</summary>
-    public void Invalidate(NativeBlock* d)
+    public void Invalidate(X64Block* d)
     {
-        var w = (NativeBlock*)(_code.Writable + ((byte*)d - _code.Executable));
+        var w = (X64Block*)(_code.Writable + ((byte*)d - _code.Executable));
         Volatile.Write(ref w->Invalid, 1);
     }
 
