@@ -103,6 +103,21 @@ public static unsafe class LazyFlags
                 if (a != 0) f |= Eflags.CF | Eflags.OF;
                 break;
         }
+        return f | ZspOfMasked(res, sign);
+    }
+
+    /// <summary>ZF, SF and PF of a result of <paramref name="size"/> bytes: what every flag-setting op computes alike.</summary>
+    public static uint Zsp(uint res, int size)
+    {
+        int bits = size * 8;
+        uint mask = size == 4 ? uint.MaxValue : (1u << bits) - 1;
+        return ZspOfMasked(res & mask, 1u << (bits - 1));
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static uint ZspOfMasked(uint res, uint sign)
+    {
+        uint f = 0;
         if (res == 0) f |= Eflags.ZF;
         if ((res & sign) != 0) f |= Eflags.SF;
         if ((BitOperations.PopCount(res & 0xFF) & 1) == 0) f |= Eflags.PF;

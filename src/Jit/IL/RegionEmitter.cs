@@ -5,6 +5,7 @@ using System.Reflection.Emit;
 using Sharpvisor.Jit.Cpu;
 using Sharpvisor.Jit.IR;
 using Sharpvisor.Jit.Runtime;
+using Sharpvisor.Jit.Semantics;
 using Sharpvisor.Jit.Threaded;
 
 namespace Sharpvisor.Jit.IL;

@@ -3,6 +3,7 @@ using System.Runtime.InteropServices;
 using Sharpvisor.Jit.Cpu;
 using Sharpvisor.Jit.IR;
 using Sharpvisor.Jit.Runtime;
+using Sharpvisor.Jit.Semantics;
 
 namespace Sharpvisor.Jit.Threaded;
 
@@ -28,15 +29,10 @@ internal static unsafe class Handlers
     /// <summary>
     /// <c>int $0x1f</c>, straight into the VM's hypercall host: a notify is
     /// the path whose cost bench notify compares with a bare write, so it
-    /// does not go through the switch interpreter. The host sees exact
-    /// state, EIP after the instruction, as the interpreter gives it.
+    /// does not go through the switch interpreter's dispatch.
     /// </summary>
-    public static BlockExit Hypercall(ref ThreadedContext c, ThreadedOp* o)
-    {
-        c.S->Eip = o->Next;
-        VcpuExit? exit = c.V.Host.Hypercall(c.V);
-        return exit == null ? Next(ref c, o) : c.V.Stop(c.S, exit, o->Next);
-    }
+    public static BlockExit Hypercall(ref ThreadedContext c, ThreadedOp* o) =>
+        Interpreter.Hypercall(c.V, c.S, o->Next) == BlockExit.Reached ? Next(ref c, o) : BlockExit.Stop;
 
     /// <summary><c>rdtsc</c>: EDX:EAX = the engine's clock (the guests' timer, read around what they time).</summary>
     public static BlockExit Rdtsc(ref ThreadedContext c, ThreadedOp* o)

@@ -4,11 +4,11 @@ using Sharpvisor.Jit.Cpu;
 using Sharpvisor.Jit.IR;
 using Sharpvisor.Jit.Runtime;
 
-namespace Sharpvisor.Jit.Threaded;
+namespace Sharpvisor.Jit.Semantics;
 
 /// <summary>
 /// Runs micro-ops with one dense switch: the semantics of every op, written
-/// once. Threaded code (<see cref="ThreadedCode"/>) hands it the uncommon ops,
+/// once. Threaded code (<see cref="Threaded.ThreadedCode"/>) hands it the uncommon ops,
 /// and the IL backend the ops it does not emit in line.
 /// </summary>
 internal static unsafe partial class Interpreter
@@ -334,11 +334,9 @@ internal static unsafe partial class Interpreter
                 case Uop.Hypercall:
                 case Uop.Hlt:
                 {
-                    // In line: the host sees exact state, EIP after the instruction.
-                    s->Eip = op.Next;
-                    VcpuExit? exit = op.Kind == Uop.Hypercall ? v.Host.Hypercall(v) : v.Host.Halt(v);
-                    if (exit != null)
-                        return v.Stop(s, exit, op.Next);
+                    BlockExit status = op.Kind == Uop.Hypercall ? Hypercall(v, s, op.Next) : Halt(v, s, op.Next);
+                    if (status != BlockExit.Reached)
+                        return status;
                     break;
                 }
                 case Uop.String:
@@ -391,6 +389,14 @@ internal static unsafe partial class Interpreter
         s->CcA = a;
         s->CcB = b;
         s->CcRes = res;
+    }
+
+    /// <summary>Replaces the bits in <paramref name="mask"/> of the arithmetic flags, keeping the rest.</summary>
+    private static void SetFlagBits(CpuState* s, uint mask, uint bits)
+    {
+        uint f = LazyFlags.Materialize(s);
+        s->Flags = (f & ~mask) | (bits & mask);
+        s->CcOp = (uint)LazyOp.None;
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
