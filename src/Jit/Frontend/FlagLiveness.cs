@@ -21,37 +21,35 @@ internal static class FlagLiveness
         for (int i = ops.Length - 1; i >= 0; i--)
         {
             ref MicroOp op = ref ops[i];
-            if (op.SetsFlags && !live && CanDrop(op.Kind))
+            ref readonly UopInfo facts = ref UopTable.Of(op.Kind);
+            if (op.SetsFlags && !live && CanDrop(in facts))
                 op.Flags &= ~UopFlags.SetFlags;
 
-            if (Reads(in op))
+            if (Reads(in op, in facts))
                 live = true;
-            else if (op.SetsFlags && KillsAll(in op))
+            else if (op.SetsFlags && KillsAll(in op, in facts))
                 live = false;
         }
     }
 
     /// <summary>Ops whose flag update is their only purpose besides D, and safe to skip.</summary>
-    private static bool CanDrop(Uop kind) => kind is not (Uop.String);
+    internal static bool CanDrop(in UopInfo facts) => !facts.Has(UopTraits.KeepsFlagUpdate);
 
-    /// <summary>Writes all six arithmetic flags unconditionally (a shift by a variable count may not).</summary>
-    private static bool KillsAll(in MicroOp op) => op.Kind switch
+    /// <summary>Writes all six arithmetic flags unconditionally through the record (a shift by a variable count may not).</summary>
+    internal static bool KillsAll(in MicroOp op, in UopInfo facts) => facts.Write switch
     {
-        Uop.Add or Uop.Adc or Uop.Sub or Uop.Sbb or Uop.And or Uop.Or or Uop.Xor or Uop.Mul or Uop.MulWide => true,
-        Uop.Shl or Uop.Shr or Uop.Sar => op.BIsImm && (op.Imm & 31) != 0,
+        FlagWrite.Record => true,
+        FlagWrite.RecordIfImmCount => op.BIsImm && (op.Imm & 31) != 0,
         _ => false,
     };
 
-    private static bool Reads(in MicroOp op) => op.Kind switch
-    {
-        Uop.Adc or Uop.Sbb or Uop.Rcl or Uop.Rcr or Uop.GetCf or Uop.SetCc or Uop.CMov or Uop.Pushf => true,
-        // Partial writers keep the flags they do not change.
-        Uop.Inc or Uop.Dec or Uop.Rol or Uop.Ror or Uop.Bt or Uop.Bsf or Uop.Bsr or Uop.Lzcnt or Uop.Tzcnt or Uop.Popcnt
-            or Uop.Shld or Uop.Shrd or Uop.FlagOp => true,
-        Uop.Shl or Uop.Shr or Uop.Sar => !(op.BIsImm && (op.Imm & 31) != 0),
-        // Exits: faults, host calls, block ends.
-        Uop.Load or Uop.Store or Uop.Check or Uop.Atomic or Uop.Div or Uop.String or Uop.Fault or Uop.Hypercall or Uop.Hlt
-            or Uop.Cpuid or Uop.Rdtsc or Uop.Jmp or Uop.Jcc or Uop.JmpInd or Uop.JmpCx or Uop.Enter or Uop.Popf => true,
-        _ => false,
-    };
+    /// <summary>
+    /// Counts as reading every flag: it reads some, may leave translated code
+    /// (a block end, a fault, a host call), keeps flags it does not change,
+    /// or writes them outside the record (which the pass does not track).
+    /// </summary>
+    internal static bool Reads(in MicroOp op, in UopInfo facts) =>
+        facts.FlagsRead != 0 || facts.EndsBlock || facts.MayLeave
+        || facts.Write is FlagWrite.Merge or FlagWrite.Replace
+        || (facts.Write == FlagWrite.RecordIfImmCount && !KillsAll(in op, in facts));
 }

@@ -22,7 +22,7 @@ internal static class Peephole
                 // (temporaries live within one instruction). Adjacent only, so
                 // no op that could fault comes between the two writes.
                 if (op.Kind == Uop.Mov && !op.BIsImm && op.D < MicroOp.FirstTemp && op.B >= MicroOp.FirstTemp
-                    && prev.D == op.B && prev.Eip == op.Eip && WritesOnlyD(prev.Kind) && !ReadLater(ops, i + 1, op.B, op.Eip))
+                    && prev.D == op.B && prev.Eip == op.Eip && UopTable.Of(prev.Kind).Has(UopTraits.WritesOnlyD) && !ReadLater(ops, i + 1, op.B, op.Eip))
                 {
                     prev.D = op.D;
                     list[^1] = prev;
@@ -72,18 +72,13 @@ internal static class Peephole
         return list.ToArray();
     }
 
-    /// <summary>Ops whose only effect is writing D (safe to retarget).</summary>
-    private static bool WritesOnlyD(Uop kind) => kind is Uop.Load or Uop.Ext or Uop.Lea or Uop.Mov
-        or Uop.Add or Uop.Sub or Uop.And or Uop.Or or Uop.Xor or Uop.Not or Uop.Shl or Uop.Shr or Uop.Sar
-        or Uop.Mul or Uop.SetCc or Uop.Bswap;
-
     private static bool ReadLater(MicroOp[] ops, int from, byte slot, uint eip)
     {
         for (int k = from; k < ops.Length && ops[k].Eip == eip; k++)
         {
             ref readonly MicroOp o = ref ops[k];
             if (o.A == slot || (!o.BIsImm && o.B == slot) || o.Base == slot || o.Index == slot
-                || (o.D == slot && o.Kind is Uop.Merge or Uop.CMov or Uop.Bsf or Uop.Bsr))
+                || (o.D == slot && UopTable.Of(o.Kind).Has(UopTraits.ReadsD)))
                 return true;
         }
         return false;

@@ -73,8 +73,7 @@ internal sealed unsafe class Translator
         }
 
         // Fall through into the next block if the last op does not transfer control.
-        var last = _builder.Ops[^1].Kind;
-        if (last is not (Uop.Jmp or Uop.Jcc or Uop.JmpInd or Uop.JmpCx or Uop.Fault))
+        if (!UopTable.Of(_builder.Ops[^1].Kind).EndsBlock)
         {
             ref var j = ref _builder.Emit(Uop.Jmp);
             j.Imm = end;

@@ -60,15 +60,17 @@ internal static class RegionCompiler
         {
             var b = list[i];
             ref readonly MicroOp last = ref b.Ops[^1];
+            ref readonly UopInfo facts = ref UopTable.Of(last.Kind);
+            bool indirect = facts.Has(UopTraits.Branch) && !facts.Has(UopTraits.TargetInImm | UopTraits.TargetInDisp);
             next.Clear();
-            if (last.Kind is Uop.Jmp or Uop.Jcc or Uop.JmpCx) next.Add(last.Imm);
-            if (last.Kind is Uop.AluJcc) next.Add(last.Disp);
-            if (last.Kind is Uop.Jcc or Uop.JmpCx or Uop.AluJcc) next.Add(last.Next);
+            if (facts.Has(UopTraits.TargetInImm)) next.Add(last.Imm);
+            if (facts.Has(UopTraits.TargetInDisp)) next.Add(last.Disp);
+            if (facts.Has(UopTraits.Conditional)) next.Add(last.Next);
             // A call's return point: the callee's ret can branch back to it inside the region.
-            if (last.Kind is Uop.Jmp or Uop.JmpInd && IsCall(b)) next.Add(last.Next);
+            if (facts.Has(UopTraits.Branch) && !facts.Has(UopTraits.Conditional) && IsCall(b)) next.Add(last.Next);
             // Where an indirect exit went while cold (a jump table's cases):
             // inside the region it becomes a compare and a branch.
-            if (last.Kind is Uop.JmpInd) next.AddRange(b.IndirectTargets);
+            if (indirect) next.AddRange(b.IndirectTargets);
             for (int k = 0; k < next.Count && list.Count < MaxBlocks; k++)
             {
                 uint target = next[k];

@@ -142,7 +142,7 @@ internal sealed unsafe class RegionEmitter
             for (; k < ops.Length && ops[k].Eip == ops[oi].Eip; k++)
             {
                 EmitOp(bi, k);
-                if (ops[k].Kind is Uop.Jmp or Uop.Jcc or Uop.JmpInd or Uop.JmpCx or Uop.AluJcc) { left = true; break; }
+                if (UopTable.Of(ops[k].Kind).Has(UopTraits.Branch)) { left = true; break; }
             }
             if (!left)
                 ExitTo(ops[oi].Next);
@@ -556,8 +556,12 @@ internal sealed unsafe class RegionEmitter
                 _il.Emit(OpCodes.Br, _exit);
                 return;
         }
+        HandedOver.Add((bi, oi));
         EmitViaInterpreter(bi, oi, op);
     }
+
+    /// <summary>The ops (block, op index) this region hands to the interpreter (tests compare them with <see cref="UopTable"/>).</summary>
+    internal readonly List<(int Block, int Op)> HandedOver = new();
 
     /// <summary>
     /// Uncommon ops run in the interpreter: registers and flags go to the state,

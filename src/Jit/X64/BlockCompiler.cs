@@ -78,6 +78,9 @@ internal sealed unsafe class BlockCompiler
         _indirectCache = indirectCache;
     }
 
+    /// <summary>Ops of the block the last <see cref="Compile"/> compiled before it handed over (tests compare them with <see cref="UopTable"/>).</summary>
+    public int CompiledOps { get; private set; }
+
     /// <summary>Code compiled by the last <see cref="Compile"/>, relative; jumps to the stubs are in <see cref="Assembler.External"/>.</summary>
     public Assembler Output => _a;
 
@@ -109,9 +112,10 @@ internal sealed unsafe class BlockCompiler
                 break;
             }
             compiled++;
-            if (IsBlockEnd(ops[i].Kind))
+            if (UopTable.Of(ops[i].Kind).Has(UopTraits.Branch))
                 break;
         }
+        CompiledOps = compiled;
         if (compiled == 0)
             return false;
 
@@ -134,8 +138,6 @@ internal sealed unsafe class BlockCompiler
         _a.ResolveLabels();
         return true;
     }
-
-    private static bool IsBlockEnd(Uop k) => k is Uop.Jmp or Uop.Jcc or Uop.JmpInd or Uop.AluJcc or Uop.JmpCx;
 
     private Label Bail(int index)
     {
