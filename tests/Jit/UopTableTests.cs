@@ -1,4 +1,3 @@
-using Sharpvisor.Jit.Frontend;
 using Sharpvisor.Jit.IL;
 using Sharpvisor.Jit.IR;
 using Sharpvisor.Jit.Runtime;
@@ -140,48 +139,4 @@ public sealed unsafe class UopTableTests
                                 yield return op;
                             }
     }
-
-    // ---- temporary: the hand-written predicates the table replaced, compared for every op ----
-
-    [Fact]
-    public void FlagLiveness_DecidesAsTheHandWrittenListsDid()
-    {
-        foreach (var kind in Enum.GetValues<Uop>())
-        {
-            // Made by the peephole pass, after flag liveness: the pass never sees them.
-            if (kind is Uop.AluJcc or Uop.LoadAlu) continue;
-            foreach (bool imm in new[] { false, true })
-                foreach (uint count in new uint[] { 0, 1, 31, 32, 33 })
-                    foreach (bool setFlags in new[] { false, true })
-                    {
-                        var op = new MicroOp { Kind = kind, Imm = count, Flags = (imm ? UopFlags.BImm : 0) | (setFlags ? UopFlags.SetFlags : 0) };
-                        ref readonly UopInfo f = ref UopTable.Of(kind);
-                        string form = $"{kind} imm={imm} count={count} setFlags={setFlags}";
-                        Assert.True(OldReads(in op) == FlagLiveness.Reads(in op, in f), $"Reads: {form}");
-                        if (!OldReads(in op))
-                            Assert.True(OldKillsAll(in op) == FlagLiveness.KillsAll(in op, in f), $"KillsAll: {form}");
-                        Assert.True(OldCanDrop(kind) == FlagLiveness.CanDrop(in f), $"CanDrop: {form}");
-                    }
-        }
-    }
-
-    private static bool OldCanDrop(Uop kind) => kind is not (Uop.String);
-
-    private static bool OldKillsAll(in MicroOp op) => op.Kind switch
-    {
-        Uop.Add or Uop.Adc or Uop.Sub or Uop.Sbb or Uop.And or Uop.Or or Uop.Xor or Uop.Mul or Uop.MulWide => true,
-        Uop.Shl or Uop.Shr or Uop.Sar => op.BIsImm && (op.Imm & 31) != 0,
-        _ => false,
-    };
-
-    private static bool OldReads(in MicroOp op) => op.Kind switch
-    {
-        Uop.Adc or Uop.Sbb or Uop.Rcl or Uop.Rcr or Uop.GetCf or Uop.SetCc or Uop.CMov or Uop.Pushf => true,
-        Uop.Inc or Uop.Dec or Uop.Rol or Uop.Ror or Uop.Bt or Uop.Bsf or Uop.Bsr or Uop.Lzcnt or Uop.Tzcnt or Uop.Popcnt
-            or Uop.Shld or Uop.Shrd or Uop.FlagOp => true,
-        Uop.Shl or Uop.Shr or Uop.Sar => !(op.BIsImm && (op.Imm & 31) != 0),
-        Uop.Load or Uop.Store or Uop.Check or Uop.Atomic or Uop.Div or Uop.String or Uop.Fault or Uop.Hypercall or Uop.Hlt
-            or Uop.Cpuid or Uop.Rdtsc or Uop.Jmp or Uop.Jcc or Uop.JmpInd or Uop.JmpCx or Uop.Enter or Uop.Popf => true,
-        _ => false,
-    };
 }
