@@ -30,6 +30,10 @@ internal static class SnippetRunner
     /// </summary>
     private static readonly TimeSpan EngineTimeout = TimeSpan.FromSeconds(30);
 
+    /// <summary>The program's results on the oracle named, KVM or Unicorn.</summary>
+    public static VectorResult[] On(OracleKind oracle, SnippetProgram program) =>
+        oracle == OracleKind.Kvm ? OnKvm(program) : OnUnicorn(program);
+
     private static readonly ConcurrentDictionary<string, Lazy<VectorResult[]>> s_kvmResults = new();
 
     /// <summary>The program's results on the real CPU; computed once per form and shared by both engines' tests.</summary>
