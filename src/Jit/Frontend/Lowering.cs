@@ -1,5 +1,6 @@
 using Iced.Intel;
 using Sharpvisor.Jit.IR;
+using Sharpvisor.Jit.Runtime;
 
 namespace Sharpvisor.Jit.Frontend;
 
@@ -141,23 +142,15 @@ internal sealed partial class Lowering
     /// <summary>x86 condition number (0 = o ... 15 = g) of the current instruction.</summary>
     private int Cc => (int)I.ConditionCode - 1;
 
-    private readonly NasmFormatter _formatter = new();
-    private readonly StringOutput _text = new();
+    /// <summary>A fault of the instruction at an address, with its bytes (the translator supplies it).</summary>
+    public Func<FaultKind, uint, GuestFault> NewFault { get; set; } = (kind, eip) => new(kind, eip, null, null, []);
 
-    /// <summary>Hex bytes of the current instruction (the translator supplies them).</summary>
-    public Func<uint, int, string> Bytes { get; set; } = (_, _) => "";
+    private void Unsupported() => Fault(NewFault(FaultKind.UnsupportedInstruction, _b.Eip));
 
-    private void Unsupported()
+    /// <summary>Emits a stop with <paramref name="fault"/>, raised if the guest runs this far.</summary>
+    public void Fault(GuestFault fault)
     {
-        // Iced names the instruction; the bytes show prefixes a formatter may drop.
-        _formatter.Format(I, _text);
-        Fault($"unsupported instruction '{_text.ToStringAndReset()}' (bytes {Bytes(I.IP32, I.Length)}) at eip 0x{_b.Eip:x8}");
-    }
-
-    /// <summary>Emits a stop with a message naming the instruction (bytes are added by the translator).</summary>
-    public void Fault(string message)
-    {
-        int index = _b.AddMessage(message);
+        int index = _b.AddFault(fault);
         ref var op = ref _b.Emit(Uop.Fault);
         op.Imm = (uint)index;
     }

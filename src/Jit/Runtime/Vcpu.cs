@@ -120,7 +120,7 @@ public sealed unsafe partial class Vcpu : IDisposable
                 {
                     block = Lookup(eip);
                     if (block == null)
-                        return _exit = VcpuExit.Fault($"instruction fetch at 0x{eip:x8} outside RAM ({MemorySize >> 20} MiB)");
+                        return _exit = VcpuExit.Of(NewFault(FaultKind.FetchOutsideRam, eip, address: eip));
                     if (how == Interpreter.Taken) prev!.Taken = block;
                     else if (how == Interpreter.Fallthrough) prev!.Fallthrough = block;
                     else if (how == Interpreter.Continue && prev != null) prev.Indirect = block;
@@ -232,8 +232,16 @@ public sealed unsafe partial class Vcpu : IDisposable
         return Interpreter.Stop;
     }
 
-    internal int MemoryFault(CpuState* s, uint address, uint size, string access, uint eip) =>
-        Stop(s, VcpuExit.Fault($"{access} of {size} byte{(size == 1 ? "" : "s")} at 0x{address:x8} outside RAM ({MemorySize >> 20} MiB) at eip 0x{eip:x8}"), eip);
+    /// <summary>Stops the vCPU with a fault of the instruction at <paramref name="eip"/>.</summary>
+    internal int Fault(CpuState* s, FaultKind kind, uint eip) => Stop(s, VcpuExit.Of(NewFault(kind, eip)), eip);
+
+    /// <summary>Stops the vCPU with an access of <paramref name="size"/> bytes at <paramref name="address"/> outside RAM.</summary>
+    internal int MemoryFault(CpuState* s, uint address, uint size, FaultKind kind, uint eip) =>
+        Stop(s, VcpuExit.Of(NewFault(kind, eip, address, size)), eip);
+
+    /// <summary>A fault record with the instruction's bytes as guest RAM holds them now.</summary>
+    private GuestFault NewFault(FaultKind kind, uint eip, uint? address = null, uint? size = null) =>
+        GuestFault.At(kind, eip, MemoryBase, MemorySize, address, size);
 
     // ---- called from compiled regions ----
 
@@ -243,7 +251,7 @@ public sealed unsafe partial class Vcpu : IDisposable
     internal int* KickPointer => Qsbr != null ? Qsbr.KickAddress : s_noKick;
 
     internal int RegionMemoryFault(CpuState* s, uint address, uint size, int kind, uint eip) =>
-        MemoryFault(s, address, size, kind switch { 0 => "read", 1 => "write", _ => "access" }, eip);
+        MemoryFault(s, address, size, kind switch { 0 => FaultKind.ReadOutsideRam, 1 => FaultKind.WriteOutsideRam, _ => FaultKind.AccessOutsideRam }, eip);
 
     internal bool RegionCodeWrite(uint address, int size, uint value) => Engine.OnCodeWrite(address, size, value);
 
