@@ -224,10 +224,14 @@ public sealed unsafe partial class Vcpu : IDisposable
     /// <summary>Finds or translates the block at <paramref name="eip"/> (region formation uses it).</summary>
     internal Block? BlockAt(uint eip) => eip < MemorySize ? Engine.GetBlock(eip, _translator) : null;
 
-    /// <summary>Stops the vCPU with <paramref name="exit"/>; EIP is set to <paramref name="eip"/>.</summary>
+    /// <summary>
+    /// Stops the vCPU with <paramref name="exit"/>; EIP is set to <paramref name="eip"/>,
+    /// or for a fault to the faulting instruction's (a hypercall's fault names
+    /// the <c>int $0x1f</c>, though the host ran after it).
+    /// </summary>
     internal int Stop(CpuState* s, VcpuExit exit, uint eip)
     {
-        s->Eip = eip;
+        s->Eip = exit.Fault?.Eip ?? eip;
         _exit = exit;
         return Interpreter.Stop;
     }
