@@ -73,6 +73,11 @@ public class FaultReportTests
             a.Label(ref f.Label);
             a.db(0xb8, 0x01, 0x02);
         }, "fetch_outside_ram", End, null, "b80102", At: End - 3),
+        ["running off the end of RAM"] = new((a, f) =>
+        {
+            // A complete instruction in the last byte of RAM: execution goes on at the first byte outside.
+            a.nop();
+        }, "fetch_outside_ram", End, null, "", At: End - 1, Eip: End),
         ["divide"] = new((a, f) =>
         {
             a.mov(ecx, 300);
@@ -179,6 +184,124 @@ public class FaultReportTests
         AssertNumberOrNull(c.Hypercall, fault.GetProperty("hypercall"));
         // The registers are as before the faulting instruction, with EIP at it.
         Assert.Equal(eip, root.GetProperty("vcpus")[0].GetProperty("eip").GetUInt32());
+    }
+
+    [Theory]
+    [InlineData("il")]
+    [InlineData("x64")]
+    [InlineData("threaded")]
+    public void LoneNopAtTheLastByteOfDefaultRam_IsAFetchFaultAtTheEndOfRam_Exit80(string engine)
+    {
+        using var dir = new TempDir();
+        string path = dir.Write("nop.bin", [0x90]);
+        CliTests.Result r = CliTests.Execute("run", path, "--flat", "0x3ffffff", "--engine", engine, "--timeout", "60", "--regs");
+        Assert.Equal(80, r.Status);
+        Assert.Equal("sharpvisor: guest fault: instruction fetch at 0x04000000 outside guest RAM", r.StderrLines[0]);
+        using JsonDocument doc = JsonDocument.Parse(r.StderrLines[^1]);
+        Assert.Equal("fetch_outside_ram", doc.RootElement.GetProperty("fault").GetProperty("kind").GetString());
+        Assert.Equal(0x4000000u, doc.RootElement.GetProperty("fault").GetProperty("eip").GetUInt32());
+        Assert.Equal(0x4000000u, doc.RootElement.GetProperty("vcpus")[0].GetProperty("eip").GetUInt32());
+    }
+
+    [Theory]
+    [InlineData("il")]
+    [InlineData("x64")]
+    [InlineData("threaded")]
+    public void BlockOfNothingButNops_RunsOnIntoTheNextPage(string engine)
+    {
+        // One nop in the last byte of a page is a block without a micro-op of its own.
+        using var dir = new TempDir();
+        string path = dir.Write("nops.bin", [0x90, 0xB8, 2, 0, 0, 0, 0xBB, 5, 0, 0, 0, 0xCD, 0x1F]); // nop; mov eax, 2; mov ebx, 5; int 0x1f
+        CliTests.Result r = CliTests.Execute("run", path, "--flat", "0x1fff", "--engine", engine, "--timeout", "60");
+        Assert.Equal(5, r.Status);
+        Assert.Equal("", r.Stderr);
+    }
+
+    /// <summary>
+    /// Every way an instruction can address memory with 16-bit registers (a
+    /// 0x67 prefix), and jcxz/loop counting in CX: not in the ABI, so each is
+    /// an unsupported instruction, named, never a 32-bit access.
+    /// </summary>
+    [Theory]
+    [MemberData(nameof(EngineAndAddress16Form))]
+    public void AddressSizePrefix_IsAnUnsupportedInstruction_NamedWithItsBytes(string engine, string hex, string name)
+    {
+        byte[] form = Convert.FromHexString(hex);
+        using var dir = new TempDir();
+        var asm = new Assembler(32);
+        Label main = asm.CreateLabel(), done = asm.CreateLabel(), f = asm.CreateLabel();
+        asm.jmp(main);
+        asm.Label(ref done);
+        // done (0x1002): shut down with status 0, where the form would go on to if it ran.
+        asm.mov(eax, 2);
+        asm.xor(ebx, ebx);
+        asm.@int(0x1f);
+        asm.Label(ref main);
+        asm.mov(__dword_ptr[0x2000], 0x1002); // jmp/call [bx] would go to done
+        asm.mov(ebx, 0x2000);
+        asm.mov(esi, 0x3000);
+        asm.mov(edi, 0x4000);
+        asm.mov(ecx, 1);
+        asm.mov(eax, 0);
+        asm.Label(ref f);
+        asm.db(form);
+        asm.jmp(done);
+        var stream = new MemoryStream();
+        AssemblerResult result = asm.Assemble(new StreamCodeWriter(stream), Load, BlockEncoderOptions.ReturnNewInstructionOffsets);
+        string path = dir.Write("a16.bin", stream.ToArray());
+        Assert.Equal(0x1002UL, result.GetLabelRIP(done));
+        uint eip = (uint)result.GetLabelRIP(f);
+        name = name.Replace("NEXT", $"{eip + form.Length:x8}h");
+
+        (CliTests.Result r, JsonElement root) = Run(path, Load, engine);
+
+        Assert.Equal(80, r.Status);
+        Assert.Equal($"sharpvisor: guest fault: unsupported instruction '{name}' (bytes {string.Join(' ', form.Select(b => b.ToString("x2")))}) at eip 0x{eip:x8}", r.StderrLines[0]);
+        JsonElement fault = root.GetProperty("fault");
+        Assert.Equal("unsupported_instruction", fault.GetProperty("kind").GetString());
+        Assert.Equal(JsonValueKind.Null, fault.GetProperty("address").ValueKind);
+        Assert.Equal(JsonValueKind.Null, fault.GetProperty("size").ValueKind);
+        Assert.Equal(eip, fault.GetProperty("eip").GetUInt32());
+        Assert.Equal(hex, fault.GetProperty("bytes").GetString());
+        Assert.Equal(eip, root.GetProperty("vcpus")[0].GetProperty("eip").GetUInt32());
+        Assert.Equal(0x2000u, root.GetProperty("vcpus")[0].GetProperty("ebx").GetUInt32());
+    }
+
+    private static readonly (string Hex, string Name)[] Address16Forms =
+    [
+        ("678b07", "mov eax,[bx]"),
+        ("678b4702", "mov eax,[bx+2]"),
+        ("678b00", "mov eax,[bx+si]"),
+        ("678b061000", "mov eax,[10h]"),
+        ("67a11000", "mov eax,[word 10h]"),
+        ("67c60001", "mov byte [bx+si],1"),
+        ("670fb607", "movzx eax,byte [bx]"),
+        ("67f00107", "lock add [bx],eax"),
+        ("678d07", "lea eax,[bx]"),
+        ("67ff27", "jmp dword [bx]"),
+        ("67ff17", "call dword [bx]"),
+        ("67ff37", "push dword [bx]"),
+        ("678f07", "pop dword [bx]"),
+        ("67a4", "a16 movsb"),
+        ("67f3a5", "a16 rep movsd"),
+        ("67ac", "a16 lodsb"),
+        ("67aa", "a16 stosb"),
+        ("67ae", "a16 scasb"),
+        ("67a6", "a16 cmpsb"),
+        ("67d7", "a16 xlatb"),
+        ("67e300", "jcxz NEXT"),
+        ("67e200", "loop NEXT,cx"),
+        ("67e100", "loope NEXT,cx"),
+        ("67e000", "loopne NEXT,cx"),
+    ];
+
+    public static TheoryData<string, string, string> EngineAndAddress16Form()
+    {
+        var data = new TheoryData<string, string, string>();
+        foreach (string engine in new[] { "il", "x64", "threaded" })
+            foreach ((string hex, string name) in Address16Forms)
+                data.Add(engine, hex, name);
+        return data;
     }
 
     [Theory]
