@@ -76,6 +76,7 @@ public class FaultReportTests
         ["running off the end of RAM"] = new((a, f) =>
         {
             // A complete instruction in the last byte of RAM: execution goes on at the first byte outside.
+            a.Label(ref f.Label);
             a.nop();
         }, "fetch_outside_ram", End, null, "", At: End - 1, Eip: End),
         ["divide"] = new((a, f) =>

@@ -73,9 +73,9 @@ internal sealed unsafe class Translator
                 break;
         }
 
-        // Fall through into the next block if the last op does not transfer control.
-        var last = _builder.Ops[^1].Kind;
-        if (last is not (Uop.Jmp or Uop.Jcc or Uop.JmpInd or Uop.JmpCx or Uop.Fault))
+        // Fall through into the next block if the last op does not transfer
+        // control, or if there is none: nops up to a page boundary lower to nothing.
+        if (_builder.Count == 0 || _builder.Ops[^1].Kind is not (Uop.Jmp or Uop.Jcc or Uop.JmpInd or Uop.JmpCx or Uop.Fault))
         {
             ref var j = ref _builder.Emit(Uop.Jmp);
             j.Imm = end;
