@@ -33,7 +33,7 @@ internal sealed partial class Lowering
     /// </summary>
     public bool Lower()
     {
-        bool ok = IsLocked() ? Locked() : I.Mnemonic switch
+        bool ok = !Addresses16Bit() && (IsLocked() ? Locked() : I.Mnemonic switch
         {
             Mnemonic.Mov => Mov(),
             Mnemonic.Movzx => MovExtend(signed: false),
@@ -115,10 +115,36 @@ internal sealed partial class Lowering
             Mnemonic.Cmpsb or Mnemonic.Cmpsw or Mnemonic.Cmpsd => StringOp(StringKind.Cmps),
             Mnemonic.Scasb or Mnemonic.Scasw or Mnemonic.Scasd => StringOp(StringKind.Scas),
             _ => Conditional(),
-        };
+        });
         if (!ok)
             Unsupported();
         return ok;
+    }
+
+    /// <summary>
+    /// True if the instruction addresses memory with 16-bit address size (a
+    /// 0x67 prefix): [bx+si] and the like, a 16-bit displacement alone, or
+    /// string operands in SI/DI. The ABI has no 16-bit addressing, and the
+    /// lowering would otherwise run it as a 32-bit access through EBX.
+    /// (jcxz and loop* with 0x67, which count in CX, have their own Code and
+    /// are refused where they are lowered.)
+    /// </summary>
+    private bool Addresses16Bit()
+    {
+        for (int i = 0; i < I.OpCount; i++)
+        {
+            switch (I.GetOpKind(i))
+            {
+                case OpKind.Memory:
+                    if (I.MemoryBase.IsGPR16() || I.MemoryIndex.IsGPR16()
+                        || (I.MemoryBase == Register.None && I.MemoryIndex == Register.None && I.MemoryDisplSize == 2))
+                        return true;
+                    break;
+                case OpKind.MemorySegSI or OpKind.MemorySegDI or OpKind.MemoryESDI:
+                    return true;
+            }
+        }
+        return false;
     }
 
     /// <summary>Jcc, SETcc and CMOVcc share Iced's condition code.</summary>
