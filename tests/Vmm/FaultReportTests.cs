@@ -328,6 +328,21 @@ public class FaultReportTests
     }
 
     [Fact]
+    public void GuestAbiDoc_NamesEveryFaultKind()
+    {
+        string doc = File.ReadAllText(Path.Combine(RepoRoot(), "docs", "guest-abi.md"));
+        string section = doc[doc.IndexOf("## A fault in `--regs`", StringComparison.Ordinal)..];
+        section = section[..section.IndexOf("\n## ", 1, StringComparison.Ordinal)];
+        var named = System.Text.RegularExpressions.Regex.Matches(section, "`([a-z_]+)`").Select(m => m.Groups[1].Value)
+            .Where(n => n.Contains('_')).ToHashSet();
+        Assert.Equal(Enum.GetValues<FaultKind>().Select(FaultKinds.JsonName).Order(), named.Order());
+    }
+
+    private static string RepoRoot() =>
+        Sharpvisor.Journey.JourneyGenerator.FindRepoRoot(AppContext.BaseDirectory)
+        ?? throw new InvalidOperationException($"no aot.sln above {AppContext.BaseDirectory}");
+
+    [Fact]
     public void EveryFaultKind_IsCoveredByACase()
     {
         var covered = Cases.Values.Select(c => c.Kind).ToHashSet();
