@@ -15,7 +15,7 @@ internal sealed class OracleHost : IVcpuHost
     public static readonly VcpuExit Finished = new(StopReason.Shutdown, "hlt", 0);
 
     public VcpuExit? Hypercall(Vcpu vcpu) =>
-        VcpuExit.Fault($"snippet programs make no hypercalls (EAX={vcpu.State[Gpr.Eax]:x8}, EIP={vcpu.State.Eip:x8})");
+        VcpuExit.Of(new GuestFault(FaultKind.UnknownHypercall, vcpu.State.Eip, null, null, [], vcpu.State[Gpr.Eax]));
 
     public VcpuExit? Halt(Vcpu vcpu) => Finished;
 }

@@ -124,7 +124,7 @@ public class CliTests
         Assert.Equal("timeout: --timeout of 2 s elapsed (guest eip 0x100010)",
             Cli.Describe(new VcpuExit(StopReason.Timeout, "--timeout of 2 s elapsed"), 0x100010));
         Assert.Equal("guest fault: read of 4 bytes at 0x5000000 outside guest RAM at eip 0x100004",
-            Cli.Describe(VcpuExit.Fault("read of 4 bytes at 0x5000000 outside guest RAM\nat eip 0x100004"), 0));
+            Cli.Describe(new VcpuExit(StopReason.Fault, "read of 4 bytes at 0x5000000 outside guest RAM\nat eip 0x100004"), 0));
     }
 
     [Theory]
@@ -164,7 +164,7 @@ public class CliTests
         Assert.Equal(0x100000u, cpu.GetProperty("eip").GetUInt32());
         Assert.Equal(2u, cpu.GetProperty("eflags").GetUInt32());
 
-        string fault = RegsReport.Format(VcpuExit.Fault("bad"), 80, [vcpu]);
+        string fault = RegsReport.Format(VcpuExit.Of(new GuestFault(FaultKind.DivideError, 0x100000, null, null, [0xf7, 0xf1])), 80, [vcpu]);
         using JsonDocument f = JsonDocument.Parse(fault);
         Assert.Equal(JsonValueKind.Null, f.RootElement.GetProperty("stop").GetProperty("guest_status").ValueKind);
     }

@@ -143,7 +143,7 @@ internal static unsafe class Handlers
     {
         uint ea = TA.Ea(ref c, o);
         if ((ulong)ea + (uint)TW.Size > c.MemSize)
-            return c.V.MemoryFault(c.S, ea, (uint)TW.Size, "read", o->Eip);
+            return c.V.MemoryFault(c.S, ea, (uint)TW.Size, FaultKind.ReadOutsideRam, o->Eip);
         c.R[o->D] = TW.Read(c.Mem + ea);
         return Next(ref c, o);
     }
@@ -153,7 +153,7 @@ internal static unsafe class Handlers
     {
         uint ea = TA.Ea(ref c, o);
         if ((ulong)ea + (uint)TW.Size > c.MemSize)
-            return c.V.MemoryFault(c.S, ea, (uint)TW.Size, "write", o->Eip);
+            return c.V.MemoryFault(c.S, ea, (uint)TW.Size, FaultKind.WriteOutsideRam, o->Eip);
         if ((c.Code[ea >> 12] | c.Code[(ea + (uint)TW.Size - 1) >> 12]) != 0)
             return Slow(ref c, o); // a page holding code: the interpreter handles invalidation
         TW.Write(c.Mem + ea, TV.Value(ref c, o));
@@ -233,7 +233,7 @@ internal static unsafe class Handlers
     {
         uint ea = TA.Ea(ref c, o);
         if ((ulong)ea + (uint)TW.Size > c.MemSize)
-            return c.V.MemoryFault(c.S, ea, (uint)TW.Size, "read", o->Eip);
+            return c.V.MemoryFault(c.S, ea, (uint)TW.Size, FaultKind.ReadOutsideRam, o->Eip);
         uint a = c.R[o->A], b = TW.Read(c.Mem + ea), res = TOp.Do(a, b);
         c.R[o->D] = res;
         if (TF.On)

@@ -156,7 +156,7 @@ internal static unsafe partial class Interpreter
         uint low = esp - pushBytes;
         if ((ulong)low + pushBytes > v.MemorySize || low > esp)
         {
-            status = v.MemoryFault(s, low, pushBytes, "write", op.Eip);
+            status = v.MemoryFault(s, low, pushBytes, FaultKind.WriteOutsideRam, op.Eip);
             return false;
         }
         for (int i = 1; i < level; i++)
@@ -164,7 +164,7 @@ internal static unsafe partial class Interpreter
             uint at = ebp - 4u * (uint)i;
             if ((ulong)at + 4 > v.MemorySize)
             {
-                status = v.MemoryFault(s, at, 4, "read", op.Eip);
+                status = v.MemoryFault(s, at, 4, FaultKind.ReadOutsideRam, op.Eip);
                 return false;
             }
         }
@@ -453,13 +453,13 @@ internal static unsafe partial class Interpreter
             if (kind is StringKind.Movs or StringKind.Lods or StringKind.Cmps)
             {
                 if ((ulong)si + (uint)size > memSize)
-                    return v.MemoryFault(s, si, (uint)size, "read", op.Eip);
+                    return v.MemoryFault(s, si, (uint)size, FaultKind.ReadOutsideRam, op.Eip);
                 x = LoadValue(mem + si, size, 0);
             }
             if (kind is StringKind.Cmps or StringKind.Scas)
             {
                 if ((ulong)di + (uint)size > memSize)
-                    return v.MemoryFault(s, di, (uint)size, "read", op.Eip);
+                    return v.MemoryFault(s, di, (uint)size, FaultKind.ReadOutsideRam, op.Eip);
                 y = LoadValue(mem + di, size, 0);
             }
             switch (kind)
@@ -469,7 +469,7 @@ internal static unsafe partial class Interpreter
                 {
                     uint value = kind == StringKind.Movs ? x : r[0];
                     if ((ulong)di + (uint)size > memSize)
-                        return v.MemoryFault(s, di, (uint)size, "write", op.Eip);
+                        return v.MemoryFault(s, di, (uint)size, FaultKind.WriteOutsideRam, op.Eip);
                     bool code = v.Engine.TouchesCode(di, (uint)size) && v.Engine.OnCodeWrite(di, size, value);
                     StoreValue(mem + di, size, value);
                     r[7] = di + (uint)step;
@@ -535,7 +535,7 @@ internal static unsafe partial class Interpreter
         uint ea = r[op.Base] + (r[op.Index] << op.Scale) + op.Disp;
         int size = op.Size;
         if ((ulong)ea + (uint)size > v.MemorySize)
-            return v.MemoryFault(s, ea, (uint)size, "write", op.Eip);
+            return v.MemoryFault(s, ea, (uint)size, FaultKind.WriteOutsideRam, op.Eip);
         byte* p = v.MemoryBase + ea;
         var kind = (AtomicOp)op.Cc;
         uint b = (op.Flags & UopFlags.BImm) != 0 ? op.Imm : r[op.B];

@@ -64,7 +64,7 @@ internal static unsafe partial class Interpreter
                 {
                     uint ea = r[op.Base] + (r[op.Index] << op.Scale) + op.Disp;
                     if ((ulong)ea + op.Size > memSize)
-                        return v.MemoryFault(s, ea, op.Size, "read", op.Eip);
+                        return v.MemoryFault(s, ea, op.Size, FaultKind.ReadOutsideRam, op.Eip);
                     r[op.D] = LoadValue(mem + ea, op.Size, op.Flags);
                     break;
                 }
@@ -72,7 +72,7 @@ internal static unsafe partial class Interpreter
                 {
                     uint ea = r[op.Base] + (r[op.Index] << op.Scale) + op.Disp;
                     if ((ulong)ea + op.Size > memSize)
-                        return v.MemoryFault(s, ea, op.Size, "write", op.Eip);
+                        return v.MemoryFault(s, ea, op.Size, FaultKind.WriteOutsideRam, op.Eip);
                     uint value = (op.Flags & UopFlags.BImm) != 0 ? op.Imm : r[op.A];
                     if ((code[ea >> 12] | code[(ea + op.Size - 1) >> 12]) != 0
                         && v.Engine.OnCodeWrite(ea, op.Size, value))
@@ -94,7 +94,7 @@ internal static unsafe partial class Interpreter
                 {
                     uint ea = r[op.Base] + (r[op.Index] << op.Scale) + op.Disp;
                     if ((ulong)ea + op.Imm > memSize)
-                        return v.MemoryFault(s, ea, op.Imm, "access", op.Eip);
+                        return v.MemoryFault(s, ea, op.Imm, FaultKind.AccessOutsideRam, op.Eip);
                     break;
                 }
                 case Uop.Add:
@@ -223,7 +223,7 @@ internal static unsafe partial class Interpreter
                     break;
                 case Uop.Div:
                     if (!Divide(r, op.Size, (op.Flags & UopFlags.Signed) != 0, r[op.A]))
-                        return v.Stop(s, VcpuExit.Fault($"divide error (#DE) at eip 0x{op.Eip:x8}"), op.Eip);
+                        return v.Fault(s, FaultKind.DivideError, op.Eip);
                     break;
                 case Uop.Bswap:
                     r[op.D] = System.Buffers.Binary.BinaryPrimitives.ReverseEndianness(r[op.A]);
@@ -303,7 +303,7 @@ internal static unsafe partial class Interpreter
                 {
                     uint ea = r[op.Base] + (r[op.Index] << op.Scale) + op.Disp;
                     if ((ulong)ea + op.Size > memSize)
-                        return v.MemoryFault(s, ea, op.Size, "read", op.Eip);
+                        return v.MemoryFault(s, ea, op.Size, FaultKind.ReadOutsideRam, op.Eip);
                     uint a = r[op.A], b = LoadValue(mem + ea, op.Size, 0), res;
                     LazyOp lop;
                     switch ((Uop)op.Cc)
@@ -358,7 +358,7 @@ internal static unsafe partial class Interpreter
                     break;
                 }
                 case Uop.Fault:
-                    return v.Stop(s, VcpuExit.Fault(block.Messages[op.Imm]), op.Eip);
+                    return v.Stop(s, VcpuExit.Of(block.Faults[op.Imm]), op.Eip);
                 default:
                     return v.Stop(s, new VcpuExit(StopReason.Error, $"internal error: micro-op {op.Kind} has no threaded handler"), op.Eip);
             }

@@ -6,8 +6,8 @@ namespace Sharpvisor.Native;
 /// <summary>
 /// Guest RAM: one page-aligned, zeroed block of native memory that guest
 /// physical address 0 maps to. Every accessor checks bounds first and reports
-/// an access outside RAM as a failed Try (the caller turns it into a
-/// <see cref="GuestFault"/>), never as a host crash and never as a wrap.
+/// an access outside RAM as a failed Try (the caller turns it into a guest
+/// fault), never as a host crash and never as a wrap.
 /// </summary>
 /// <remarks>
 /// Accesses are volatile: a guest spinning on a flag that another vCPU sets
@@ -225,9 +225,6 @@ public sealed class GuestMemory : IDisposable
         span = new Span<byte>(_base + address, length);
         return true;
     }
-
-    /// <summary>The fault an access of <paramref name="size"/> bytes at <paramref name="address"/> makes.</summary>
-    public static GuestFault Fault(ulong address, ulong size, GuestAccess access) => new(address, size, access);
 
     /// <summary>
     /// Frees guest RAM. Nothing may access it meanwhile (the class rule):
