@@ -50,6 +50,7 @@ internal sealed unsafe class RegionEmitter
     private static readonly MethodInfo MCondition = typeof(LazyFlags).GetMethod(nameof(LazyFlags.ConditionOf))!;
     private static readonly MethodInfo MCarry = typeof(LazyFlags).GetMethod(nameof(LazyFlags.CarryOf))!;
     private static readonly MethodInfo MFault = typeof(Vcpu).GetMethod(nameof(Vcpu.RegionMemoryFault), BindingFlags.NonPublic | BindingFlags.Instance)!;
+    private static readonly MethodInfo MHitsCode = typeof(ExecutionEngine).GetMethod(nameof(ExecutionEngine.StoreHitsCode), BindingFlags.NonPublic | BindingFlags.Static)!;
     private static readonly MethodInfo MCodeWrite = typeof(Vcpu).GetMethod(nameof(Vcpu.RegionCodeWrite), BindingFlags.NonPublic | BindingFlags.Instance)!;
     private static readonly MethodInfo MKick = typeof(Vcpu).GetProperty(nameof(Vcpu.KickPointer), BindingFlags.NonPublic | BindingFlags.Instance)!.GetMethod!;
     private static readonly MethodInfo MAddBranches = typeof(Vcpu).GetMethod(nameof(Vcpu.AddRegionBranches), BindingFlags.NonPublic | BindingFlags.Instance)!;
@@ -684,29 +685,16 @@ internal sealed unsafe class RegionEmitter
         EmitEa(op);
         _il.Emit(OpCodes.Stloc, _ea);
         BoundsCheck(op, op.Size, 1);
-        // Self-modifying code: does the store touch a page holding translated code?
+        // Self-modifying code: does the store overwrite translated code?
         var plain = _il.DefineLabel();
         var tail = _il.DefineLabel();
         _il.Emit(OpCodes.Ldc_I8, (long)_vcpu.CodePages);
         _il.Emit(OpCodes.Conv_U);
-        _il.Emit(OpCodes.Ldloc, _ea);
-        LdC(12); _il.Emit(OpCodes.Shr_Un);
+        _il.Emit(OpCodes.Ldc_I8, (long)_vcpu.Engine.CodeBits);
         _il.Emit(OpCodes.Conv_U);
-        _il.Emit(OpCodes.Add);
-        _il.Emit(OpCodes.Ldind_U1);
-        if (op.Size > 1)
-        {
-            // The last byte's page too: a 2- or 4-byte store can straddle two pages.
-            _il.Emit(OpCodes.Ldc_I8, (long)_vcpu.CodePages);
-            _il.Emit(OpCodes.Conv_U);
-            _il.Emit(OpCodes.Ldloc, _ea);
-            LdC((uint)op.Size - 1); _il.Emit(OpCodes.Add);
-            LdC(12); _il.Emit(OpCodes.Shr_Un);
-            _il.Emit(OpCodes.Conv_U);
-            _il.Emit(OpCodes.Add);
-            _il.Emit(OpCodes.Ldind_U1);
-            _il.Emit(OpCodes.Or);
-        }
+        _il.Emit(OpCodes.Ldloc, _ea);
+        LdC(op.Size);
+        _il.Emit(OpCodes.Call, MHitsCode);
         _il.Emit(OpCodes.Brfalse, plain);
         _il.Emit(OpCodes.Ldarg_2);
         _il.Emit(OpCodes.Ldloc, _ea);

@@ -154,8 +154,8 @@ internal static unsafe class Handlers
         uint ea = TA.Ea(ref c, o);
         if ((ulong)ea + (uint)TW.Size > c.MemSize)
             return c.V.MemoryFault(c.S, ea, (uint)TW.Size, "write", o->Eip);
-        if ((c.Code[ea >> 12] | c.Code[(ea + (uint)TW.Size - 1) >> 12]) != 0)
-            return Slow(ref c, o); // a page holding code: the interpreter handles invalidation
+        if (ExecutionEngine.StoreHitsCode(c.Code, c.CodeBits, ea, TW.Size))
+            return Slow(ref c, o); // over translated code: the interpreter handles invalidation
         TW.Write(c.Mem + ea, TV.Value(ref c, o));
         return Next(ref c, o);
     }

@@ -238,6 +238,7 @@ internal static unsafe class ThreadedCode
             Mem = v.MemoryBase,
             MemSize = v.MemorySize,
             Code = v.CodePages,
+            CodeBits = v.Engine.CodeBits,
             S = s,
             V = v,
             Current = ThreadedHeader.Of(first),

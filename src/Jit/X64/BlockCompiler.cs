@@ -17,8 +17,8 @@ namespace Sharpvisor.Jit.X64;
 /// exactly the effect of op i's threaded handler on the guest registers, the
 /// micro-op temporaries, the lazy-flags record and guest memory; or, before
 /// it changes anything, it hands the vCPU to the threaded engine at op i
-/// ("resume"). So every uncommon op, every fault and every store into a page
-/// of code is the threaded engine's business, and the threaded engine's
+/// ("resume"). So every uncommon op, every fault and every store over translated
+/// code is the threaded engine's business, and the threaded engine's
 /// semantics are the only ones: this is a faster way to run them.
 /// </para>
 /// <para>
@@ -37,7 +37,7 @@ internal sealed unsafe class BlockCompiler
 {
     private readonly Assembler _a = new();
     private readonly ulong _memSize;
-    private readonly byte* _codePages;
+    private readonly byte* _codePages, _codeBits;
 
     // CpuState and ThreadedHeader field offsets, as the code addresses them.
     private static readonly int OffCcOp, OffCcA, OffCcB, OffCcRes, OffHTaken, OffHFallthrough, OffHInvalid, OffHNative;
@@ -69,10 +69,11 @@ internal sealed unsafe class BlockCompiler
 
     private readonly NativeBlock** _indirectCache;
 
-    public BlockCompiler(ulong memSize, byte* codePages, NativeBlock** indirectCache)
+    public BlockCompiler(ulong memSize, byte* codePages, byte* codeBits, NativeBlock** indirectCache)
     {
         _memSize = memSize;
         _codePages = codePages;
+        _codeBits = codeBits;
         _indirectCache = indirectCache;
     }
 
@@ -210,24 +211,39 @@ internal sealed unsafe class BlockCompiler
     }
 
     /// <summary>
-    /// Hands over at op <paramref name="index"/> if the store at ecx touches
-    /// a page holding code, or for a store that straddles two pages (rare:
-    /// the threaded engine checks both).
+    /// Hands over at op <paramref name="index"/> if the store at ecx
+    /// overwrites translated code (<see cref="Runtime.ExecutionEngine.StoreHitsCode"/>,
+    /// in line): the page bytes of its first and last byte, and only if one
+    /// is set, the code bits of the bytes it writes. Keeps ecx; rax, rdx and
+    /// rdi are scratch.
     /// </summary>
     private void CheckCodePages(int size, int index)
     {
-        if (size > 1)
-        {
-            _a.Mov(4, Reg.Rdx, Reg.Rcx);
-            _a.AluRI(Alu.And, 4, Reg.Rdx, 0xFFF);
-            _a.AluRI(Alu.Cmp, 4, Reg.Rdx, (uint)(0x1000 - size));
-            _a.Jcc(Cond.A, Bail(index));
-        }
+        Label plain = _a.NewLabel();
         _a.Mov64(Reg.Rdi, (long)_codePages);
         _a.Mov(4, Reg.Rdx, Reg.Rcx);
         _a.ShiftRI(Shift.Shr, Reg.Rdx, 12);
-        _a.AluMI(Alu.Cmp, 1, new Mem(Reg.Rdi, 0, Reg.Rdx), 0);
+        _a.ExtendLoad(Reg.Rax, new Mem(Reg.Rdi, 0, Reg.Rdx), 1, false);
+        if (size > 1)
+        {
+            _a.Lea(4, Reg.Rdx, new Mem(Reg.Rcx, size - 1));
+            _a.ShiftRI(Shift.Shr, Reg.Rdx, 12);
+            _a.AluRM(Alu.Or, 1, Reg.Rax, new Mem(Reg.Rdi, 0, Reg.Rdx));
+        }
+        _a.Test(1, Reg.Rax, Reg.Rax);
+        _a.Jcc(Cond.E, plain);
+        // A page of code: the bits of [ecx, ecx + size), out of the word at ecx >> 3.
+        _a.Mov64(Reg.Rdi, (long)_codeBits);
+        _a.Mov(4, Reg.Rdx, Reg.Rcx);
+        _a.ShiftRI(Shift.Shr, Reg.Rdx, 3);
+        _a.ExtendLoad(Reg.Rdx, new Mem(Reg.Rdi, 0, Reg.Rdx), 2, false);
+        _a.Mov(4, Reg.Rax, Reg.Rcx);
+        _a.AluRI(Alu.And, 4, Reg.Rcx, 7);
+        _a.ShiftRCl(Shift.Shr, Reg.Rdx);
+        _a.Mov(4, Reg.Rcx, Reg.Rax);
+        _a.AluRI(Alu.And, 4, Reg.Rdx, (1u << size) - 1);
         _a.Jcc(Cond.NE, Bail(index));
+        _a.Bind(plain);
     }
 
     private static Mem Guest(Reg ea) => new(Reg.Rsi, 0, ea);
