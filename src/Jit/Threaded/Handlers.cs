@@ -228,7 +228,7 @@ internal static unsafe class Handlers
 
     public static int Not(ref ThreadedContext c, ThreadedOp* o) { c.R[o->D] = ~c.R[o->A]; return Next(ref c, o); }
 
-    // ---- the rest of what gcc emits for integer code: rotates, multiword arithmetic, wide multiplies ----
+    // ---- the rest of what gcc emits for integer code: rotates, multiword arithmetic, multiplies ----
     //
     // Each calls the shared semantics (Interpreter.Semantics.cs) directly,
     // without the switch interpreter's step; the common no-flags forms are
@@ -315,11 +315,6 @@ internal static unsafe class Handlers
         return Next(ref c, o);
     }
 
-    public static int GetCf(ref ThreadedContext c, ThreadedOp* o)
-    {
-        c.R[o->D] = LazyFlags.Carry(c.S);
-        return Next(ref c, o);
-    }
 
     public static int LoadAlu<TOp, TF, TW, TA>(ref ThreadedContext c, ThreadedOp* o)
         where TOp : struct, IBinary where TF : struct, IFlagMode where TW : struct, IWidth where TA : struct, IAddress

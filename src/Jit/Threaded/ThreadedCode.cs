@@ -130,7 +130,6 @@ internal static unsafe class ThreadedCode
                     : (flags ? &Mul<RegB, Handlers.Flags> : &Mul<RegB, NoFlags>);
             case Uop.MulWide: return imm ? &MulWide<ImmB> : &MulWide<RegB>;
             case Uop.Bswap: return &Bswap;
-            case Uop.GetCf: return &GetCf;
             case Uop.SetCc: return Or(ConditionSelect.For<SetCcs>(op.Cc), &SetCcAny);
             case Uop.CMov: return Or(ConditionSelect.For<CMovs>(op.Cc), &CMovAny);
             case Uop.LoadAlu:
