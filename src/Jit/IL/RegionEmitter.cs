@@ -50,6 +50,10 @@ internal sealed unsafe class RegionEmitter
     private static readonly MethodInfo MCondition = typeof(LazyFlags).GetMethod(nameof(LazyFlags.ConditionOf))!;
     private static readonly MethodInfo MCarry = typeof(LazyFlags).GetMethod(nameof(LazyFlags.CarryOf))!;
     private static readonly MethodInfo MFault = typeof(Vcpu).GetMethod(nameof(Vcpu.RegionMemoryFault), BindingFlags.NonPublic | BindingFlags.Instance)!;
+    private static readonly MethodInfo MRotate = typeof(Interpreter).GetMethod(nameof(Interpreter.Rotate), BindingFlags.NonPublic | BindingFlags.Static)!;
+    private static readonly MethodInfo MDoubleShift = typeof(Interpreter).GetMethod(nameof(Interpreter.DoubleShift), BindingFlags.NonPublic | BindingFlags.Static)!;
+    private static readonly MethodInfo MMulWideOf = typeof(Interpreter).GetMethod(nameof(Interpreter.MulWideOf), BindingFlags.NonPublic | BindingFlags.Static)!;
+    private static readonly MethodInfo MMulWideOverflows = typeof(Interpreter).GetMethod(nameof(Interpreter.MulWideOverflows), BindingFlags.NonPublic | BindingFlags.Static)!;
     private static readonly MethodInfo MHitsCode = typeof(ExecutionEngine).GetMethod(nameof(ExecutionEngine.StoreHitsCode), BindingFlags.NonPublic | BindingFlags.Static)!;
     private static readonly MethodInfo MCodeWrite = typeof(Vcpu).GetMethod(nameof(Vcpu.RegionCodeWrite), BindingFlags.NonPublic | BindingFlags.Instance)!;
     private static readonly MethodInfo MKick = typeof(Vcpu).GetProperty(nameof(Vcpu.KickPointer), BindingFlags.NonPublic | BindingFlags.Instance)!.GetMethod!;
@@ -427,7 +431,14 @@ internal sealed unsafe class RegionEmitter
                     St(op.D);
                     return;
                 }
-                break;
+                EmitShiftFamily(op);
+                return;
+            case Uop.Rcl:
+            case Uop.Rcr:
+            case Uop.Shld:
+            case Uop.Shrd:
+                EmitShiftFamily(op);
+                return;
             case Uop.Mul:
                 if (op.Size == 4)
                 {
@@ -453,7 +464,38 @@ internal sealed unsafe class RegionEmitter
                 }
                 break;
             case Uop.MulWide:
-                if (op.Size == 4 && (op.Flags & UopFlags.Signed) == 0)
+                if (op.Size != 4 || (op.Flags & UopFlags.Signed) != 0)
+                {
+                    // The shared product and overflow (Interpreter.MulWideOf), halves split here.
+                    bool wideSigned = (op.Flags & UopFlags.Signed) != 0;
+                    LdC(op.Size);
+                    LdC(wideSigned ? 1u : 0u);
+                    Ld(op.A);
+                    LdB(op);
+                    _il.Emit(OpCodes.Call, MMulWideOf);
+                    _il.Emit(OpCodes.Stloc, _p64);
+                    _il.Emit(OpCodes.Ldloc, _p64);
+                    _il.Emit(OpCodes.Conv_U4);
+                    St(op.D);
+                    _il.Emit(OpCodes.Ldloc, _p64);
+                    LdC(32);
+                    _il.Emit(OpCodes.Shr_Un);
+                    _il.Emit(OpCodes.Conv_U4);
+                    St(op.Base);
+                    if (op.SetsFlags)
+                    {
+                        LdC(op.Size);
+                        LdC(wideSigned ? 1u : 0u);
+                        _il.Emit(OpCodes.Ldloc, _p64);
+                        _il.Emit(OpCodes.Call, MMulWideOverflows);
+                        _il.Emit(OpCodes.Stloc, _ccA);
+                        Ld(op.D);
+                        _il.Emit(OpCodes.Stloc, _ccRes);
+                        SetCcOp(LazyOp.Mul, op.Size);
+                        _lastSetter = null;
+                    }
+                    return;
+                }
                 {
                     Ld(op.A); _il.Emit(OpCodes.Conv_U8);
                     LdB(op); _il.Emit(OpCodes.Conv_U8);
@@ -475,7 +517,6 @@ internal sealed unsafe class RegionEmitter
                     }
                     return;
                 }
-                break;
             case Uop.Bswap:
                 Ld(op.A);
                 _il.Emit(OpCodes.Call, MBswap);
@@ -557,6 +598,44 @@ internal sealed unsafe class RegionEmitter
                 return;
         }
         EmitViaInterpreter(bi, oi, op);
+    }
+
+    /// <summary>
+    /// Rotates and double shifts through the shared semantics, called
+    /// directly: only the flags record goes to the state and back (they read
+    /// CF and may change the flags), not the registers.
+    /// </summary>
+    private void EmitShiftFamily(in MicroOp op)
+    {
+        bool setFlags = op.SetsFlags;
+        bool touchesFlags = setFlags || op.Kind is Uop.Rcl or Uop.Rcr;
+        if (touchesFlags) SpillCc();
+        _il.Emit(OpCodes.Ldarg_1);
+        LdC((uint)op.Kind);
+        LdC(op.Size);
+        Ld(op.A);
+        if (op.Kind is Uop.Shld or Uop.Shrd)
+        {
+            LdB(op);
+            if ((op.Flags & UopFlags.CountImm) != 0) LdC(op.Imm);
+            else { Ld(op.Base); LdC(31); _il.Emit(OpCodes.And); }
+            LdC(setFlags ? 1u : 0u);
+            _il.Emit(OpCodes.Call, MDoubleShift);
+        }
+        else
+        {
+            LdB(op);
+            LdC(31);
+            _il.Emit(OpCodes.And);
+            LdC(setFlags ? 1u : 0u);
+            _il.Emit(OpCodes.Call, MRotate);
+        }
+        St(op.D);
+        if (touchesFlags)
+        {
+            ReloadCc();
+            _lastSetter = null;
+        }
     }
 
     /// <summary>
