@@ -425,6 +425,11 @@ internal static class InstructionForms
                 Fixup = (v, _, _) => v[Gpr.Ecx] = (v[Gpr.Ecx] & ~0xFFu) | v.Imm,
             });
         }
+        // What flag liveness may drop around rotates: a rotate's CF and OF under the next rotate's, not the flags it keeps.
+        forms.Add(new Form { Name = "ror r32, imm8; rol r32, imm8", Emit = (a, v) => { a.ror(edi, (byte)v.Imm); a.rol(edi, 7); }, Imm = ShiftCount, UndefinedFor = v => new Undefined(OF) });
+        forms.Add(new Form { Name = "add r32, r32; ror r32, imm8; ror r32, imm8", Emit = (a, v) => { a.add(eax, ebx); a.ror(eax, (byte)v.Imm); a.ror(ecx, 1); }, Imm = ShiftCount });
+        forms.Add(new Form { Name = "rol r32, imm8; inc r32", Emit = (a, v) => { a.rol(esi, (byte)v.Imm); a.inc(edx); }, Imm = ShiftCount });
+        forms.Add(new Form { Name = "sub r32, r32; rol r16, imm8; dec r8", Emit = (a, v) => { a.sub(ebx, ecx); a.rol(si, (byte)v.Imm); a.dec(dl); }, Imm = ShiftCount });
         forms.Add(F("mul r8; add r32, r32", (a, _) => { Add(a, Instruction.Create(Code.Mul_rm8, Register.BL)); a.add(ecx, eax); }));
         forms.Add(F("imul r8; add r32, r32", (a, _) => { Add(a, Instruction.Create(Code.Imul_rm8, Register.DH)); a.add(ecx, eax); }));
         forms.Add(F("mul r16; add r32, r32", (a, _) => { Add(a, Instruction.Create(Code.Mul_rm16, Register.CX)); a.add(ebx, edx); }));
