@@ -69,6 +69,28 @@ public class CrossEngineTests
         if (diff != null) Assert.Fail(diff);
     }
 
+    /// <summary>
+    /// The forms the IL engine's regions compute through the shared
+    /// semantics or in line besides the common ones (rotates, double shifts,
+    /// wide multiplies, carry chains). The other IL tests run each block
+    /// once, below the threshold for a region; here every block is compiled.
+    /// </summary>
+    public static TheoryData<string> RegionForms => new(InstructionForms.All.Select(f => f.Name)
+        .Where(n => n.Split(' ')[0] is "rol" or "ror" or "rcl" or "rcr" or "shld" or "shrd" or "mul" or "imul" or "adc" or "sbb"
+            || n.Contains("; adc") || n.Contains("; sbb") || n.Contains("; inc") || n.Contains("; dec")));
+
+    [Theory, MemberData(nameof(RegionForms))]
+    public void IlRegion_MatchesThreaded(string form)
+    {
+        if (!Engines.IsIlAvailable)
+            Assert.Skip("the IL engine needs dynamic code");
+        var program = SnippetProgram.Build(InstructionForms.Get(form));
+        VectorResult[] threaded = SnippetRunner.OnEngine(program, EngineKind.Threaded);
+        VectorResult[] il = SnippetRunner.OnEngine(program, EngineKind.Il, ilRegions: true);
+        string? diff = ResultComparison.Compare(program, "Threaded", threaded, "Il (regions)", il, maskUndefinedFlags: false);
+        if (diff != null) Assert.Fail(diff);
+    }
+
     /// <summary>The x64 engine's machine code hands uncommon ops to the threaded engine, so even undefined flags must match it.</summary>
     [Theory, MemberData(nameof(Forms))]
     public void X64_MatchesThreaded(string form)

@@ -76,13 +76,15 @@ internal static class SnippetRunner
     }
 
     /// <summary>Runs the program on one of our engines; a stop other than the final hlt fails with the engine's own message.</summary>
-    public static unsafe VectorResult[] OnEngine(SnippetProgram program, EngineKind kind)
+    /// <param name="ilRegions">For the IL engine: compile a region at every block's first entry.</param>
+    public static unsafe VectorResult[] OnEngine(SnippetProgram program, EngineKind kind, bool ilRegions = false)
     {
         var mem = GuestMemory.Allocate(GuestLayout.MemorySize);
         // The x64 engine compiles every block at its first entry here, so that
         // every form runs as machine code (what it does not compile still
-        // runs, handed to the threaded engine).
-        var engine = new ExecutionEngine(mem, kind) { HotThreshold = kind == EngineKind.X64 ? 1 : 64 };
+        // runs, handed to the threaded engine); the IL engine only when asked
+        // (a region per block costs too much to do for every form).
+        var engine = new ExecutionEngine(mem, kind) { HotThreshold = kind == EngineKind.X64 || ilRegions ? 1 : 64 };
         var vcpu = new Vcpu(engine, 0, new OracleHost());
         bool runaway = false;
         try

@@ -57,11 +57,11 @@ internal sealed unsafe class NativeTier : IDisposable
     /// </summary>
     public NativeBlock** IndirectCache { get; }
 
-    private NativeTier(CodeMemory code, ulong memSize, byte* codePages)
+    private NativeTier(CodeMemory code, ulong memSize, byte* codePages, byte* codeBits)
     {
         _code = code;
         IndirectCache = (NativeBlock**)NativeMemory.AllocZeroed(IndirectCacheSize, (nuint)sizeof(nint));
-        _compiler = new BlockCompiler(memSize, codePages, IndirectCache);
+        _compiler = new BlockCompiler(memSize, codePages, codeBits, IndirectCache);
         var a = new Assembler();
         // Entry: save what the System V ABI says we must, load the guest's
         // registers, and jump to the block.
@@ -94,7 +94,7 @@ internal sealed unsafe class NativeTier : IDisposable
     public static bool IsSupported => RuntimeInformation.ProcessArchitecture == Architecture.X64 && OperatingSystem.IsLinux();
 
     /// <summary>The tier for one engine, or null with the reason (no x86-64 host, no executable memory).</summary>
-    public static NativeTier? TryCreate(ulong memSize, byte* codePages, int regionSize, out string? why)
+    public static NativeTier? TryCreate(ulong memSize, byte* codePages, byte* codeBits, int regionSize, out string? why)
     {
         if (!IsSupported)
         {
@@ -102,7 +102,7 @@ internal sealed unsafe class NativeTier : IDisposable
             return null;
         }
         var code = CodeMemory.TryCreate((nuint)regionSize, out why);
-        return code == null ? null : new NativeTier(code, memSize, codePages);
+        return code == null ? null : new NativeTier(code, memSize, codePages, codeBits);
     }
 
     /// <summary>
