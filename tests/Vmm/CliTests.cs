@@ -78,6 +78,43 @@ public class CliTests
         AssertOneLineError(Execute(args), 64, contains);
 
     [Fact]
+    public void EmptyImagePath_IsAUsageError64_WithOneLine() =>
+        AssertOneLineError(Execute("run", ""), 64, "IMAGE");
+
+    [Fact]
+    public void ControlWithoutArguments_SaysItOnce()
+    {
+        Result r = Execute("control");
+        AssertOneLineError(r, 64, "control");
+        string line = r.StderrLines[0];
+        string first = line["sharpvisor: ".Length..line.IndexOf(" (see sharpvisor --help)", StringComparison.Ordinal)];
+        Assert.DoesNotContain(";", first);
+    }
+
+    /// <summary>
+    /// A FIFO nobody writes to: opening it for reading would wait for a writer
+    /// for ever. It is not a regular file, so it is refused at once.
+    /// </summary>
+    [Fact]
+    public void FifoAsImage_Is65_WithoutWaitingForAWriter()
+    {
+        using var dir = new TempDir();
+        string fifo = System.IO.Path.Combine(dir.Path, "image.fifo");
+        using (var mkfifo = System.Diagnostics.Process.Start("mkfifo", [fifo])) mkfifo.WaitForExit();
+        Assert.True(File.Exists(fifo), "mkfifo made no FIFO");
+        Task<Result> run = Task.Run(() => Execute("run", fifo));
+        bool finished = run.Wait(TimeSpan.FromSeconds(60));
+        if (!finished)
+        {
+            // Let the blocked open return (it pairs with this writer), so no thread stays stuck in this test host.
+            using (File.OpenWrite(fifo)) { }
+            run.Wait();
+        }
+        Assert.True(finished, "run of a FIFO was still waiting for a writer after 60 s");
+        AssertOneLineError(run.Result, 65, "FIFO");
+    }
+
+    [Fact]
     public void MissingImage_Is66()
     {
         AssertOneLineError(Execute("run", "/nonexistent/guest.elf"), 66, "not found");
