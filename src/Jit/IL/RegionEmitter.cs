@@ -638,6 +638,7 @@ internal sealed unsafe class RegionEmitter
         }
     }
 
+    // Journey: il-hypercall
     /// <summary>
     /// Uncommon ops run in the interpreter: registers and flags go to the state,
     /// the op runs there, and everything it may have changed comes back.

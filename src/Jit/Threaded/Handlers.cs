@@ -25,6 +25,7 @@ internal static unsafe class Handlers
         return status == Interpreter.Reached ? Next(ref c, o) : status;
     }
 
+    // Journey: threaded-hypercall
     /// <summary>
     /// <c>int $0x1f</c>, straight into the VM's hypercall host: a notify is
     /// the path whose cost bench notify compares with a bare write, so it

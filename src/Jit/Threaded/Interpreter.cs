@@ -340,6 +340,12 @@ internal static unsafe partial class Interpreter
                     r[2] = (uint)(tsc >> 32);
                     break;
                 }
+                // Journey: shared-hypercall
+                // The same call from the shared semantics, which IL regions
+                // run for the ops they do not compile themselves. The host needs the guest's state
+                // exact: the region has spilled every register it held in
+                // locals before it called here, and EIP already points after
+                // the instruction, as a real trap would leave it.
                 case Uop.Hypercall:
                 case Uop.Hlt:
                 {

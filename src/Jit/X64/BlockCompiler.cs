@@ -103,6 +103,13 @@ internal sealed unsafe class BlockCompiler
         int compiled = 0;
         for (int i = 0; i < ops.Length; i++)
         {
+            // Journey: x64-hypercall
+            // The x64 tier compiles no hypercall: at an op it does not
+            // compile (int $0x1f among them) the machine code stores the
+            // guest's registers and jumps out to the threaded engine, which
+            // resumes at that very op with exact state. So in the x64 engine
+            // a notify runs the threaded handler, the path bench notify
+            // measures.
             if (!Emit(in ops[i], i))
             {
                 // Hand over here, with nothing of op i done.

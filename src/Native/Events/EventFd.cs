@@ -131,6 +131,7 @@ public sealed class EventFd : IDisposable
     /// </summary>
     public bool SignalRaw() => WriteOne((int)_handle.DangerousGetHandle());
 
+    // Journey: eventfd-write
     /// <summary>
     /// Adds one to the eventfd with descriptor number <paramref name="fd"/>:
     /// the notify path's write (EventfdMap), on a number the caller keeps
