@@ -58,12 +58,27 @@ internal static class NotifyPlot
         for (int i = 0; i < panels.Count; i++)
         {
             double x = i % Columns * PanelWidth, y = TitleHeight + i / Columns * PanelHeight;
-            string panel = SvgExporter.ExportToString(Panel(panels[i].Floor, panels[i].Rows), PanelWidth, PanelHeight, isDocument: false);
+            string panel = Export(Panel(panels[i].Floor, panels[i].Rows));
             svg.Append(CultureInfo.InvariantCulture, $"""<g transform="translate({x},{y})">{'\n'}""")
                .Append(Unique(WithoutDeclaration(panel), $"p{i}"))
                .Append("</g>\n");
         }
         return svg.Append("</svg>\n").ToString();
+    }
+
+    private static string Export(PlotModel model)
+    {
+        var exporter = new SvgExporter
+        {
+            Width = PanelWidth, Height = PanelHeight, IsDocument = false,
+            // librsvg and some browsers ignore dominant-baseline: without this
+            // every text sits half a line above where it was measured.
+            UseVerticalTextAlignmentWorkaround = true,
+            TextMeasurer = new WideTextMeasurer(),
+        };
+        using var stream = new MemoryStream();
+        exporter.Export(model, stream);
+        return Encoding.UTF8.GetString(stream.ToArray()).TrimStart('\uFEFF'); // the writer starts with a byte-order mark
     }
 
     private static PlotModel Panel(BenchRow floor, List<BenchRow> rows)
@@ -72,11 +87,18 @@ internal static class NotifyPlot
         {
             Title = PanelTitles.GetValueOrDefault(floor.Name, floor.Name),
             TitleFontSize = 14,
-            Padding = new OxyThickness(8, 4, 16, 8),
+            Padding = new OxyThickness(8, 8, 16, 8),
+            DefaultFont = "Arial, Helvetica, sans-serif",
         };
+        // Up to the 99.9th percentile: beyond it lie a few scheduler time
+        // slices, which would squeeze the distribution into the left edge.
+        double high = Math.Max(floor.Histogram.GetValueAtPercentile(99.9), rows.Select(r => r.Histogram.GetValueAtPercentile(99.9)).DefaultIfEmpty(0).Max());
+        double low = Math.Min(floor.Histogram.GetValueAtPercentile(0), rows.Select(r => r.Histogram.GetValueAtPercentile(0)).DefaultIfEmpty(long.MaxValue).Min());
         model.Axes.Add(new LogarithmicAxis
         {
-            Position = AxisPosition.Bottom, Title = "latency (µs)",
+            Position = AxisPosition.Bottom, Title = "latency (µs), to the 99.9th percentile",
+            AxisTitleDistance = 6,
+            Minimum = Math.Max(0.001, low / 1000.0 / 1.1), Maximum = Math.Max(0.002, high / 1000.0 * 1.1),
             MajorGridlineStyle = LineStyle.Solid, MinorGridlineStyle = LineStyle.Dot,
         });
         model.Axes.Add(new LinearAxis
@@ -118,6 +140,37 @@ internal static class NotifyPlot
     private static string Unique(string panel, string prefix) =>
         panel.Replace("id=\"clipPath", $"id=\"{prefix}clipPath", StringComparison.Ordinal)
              .Replace("url(#clipPath", $"url(#{prefix}clipPath", StringComparison.Ordinal);
+
+    /// <summary>
+    /// OxyPlot's managed exporter measures text with its PDF metrics, which
+    /// come out narrower than any font a viewer draws the SVG in (by 1.5x for
+    /// DejaVu Sans, most Linux desktops' default), so legend entries ran past
+    /// their box and were clipped. Measured this wide, the box holds them in
+    /// DejaVu Sans and leaves some air with Arial.
+    /// </summary>
+    private sealed class WideTextMeasurer : RenderContextBase
+    {
+        private const double Widening = 1.6;
+        private readonly PdfRenderContext _metrics = new(PanelWidth, PanelHeight, OxyColors.White);
+
+        public override OxySize MeasureText(string text, string fontFamily = null!, double fontSize = 10, double fontWeight = 500)
+        {
+            OxySize size = _metrics.MeasureText(text, fontFamily, fontSize, fontWeight);
+            return new OxySize(size.Width * Widening, size.Height);
+        }
+
+        public override void DrawText(ScreenPoint p, string text, OxyColor fill, string fontFamily = null!, double fontSize = 10, double fontWeight = 500,
+            double rotation = 0, HorizontalAlignment halign = HorizontalAlignment.Left, VerticalAlignment valign = VerticalAlignment.Top, OxySize? maxSize = null)
+        {
+        }
+
+        // It only measures: the exporter draws through its own context.
+        public override int ClipCount => 0;
+        public override void PopClip() { }
+        public override void PushClip(OxyRect clippingRectangle) { }
+        public override void DrawLine(IList<ScreenPoint> points, OxyColor stroke, double thickness, EdgeRenderingMode edgeRenderingMode, double[] dashArray = null!, LineJoin lineJoin = LineJoin.Miter) { }
+        public override void DrawPolygon(IList<ScreenPoint> points, OxyColor fill, OxyColor stroke, double thickness, EdgeRenderingMode edgeRenderingMode, double[] dashArray = null!, LineJoin lineJoin = LineJoin.Miter) { }
+    }
 
     /// <summary>The exporter starts even a fragment with an XML declaration, which may only open a document.</summary>
     private static string WithoutDeclaration(string panel) =>
