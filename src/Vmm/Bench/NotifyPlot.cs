@@ -122,10 +122,11 @@ internal static class NotifyPlot
 
     private static LineSeries Curve(BenchRow row, OxyColor colour, LineStyle style)
     {
-        double p50 = row.Histogram.GetValueAtPercentile(50) / 1000.0;
+        // The title is the row's name as the table and --json spell it, so
+        // a curve is found by the same words.
         var line = new LineSeries
         {
-            Title = string.Create(CultureInfo.InvariantCulture, $"{row.Name} (p50 {p50:0.000} µs)"),
+            Title = row.Name,
             Color = colour, LineStyle = style, StrokeThickness = 1.6,
         };
         foreach (double p in Steps)
