@@ -56,7 +56,7 @@ dotnet test tests/Sharpvisor.Tests.csproj -c Release --no-build -nologo \
 unicorn_oracle=$(oracle_line TestResults/oracle-unicorn.txt)
 echo "oracle (second pass, SHARPVISOR_ORACLE=unicorn): $unicorn_oracle"
 
-# The published files (README, "Publishing"): ./publish.sh builds both, and
+# The published files (README, "Two commands"): ./publish.sh builds both, and
 # each runs the hello guest alone in an empty folder. After the tests (a
 # publish rebuilds the projects with other properties; the tests run on the
 # build above), before the closing line, which stays last. Its checks count
