@@ -3,7 +3,7 @@
 # (copied into an empty folder, with no .NET installed and no .so beside it;
 # tests/publish-check.sh checks exactly that):
 #
-#   dist/sharpvisor      native AOT. No JIT, so the threaded engine only
+#   dist/sharpvisor      native AOT. No JIT, so the x64 and threaded engines
 #                        (--engine il is a usage error, 64). Small, starts fast.
 #   dist/sharpvisor-jit  self-contained single file with the runtime and its
 #                        JIT, so dynamic code works: --engine il, the default
@@ -23,7 +23,7 @@ dotnet publish src/Vmm/Sharpvisor.Vmm.csproj -c Release -r linux-x64 -nologo \
 # nothing is extracted at start either). DebugType=none: no .pdb beside it.
 #
 # ReadyToRun: yes. Measured with `bench -- startup --also LABEL=FILE`
-# (hello.elf, medians of 11 interleaved runs, README "Publishing"): without
+# (hello.elf, medians of 11 interleaved runs, docs/benchmarks.md "Start-up"): without
 # it, start-up JIT-compiles Iced, System.CommandLine and our own code before
 # the first guest instruction, and hello took 202 ms; precompiled, 74 ms. It
 # costs 14 MB (89.5 MB against 75.9 MB). Hot code is still rejitted by

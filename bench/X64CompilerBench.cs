@@ -35,7 +35,7 @@ public unsafe class X64CompilerBench
         _machine = ProcessRuns.RanGuest(Guest, EngineKind.X64);
         _blocks = _machine.Engine.BlockStarts.Select(s => _machine.Vcpu.BlockAt(s)!).OrderBy(b => b.Start).ToArray();
         _header = (ThreadedHeader*)NativeMemory.AllocZeroed((nuint)sizeof(ThreadedHeader));
-        _compiler = new BlockCompiler(_machine.Engine.Memory.Size, _machine.Engine.CodePages, null);
+        _compiler = new BlockCompiler(_machine.Engine.Memory.Size, _machine.Engine.CodePages, _machine.Engine.CodeBits, null);
         var decoded = new List<List<Instruction>>();
         long bytes = 0;
         foreach (var b in _blocks)

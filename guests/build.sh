@@ -19,7 +19,7 @@ CC=${CC:-gcc}
 # protector or unwind tables: nothing in a freestanding guest provides them.
 CFLAGS=(-m32 -O2 -ffreestanding -nostdlib -static -mgeneral-regs-only -fno-pic
         -fno-stack-protector -fno-asynchronous-unwind-tables -fcf-protection=none
-        -Wall -Wextra -Werror -T link.ld -Wl,--build-id=none)
+        -Wall -Wextra -Werror -Wl,--build-id=none)
 # Per-program extras; strings.c wants gcc's inline rep-string expansions.
 declare -A EXTRA=([strings]=-minline-all-stringops)
 
@@ -28,18 +28,26 @@ programs=(hello sort int64 switch strings recursion hash)
 guest_only=(notify pingpong notifybench smp smp4)
 declare -A SOURCE=([smp4]=smp)
 EXTRA[smp4]=-DSMP_VCPUS=4
-benches=(sieve crc32 sort interp)
+# Benchmarks built two ways from one source: the same program with its data
+# in the page where the code ends or a page further on, and with rotates or
+# with shifts in their place.
+benches=(sieve crc32 sort interp crc-near crc-far rotate-ror rotate-shift)
+declare -A BENCH_SOURCE=([crc-near]=crcpage [crc-far]=crcpage [rotate-ror]=rotate [rotate-shift]=rotate)
+declare -A BENCH_EXTRA=([rotate-shift]=-DSHIFTS_ONLY)
+declare -A LDSCRIPT=([crc-near]=link-near.ld)
+# What link-near.ld does on purpose (code and data in one page) ld warns about.
+declare -A LDEXTRA=([link-near.ld]=-Wl,--no-warn-rwx-segments)
 
 if ! echo 'void _start(void) {}' | "$CC" -m32 -ffreestanding -nostdlib -static -x c - -o /dev/null -lgcc 2>/dev/null; then
   echo "guests/build.sh: '$CC -m32' does not work (install gcc-multilib)" >&2
   exit 1
 fi
 
-common=(sv.h start.S link.ld build.sh)
+common=(sv.h start.S link.ld link-near.ld build.sh)
 built=0
-# build SOURCE OUTPUT_STEM EXTRA_FLAGS [VARIANTS]
+# build SOURCE OUTPUT_STEM EXTRA_FLAGS [VARIANTS [LINKER_SCRIPT]]
 build() {
-  local src=$1 out=$2 extra=$3 variants=${4:-elf linux} variant
+  local src=$1 out=$2 extra=$3 variants=${4:-elf linux} script=${5:-link.ld} variant
   for variant in $variants; do
     local target=$out.$variant stale=0 dep
     for dep in "$src" "${common[@]}"; do
@@ -49,7 +57,7 @@ build() {
     local define=()
     [[ $variant == linux ]] && define=(-DSV_LINUX)
     # shellcheck disable=SC2086 # $extra is zero or more flags
-    "$CC" "${CFLAGS[@]}" $extra "${define[@]}" -o "$target.tmp" start.S "$src" -lgcc
+    "$CC" "${CFLAGS[@]}" -T "$script" ${LDEXTRA[$script]:-} $extra "${define[@]}" -o "$target.tmp" start.S "$src" -lgcc
     mv "$target.tmp" "$target" # never leave a half-written target that looks new
     built=$((built + 1))
   done
@@ -58,5 +66,7 @@ build() {
 mkdir -p build/bench
 for p in "${programs[@]}"; do build "$p.c" "build/$p" "${EXTRA[$p]:-}"; done
 for g in "${guest_only[@]}"; do build "${SOURCE[$g]:-$g}.c" "build/$g" "${EXTRA[$g]:-}" elf; done
-for b in "${benches[@]}"; do build "bench/$b.c" "build/bench/$b" ""; done
+for b in "${benches[@]}"; do
+  build "bench/${BENCH_SOURCE[$b]:-$b}.c" "build/bench/$b" "${BENCH_EXTRA[$b]:-}" "elf linux" "${LDSCRIPT[$b]:-link.ld}"
+done
 echo "guests: $built built, $(( (${#programs[@]} + ${#benches[@]}) * 2 + ${#guest_only[@]} - built )) up to date (guests/build/)"

@@ -73,6 +73,76 @@ public class JourneyTests
     }
 
     [Fact]
+    public void Generate_ShowsTheMembersCode_DedentedAndCutWhereItsBracesClose()
+    {
+        var src = Source("""
+            class A
+            {
+                // Journey: first
+                /// <summary>Adds.</summary>
+                public int Add(int a, int b)
+                {
+                    if (a == 0) { return b; } // "}" in a string: "{"
+                    return a + b;
+                }
+
+                public int NotShown() => 0;
+            }
+            """);
+
+        string md = JourneyGenerator.Generate(Order, [src]);
+
+        Assert.Contains("```csharp\npublic int Add(int a, int b)\n{\n    if (a == 0) { return b; } // \"}\" in a string: \"{\"\n    return a + b;\n}\n```", md);
+        Assert.DoesNotContain("NotShown", md);
+    }
+
+    [Fact]
+    public void Generate_SkipAndResumeMarkers_FoldLinesIntoOneEllipsis()
+    {
+        var src = Source("""
+            // Journey: first
+            // Runs.
+            void Run()
+            {
+                Setup();
+                // Journey: skip
+                Detail1();
+                Detail2();
+                // Journey: resume
+                Loop();
+            }
+            """);
+
+        string md = JourneyGenerator.Generate(Order, [src]);
+
+        Assert.Contains("void Run()\n{\n    Setup();\n    // ...\n    Loop();\n}", md);
+        Assert.DoesNotContain("Detail", md);
+    }
+
+    [Fact]
+    public void Generate_LongMember_IsCutWithALineSayingHowMuchIsLeft()
+    {
+        string body = string.Concat(Enumerable.Range(0, 50).Select(i => $"    Step{i}();\n"));
+        var src = Source("// Journey: first\n// Runs.\nvoid Run()\n{\n" + body + "}\n");
+
+        string md = JourneyGenerator.Generate(Order, [src]);
+
+        Assert.Contains($"    Step{JourneyGenerator.MaxExcerptLines - 3}();\n// ... (13 more lines in the file)\n```", md);
+        Assert.DoesNotContain($"Step{JourneyGenerator.MaxExcerptLines - 2}()", md);
+    }
+
+    [Fact]
+    public void Generate_TaggedTypeDeclaration_ShowsNoCode()
+    {
+        var src = Source("// Journey: first\n/// <summary>A type.</summary>\npublic sealed class B\n{\n    int x;\n}\n");
+
+        string md = JourneyGenerator.Generate(Order, [src]);
+
+        Assert.Contains("`public sealed class B`", md);
+        Assert.DoesNotContain("```csharp", md);
+    }
+
+    [Fact]
     public void Generate_TagNotInTheOrder_IsAnError()
     {
         var src = Source("// Journey: stray\n// Not listed.\nint x;\n");

@@ -30,6 +30,39 @@ public class ProcessPathTests
         Assert.Empty(r.Stdout);
     }
 
+    /// <summary>
+    /// An endless character device as IMAGE: refused as what it is, not read
+    /// until memory runs out. Run as a process with a small GC heap limit, so
+    /// that if it ever reads on again it fails fast there, not in this test host.
+    /// </summary>
+    [Theory]
+    [InlineData("/dev/zero")]
+    [InlineData("/dev/urandom")]
+    public void EndlessCharacterDevice_Exits65_WithOneLine(string device)
+    {
+        var start = new System.Diagnostics.ProcessStartInfo("dotnet")
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        foreach (string a in new[] { SharpvisorDll(), "run", device }) start.ArgumentList.Add(a);
+        start.Environment["DOTNET_GCHeapHardLimit"] = "0x10000000"; // 256 MiB
+        using var p = System.Diagnostics.Process.Start(start)!;
+        Task<string> stdout = p.StandardOutput.ReadToEndAsync();
+        Task<string> stderr = p.StandardError.ReadToEndAsync();
+        if (!p.WaitForExit(TimeSpan.FromMinutes(2)))
+        {
+            p.Kill(entireProcessTree: true);
+            Assert.Fail($"run {device} still running after 2 minutes");
+        }
+        Assert.Equal(65, p.ExitCode);
+        string line = Assert.Single(stderr.Result.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+        Assert.StartsWith("sharpvisor: ", line);
+        Assert.Contains("character device", line);
+        Assert.Equal("", stdout.Result);
+    }
+
     [Fact]
     public void BadOption_Exits64()
     {

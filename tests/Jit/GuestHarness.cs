@@ -42,7 +42,7 @@ internal sealed unsafe class GuestHarness : IDisposable, IVcpuHost
 
     public uint Read32(uint address) => *(uint*)(Memory.Base + address);
 
-    public VcpuExit? Hypercall(Vcpu vcpu) => OnHypercall?.Invoke(vcpu) ?? VcpuExit.Fault("unexpected hypercall");
+    public VcpuExit? Hypercall(Vcpu vcpu) => OnHypercall?.Invoke(vcpu) ?? VcpuExit.Of(new GuestFault(FaultKind.UnknownHypercall, vcpu.State.Eip, null, null, [], vcpu.State[Gpr.Eax]));
 
     public VcpuExit? Halt(Vcpu vcpu) => new(StopReason.Shutdown, "hlt", 0);
 

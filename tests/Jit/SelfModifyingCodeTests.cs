@@ -6,7 +6,7 @@ using static Iced.Intel.AssemblerRegisters;
 namespace Sharpvisor.Tests.Jit;
 
 /// <summary>
-/// Self-modifying code: stores check the per-page code table, and a write
+/// Self-modifying code: stores check which bytes were translated, and a write
 /// that changes translated code takes effect at the next instruction, as on x86.
 /// </summary>
 public class SelfModifyingCodeTests
@@ -88,28 +88,126 @@ public class SelfModifyingCodeTests
         Assert.Equal(0u, h.State[Gpr.Eax]);
     }
 
+    /// <summary>
+    /// Stores to data in the pages of running code, byte for byte beside it:
+    /// a dword squeezed between two blocks, and a dword straddling from one
+    /// page of code into another. Only bytes that were translated count, so
+    /// no block is dropped, none is translated twice, and no store even
+    /// takes the slow path.
+    /// </summary>
     [Theory]
     [MemberData(nameof(GuestHarness.Kinds), MemberType = typeof(GuestHarness))]
-    public void DataWritesNextToCode_SwitchThePageToFineTracking(EngineKind kind)
+    public unsafe void StoresBesideCode_InItsPages_InvalidateNothing(EngineKind kind)
     {
         GuestHarness.SkipIfUnavailable(kind);
-        // A counter in the same page as the loop, written every iteration.
+        const uint data = GuestHarness.CodeBase + 2;   // between "jmp over" and the loop
+        const uint straddle = 0x1FFE;                  // [0x1FFE, 0x2002): the loop's page into f's, which starts at 0x2004
         using var h = new GuestHarness(kind, a =>
         {
-            const uint data = GuestHarness.CodeBase + 0x800; // same page as the code
+            var over = a.CreateLabel();
             var loop = a.CreateLabel();
+            a.jmp(over);                               // eb 04
+            a.dd(0);
+            a.Label(ref over);
+            a.xor(esi, esi);
             a.mov(ecx, 1000);
             a.Label(ref loop);
             a.inc(__dword_ptr[data]);
+            a.mov(__dword_ptr[straddle], ecx);
+            a.mov(ebx, 0x2004);
+            a.call(ebx);                               // f: inc esi; ret
             a.dec(ecx);
             a.jne(loop);
             a.mov(eax, __dword_ptr[data]);
             a.hlt();
-        });
+        }, hotThreshold: 8);
+        Assert.Equal(0xEB, h.Memory.Base[GuestHarness.CodeBase]); // the short jmp: data starts where its block ends
+        h.Memory.Base[0x2004] = 0x46; // inc esi
+        h.Memory.Base[0x2005] = 0xC3; // ret
         var exit = h.Run();
         Assert.Equal(StopReason.Shutdown, exit.Reason);
         Assert.Equal(1000u, h.State[Gpr.Eax]);
-        // Coarse tracking would invalidate on each of the 1000 writes; fine tracking stops after a few.
-        Assert.InRange(h.Engine.Stats.Invalidations, 1, ExecutionEngine.FineTrackingAfter * 2);
+        Assert.Equal(1000u, h.State[Gpr.Esi]);
+        var stats = h.Engine.Stats;
+        Assert.Equal(0, stats.Invalidations);
+        Assert.Equal(0, stats.CodeWrites);
+        Assert.Equal(h.Engine.BlockStarts.Count(), stats.Translations);
+    }
+
+    /// <summary>
+    /// A store of one byte over the last byte of a block (the displacement
+    /// of the short jmp that ends it) drops the block: the next pass jumps
+    /// where the new byte says.
+    /// </summary>
+    [Theory]
+    [MemberData(nameof(GuestHarness.Kinds), MemberType = typeof(GuestHarness))]
+    public unsafe void StoreOverTheLastByteOfABlock_InvalidatesIt(EngineKind kind)
+    {
+        GuestHarness.SkipIfUnavailable(kind);
+        const uint target = GuestHarness.CodeBase + 4;  // "add edi, 1; jmp short back"
+        const uint rel8 = target + 4;                   // the jmp's displacement, the block's last byte
+        using var h = new GuestHarness(kind, a =>
+        {
+            var t = a.CreateLabel();
+            var back = a.CreateLabel();
+            var back2 = a.CreateLabel();
+            var done = a.CreateLabel();
+            a.xor(edx, edx);
+            a.xor(edi, edi);
+            a.Label(ref t);
+            a.add(edi, 1);
+            a.jmp(back);                                // eb 00
+            a.Label(ref back);
+            a.add(edx, 1);                              // 3 bytes: skipped once the displacement is 3
+            a.Label(ref back2);
+            a.cmp(edi, 2);
+            a.je(done);
+            a.mov(__byte_ptr[rel8], 3);
+            a.jmp(t);
+            a.Label(ref done);
+            a.hlt();
+        }, hotThreshold: 1);
+        Assert.Equal(0xEB, h.Memory.Base[rel8 - 1]);
+        Assert.Equal(0x00, h.Memory.Base[rel8]);
+        var exit = h.Run();
+        Assert.Equal(StopReason.Shutdown, exit.Reason);
+        Assert.Equal(2u, h.State[Gpr.Edi]);
+        Assert.Equal(1u, h.State[Gpr.Edx]); // the second pass jumped over "add edx, 1"
+        Assert.True(h.Engine.Stats.Invalidations >= 1);
+    }
+
+    /// <summary>
+    /// A dword store straddling from a page of data into the first bytes of
+    /// a function (its opcode and the low half of its imm32): the write into
+    /// the code is seen on every engine, and the next call runs it.
+    /// </summary>
+    [Theory]
+    [MemberData(nameof(GuestHarness.Kinds), MemberType = typeof(GuestHarness))]
+    public unsafe void StoreStraddlingIntoTheFirstBytesOfAFunction_TakesEffect(EngineKind kind)
+    {
+        GuestHarness.SkipIfUnavailable(kind);
+        using var h = new GuestHarness(kind, a =>
+        {
+            var loop = a.CreateLabel();
+            a.xor(edi, edi);
+            a.mov(esi, 100);
+            a.Label(ref loop);
+            a.mov(edx, esi);
+            a.shl(edx, 16);
+            a.or(edx, 0xB800);
+            a.mov(__dword_ptr[0x1FFF], edx);            // 00 B8 (esi low 16 bits): f becomes "mov eax, esi & 0xffff"
+            a.mov(ebx, 0x2000);
+            a.call(ebx);
+            a.add(edi, eax);
+            a.sub(esi, 1);
+            a.jnz(loop);
+            a.hlt();
+        }, hotThreshold: 8);
+        byte[] f = [0xB8, 0x00, 0x00, 0x00, 0x00, 0xC3]; // mov eax, 0; ret
+        f.CopyTo(new Span<byte>(h.Memory.Base + 0x2000, f.Length));
+        var exit = h.Run();
+        Assert.Equal(StopReason.Shutdown, exit.Reason);
+        Assert.Equal((uint)(100 * 101 / 2), h.State[Gpr.Edi]);
+        Assert.True(h.Engine.Stats.Invalidations >= 99);
     }
 }

@@ -34,7 +34,7 @@ public sealed unsafe class UopTableTests
     {
         GuestHarness.SkipIfUnavailable(EngineKind.X64);
         using var h = new GuestHarness(EngineKind.Threaded, a => a.hlt());
-        var compiler = new BlockCompiler(h.Engine.Memory.Size, h.Engine.CodePages, null);
+        var compiler = new BlockCompiler(h.Engine.Memory.Size, h.Engine.CodePages, h.Engine.CodeBits, null);
         var header = stackalloc byte[256];
         int compiled = 0, total = 0;
         foreach (var (block, at) in Blocks(kind))
@@ -87,7 +87,7 @@ public sealed unsafe class UopTableTests
                 var ops = new List<MicroOp>(prefix) { op };
                 if (!UopTable.Of(kind).EndsBlock)
                     ops.Add(new MicroOp { Kind = Uop.Jmp, Imm = GuestHarness.CodeBase + 0x100, Eip = op.Eip, Next = op.Next });
-                yield return (new Block(GuestHarness.CodeBase, GuestHarness.CodeBase + 16, [.. ops], ["a fault"], 2), prefix.Length);
+                yield return (new Block(GuestHarness.CodeBase, GuestHarness.CodeBase + 16, [.. ops], [new GuestFault(FaultKind.UnsupportedInstruction, GuestHarness.CodeBase, null, null, [])], 2), prefix.Length);
             }
     }
 

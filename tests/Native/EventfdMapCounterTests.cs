@@ -43,6 +43,25 @@ public class EventfdMapCounterTests
         Assert.Equal([new(7u, 6L), new(8u, 1L)], map.DeliveredCounts());
     }
 
+    [Theory]
+    [InlineData(-1)]
+    [InlineData(2)]             // == CounterSlots: one line past the block
+    [InlineData(int.MaxValue)]
+    [InlineData(int.MinValue)]
+    public void TrySignalWithSlot_OutsideTheSlots_DeliversButCountsNothing(int slot)
+    {
+        using var qsbr = new Qsbr();
+        using var map = new EventfdMap(qsbr, counterSlots: 2);
+        using var a = EventFd.Create();
+        using var b = EventFd.Create();
+        map.Add(0x10, a);
+        map.Add(0x11, b);
+        Assert.True(map.TrySignal(0x10, slot));
+        Assert.True(map.TrySignal(0x11, 1));
+        Assert.Equal(1UL, FdSnapshot.EventFdCount(a.Handle.Fd));
+        Assert.Equal([new(0x10u, 0L), new(0x11u, 1L)], map.DeliveredCounts());
+    }
+
     [Fact]
     public void WithoutCounterSlots_NothingIsCounted_ButDeliveryWorks()
     {

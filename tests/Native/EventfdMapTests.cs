@@ -221,6 +221,28 @@ public class EventfdMapTests
         qsbr.Barrier();
         Assert.Equal([2u], map.Values);
     }
+
+    [Fact]
+    public unsafe void SetEntry_OutsideTheArray_Throws()
+    {
+        // The publisher's entry writer checks its index: an update that
+        // miscounted a bucket fails instead of writing past the array.
+        var array = (EventfdMap.Header*)EventfdMap.AllocateArray(3);
+        try
+        {
+            EventfdMap.SetEntry(array, 2, 0x10, 5);
+            Assert.Equal(2, EventfdMap.IndexOf(array, 0x10));
+            Assert.Throws<ArgumentOutOfRangeException>(() => EventfdMap.SetEntry(array, 3, 0x11, 6));
+            Assert.Throws<ArgumentOutOfRangeException>(() => EventfdMap.SetEntry(array, -1, 0x11, 6));
+            Assert.Equal(-1, EventfdMap.IndexOf(array, 0x11));
+            Assert.Throws<ArgumentOutOfRangeException>(() => EventfdMap.AllocateArray(-1));
+            Assert.Throws<ArgumentOutOfRangeException>(() => EventfdMap.AllocateArray(EventfdMap.MaxEntries + 1));
+        }
+        finally
+        {
+            System.Runtime.InteropServices.NativeMemory.AlignedFree(array);
+        }
+    }
 }
 
 [Collection(Serial.Name)]

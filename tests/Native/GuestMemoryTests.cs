@@ -63,14 +63,6 @@ public unsafe class GuestMemoryTests
     }
 
     [Fact]
-    public void Fault_DescribesAccess()
-    {
-        GuestFault f = GuestMemory.Fault(0x100000, 4, GuestAccess.Write);
-        Assert.Equal("write of 4 bytes at 0x100000 outside guest RAM", f.ToString());
-        Assert.Equal(new GuestFault(0x100000, 4, GuestAccess.Write), f);
-    }
-
-    [Fact]
     public void Span_ViewsTheSameBytes()
     {
         using var mem = GuestMemory.Allocate(Size);

@@ -218,6 +218,25 @@ public class QsbrTests
             Assert.Throws<InvalidOperationException>(qsbr.Dispose);
         qsbr.Dispose();
     }
+
+    [Fact]
+    public void ADisposedThread_CannotWriteTheRecordItsSuccessorGot()
+    {
+        // Records are recycled: the next thread to register gets the one the
+        // disposed thread had. A stale QsbrThread that went on reporting would
+        // write its successor's word, and could end a grace period while the
+        // successor still held a pointer.
+        using var qsbr = new Qsbr();
+        QsbrThread first = qsbr.Register("first");
+        first.Dispose();
+        using QsbrThread second = qsbr.Register("second");
+        second.Offline();
+
+        Assert.ThrowsAny<Exception>(first.Online);
+        Assert.ThrowsAny<Exception>(first.QuiescentState);
+        Assert.ThrowsAny<Exception>(first.Offline);
+        Assert.False(second.IsOnline);
+    }
 }
 
 [Collection(Serial.Name)]

@@ -9,10 +9,10 @@ namespace Sharpvisor.Tests.Oracle;
 /// <summary>
 /// #DE, kept out of the vector programs (one fault ends a program): a zero
 /// divisor and a quotient that does not fit. The real CPU, with no IDT, turns
-/// the exception into a triple fault; our engine must stop with a fault at the
-/// divide, registers as they were before it.
+/// the exception into a triple fault, and Unicorn stops at the divide; our
+/// engine must stop with a fault at the divide, registers as they were before it.
 /// </summary>
-[Collection(KvmCollection.Name)]
+[Collection(OracleCollection.Name)]
 public class DivideErrorTests
 {
     private const uint Entry = 0x1000;
@@ -51,20 +51,39 @@ public class DivideErrorTests
         return (writer.Bytes.ToArray(), at);
     }
 
-    [Theory]
-    [InlineData("div by zero")]
-    [InlineData("idiv overflow")]
-    [InlineData("div r8 quotient overflow")]
-    public void DivideError_OnKvm_IsATripleFault(string name)
+    public static TheoryData<string, OracleKind> OracleCases => new()
     {
-        KvmCollection.SkipUnlessUsable();
-        (byte[] code, _) = Program(name);
-        using var cpu = new KvmCpu(0x4000);
-        code.CopyTo(cpu.Memory[(int)Entry..]);
+        { "div by zero", OracleKind.Kvm }, { "idiv overflow", OracleKind.Kvm }, { "div r8 quotient overflow", OracleKind.Kvm },
+        { "div by zero", OracleKind.Unicorn }, { "idiv overflow", OracleKind.Unicorn }, { "div r8 quotient overflow", OracleKind.Unicorn },
+    };
+
+    /// <summary>
+    /// The programs fault where the engine test expects, on each oracle that
+    /// runs here: KVM, with no IDT, shuts down; Unicorn, with no interrupt
+    /// hook, stops with UC_ERR_EXCEPTION at the divide.
+    /// </summary>
+    [Theory, MemberData(nameof(OracleCases))]
+    public void DivideError_OnEachOracle_Faults(string name, OracleKind oracle)
+    {
+        OracleCollection.SkipUnless(oracle);
+        (byte[] code, uint divideAt) = Program(name);
         var regs = new X86Regs { Eip = Entry };
         regs.Gpr[4] = 0x3000;
-        var e = Assert.Throws<KvmExitException>(() => cpu.Run(regs));
-        Assert.Equal(KvmInterop.KVM_EXIT_SHUTDOWN, e.ExitReason);
+        if (oracle == OracleKind.Kvm)
+        {
+            using var cpu = new KvmCpu(0x4000);
+            code.CopyTo(cpu.Memory[(int)Entry..]);
+            var e = Assert.Throws<KvmExitException>(() => cpu.Run(regs));
+            Assert.Equal(KvmInterop.KVM_EXIT_SHUTDOWN, e.ExitReason);
+        }
+        else
+        {
+            using var cpu = new UnicornCpu(0x4000);
+            cpu.Write(Entry, code);
+            var e = Assert.Throws<UnicornException>(() => cpu.Run(regs, until: Entry + (uint)code.Length - 1));
+            Assert.Equal(UnicornInterop.UC_ERR_EXCEPTION, e.Err);
+            Assert.Equal(divideAt, cpu.ReadRegs().Eip);
+        }
     }
 
     [Theory, MemberData(nameof(Cases))]

@@ -46,6 +46,7 @@ internal static class InstructionForms
         Strings(forms);
         Calls(forms);
         FlagOps(forms);
+        Chains(forms);
         return forms;
     }
 
@@ -370,6 +371,96 @@ internal static class InstructionForms
         if (c == 0) return Undefined.None;
         if (c > bits) return new Undefined(Arith, dstBit);
         return new Undefined(AF | (c != 1 ? OF : 0));
+    }
+
+    // ---- short chains: what one op leaves for the next inside a block -------
+
+    /// <summary>
+    /// Two or three instructions in a row, as compiled code meets them: a
+    /// rotate, double shift or wide multiply whose flags the next op
+    /// overwrites (so an engine may compute the result alone), and carries
+    /// handed from add/sub/inc/dec to adc/sbb and on (so an engine may take
+    /// the carry from the op before instead of the materialized flags).
+    /// </summary>
+    private static void Chains(List<Form> forms)
+    {
+        foreach (string op in (string[])["Rol", "Ror"])
+        {
+            string m = op.ToLowerInvariant();
+            foreach (int bits in (int[])[8, 16, 32])
+            {
+                Register dst = Regs(bits).Dst;
+                Code byImm = C($"{op}_rm{bits}_imm8"), byCl = C($"{op}_rm{bits}_CL");
+                forms.Add(new Form
+                {
+                    Name = $"{m} r{bits}, imm8; add r32, r32",
+                    Emit = (a, v) => { Add(a, Instruction.Create(byImm, dst, (int)v.Imm)); a.add(eax, edi); },
+                    Imm = ShiftCount,
+                });
+                forms.Add(new Form
+                {
+                    Name = $"{m} r{bits}, cl; xor r32, r32",
+                    Emit = (a, _) => { Add(a, Instruction.Create(byCl, dst, Register.CL)); a.xor(edx, esi); },
+                    Imm = ShiftCount,
+                    Fixup = (v, _, _) => v[Gpr.Ecx] = (v[Gpr.Ecx] & ~0xFFu) | v.Imm,
+                    UndefinedFlags = AF,
+                });
+            }
+        }
+        foreach (string op in (string[])["Shld", "Shrd"])
+        {
+            string m = op.ToLowerInvariant();
+            Code byImm = C($"{op}_rm32_r32_imm8"), byCl = C($"{op}_rm32_r32_CL");
+            forms.Add(new Form
+            {
+                Name = $"{m} r32, r32, imm8; add r32, r32",
+                Emit = (a, v) => { Add(a, Instruction.Create(byImm, Register.EDI, Register.EBX, (int)v.Imm)); a.add(eax, edi); },
+                Imm = ShiftCount,
+            });
+            forms.Add(new Form
+            {
+                Name = $"{m} r32, r32, cl; sub r32, r32",
+                Emit = (a, _) => { Add(a, Instruction.Create(byCl, Register.EDI, Register.EBX, Register.CL)); a.sub(edi, edx); },
+                Imm = ShiftCount,
+                Fixup = (v, _, _) => v[Gpr.Ecx] = (v[Gpr.Ecx] & ~0xFFu) | v.Imm,
+            });
+        }
+        // What flag liveness may drop around rotates: a rotate's CF and OF under the next rotate's, not the flags it keeps.
+        forms.Add(new Form { Name = "ror r32, imm8; rol r32, imm8", Emit = (a, v) => { a.ror(edi, (byte)v.Imm); a.rol(edi, 7); }, Imm = ShiftCount, UndefinedFor = v => new Undefined(OF) });
+        forms.Add(new Form { Name = "add r32, r32; ror r32, imm8; ror r32, imm8", Emit = (a, v) => { a.add(eax, ebx); a.ror(eax, (byte)v.Imm); a.ror(ecx, 1); }, Imm = ShiftCount });
+        forms.Add(new Form { Name = "rol r32, imm8; inc r32", Emit = (a, v) => { a.rol(esi, (byte)v.Imm); a.inc(edx); }, Imm = ShiftCount });
+        forms.Add(new Form { Name = "sub r32, r32; rol r16, imm8; dec r8", Emit = (a, v) => { a.sub(ebx, ecx); a.rol(si, (byte)v.Imm); a.dec(dl); }, Imm = ShiftCount });
+        forms.Add(F("mul r8; add r32, r32", (a, _) => { Add(a, Instruction.Create(Code.Mul_rm8, Register.BL)); a.add(ecx, eax); }));
+        forms.Add(F("imul r8; add r32, r32", (a, _) => { Add(a, Instruction.Create(Code.Imul_rm8, Register.DH)); a.add(ecx, eax); }));
+        forms.Add(F("mul r16; add r32, r32", (a, _) => { Add(a, Instruction.Create(Code.Mul_rm16, Register.CX)); a.add(ebx, edx); }));
+        forms.Add(F("imul r16; add r32, r32", (a, _) => { Add(a, Instruction.Create(Code.Imul_rm16, Register.SI)); a.add(ebx, edx); }));
+        forms.Add(F("mul r32; add r32, r32", (a, _) => { Add(a, Instruction.Create(Code.Mul_rm32, Register.ESI)); a.add(ebx, edx); }));
+        forms.Add(F("imul r32; add r32, r32", (a, _) => { Add(a, Instruction.Create(Code.Imul_rm32, Register.EBP)); a.add(ebx, edx); }));
+
+        forms.Add(F("add r32, r32; adc r32, r32", (a, _) => { a.add(eax, ecx); a.adc(edx, ebx); }));
+        forms.Add(F("add r32, imm32; adc r32, imm8", (a, _) => { a.add(eax, 0x80000001u); a.adc(edx, 0); }));
+        forms.Add(F("sub r32, r32; sbb r32, r32", (a, _) => { a.sub(eax, ecx); a.sbb(edx, ebx); }));
+        forms.Add(F("add r32, r32; adc r32, r32; adc r32, r32", (a, _) => { a.add(eax, ecx); a.adc(edx, ebx); a.adc(esi, edi); }));
+        forms.Add(F("sub r32, r32; sbb r32, r32; sbb r32, r32", (a, _) => { a.sub(eax, ecx); a.sbb(edx, ebx); a.sbb(esi, edi); }));
+        forms.Add(F("add r16, r16; adc r16, r16", (a, _) => { a.add(ax, cx); a.adc(dx, bx); }));
+        forms.Add(F("sub r8, r8; sbb r8, r8", (a, _) => { a.sub(al, cl); a.sbb(dh, bl); }));
+        forms.Add(F("cmp r32, r32; sbb r32, r32 (same register)", (a, _) => { a.cmp(esi, edi); a.sbb(eax, eax); }));
+        forms.Add(F("cmp r8, r8; adc r32, imm8", (a, _) => { a.cmp(bl, dh); a.adc(ecx, 0); }));
+        forms.Add(F("test r32, r32; adc r32, r32", (a, _) => { a.test(ebx, ecx); a.adc(edx, esi); }));
+        forms.Add(F("add r32, r32; inc r32", (a, _) => { a.add(eax, ecx); a.inc(edx); }));
+        forms.Add(F("sub r16, r16; dec r16", (a, _) => { a.sub(si, di); a.dec(bx); }));
+        forms.Add(F("inc r32; adc r32, r32", (a, _) => { a.inc(ecx); a.adc(edx, ebx); }));
+        forms.Add(F("dec r8; sbb r8, r8", (a, _) => { a.dec(bl); a.sbb(al, ch); }));
+        forms.Add(F("adc r32, r32; inc r32", (a, _) => { a.adc(eax, ebx); a.inc(esi); }));
+        forms.Add(F("inc r32; dec r32", (a, _) => { a.inc(ebp); a.dec(edi); }));
+        for (int cc = 0; cc < 16; cc++)
+        {
+            int c = cc;
+            string n = ConditionNames[cc];
+            Code set = C($"Set{n}_rm8");
+            forms.Add(F($"dec r32; j{n}", (a, _) => { a.dec(ecx); Branch(a, (b, l) => Jcc(b, c, l)); }));
+            forms.Add(F($"add r32, r32; adc r16, r16; set{n}", (a, _) => { a.add(eax, ecx); a.adc(dx, bx); Add(a, Instruction.Create(set, Register.AL)); }));
+        }
     }
 
     // ---- mul imul ------------------------------------------------------------

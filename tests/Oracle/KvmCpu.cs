@@ -119,12 +119,14 @@ internal sealed unsafe class KvmCpu : IDisposable
     /// Null when KVM can run our guests here; otherwise why not, for a skip
     /// message. Decided once per process by running a two-instruction guest,
     /// since /dev/kvm can exist and still fail (no nested virtualization, a
-    /// sandbox that forbids the ioctls).
+    /// sandbox that forbids the ioctls), or when the run hides KVM to check
+    /// the engines against Unicorn (<see cref="Reference.KvmHidden"/>).
     /// </summary>
     public static string? Unusable => s_unusable.Value;
 
     private static string? Probe()
     {
+        if (Reference.KvmHidden is { } hidden) return hidden;
         if (!File.Exists("/dev/kvm")) return "/dev/kvm is absent";
         try
         {

@@ -3,24 +3,6 @@ using static Sharpvisor.Tests.Oracle.KvmInterop;
 
 namespace Sharpvisor.Tests.Oracle;
 
-/// <summary>
-/// The KVM tests share one collection. Concurrent VMs work (KvmCpuTests
-/// runs several at once), but nested KVM on a 2-core machine is slow per exit
-/// and parallel runs only make each slower; serial runs also keep the timings
-/// the differential suite reports meaningful.
-/// </summary>
-[CollectionDefinition(Name, DisableParallelization = true)]
-public sealed class KvmCollection
-{
-    public const string Name = "kvm";
-
-    /// <summary>Skips the calling test where KVM cannot run guests.</summary>
-    internal static void SkipUnlessUsable()
-    {
-        if (KvmCpu.Unusable is { } reason) Assert.Skip(reason);
-    }
-}
-
 public class KvmInteropTests
 {
     [Fact]
@@ -38,7 +20,7 @@ public class KvmInteropTests
     }
 }
 
-[Collection(KvmCollection.Name)]
+[Collection(OracleCollection.Name)]
 public class KvmCpuTests
 {
     private static readonly byte[] Hlt = [0xF4];
@@ -54,7 +36,7 @@ public class KvmCpuTests
     [Fact]
     public void Run_StopsAtHlt_WithTheRegistersTheGuestLeft()
     {
-        KvmCollection.SkipUnlessUsable();
+        OracleCollection.SkipUnlessKvm();
         using var cpu = new KvmCpu(0x4000);
         var regs = new X86Regs();
         for (int i = 0; i < 8; i++) regs.Gpr[i] = 0x1111_1111u * (uint)(i + 1);
@@ -69,7 +51,7 @@ public class KvmCpuTests
     [Fact]
     public void Run_WritesGuestMemoryTheHostSees()
     {
-        KvmCollection.SkipUnlessUsable();
+        OracleCollection.SkipUnlessKvm();
         using var cpu = new KvmCpu(0x4000);
         // mov dword [0x2000], 0xdeadbeef; hlt
         RunBytes(cpu, [0xC7, 0x05, 0x00, 0x20, 0x00, 0x00, 0xEF, 0xBE, 0xAD, 0xDE, .. Hlt]);
@@ -79,7 +61,7 @@ public class KvmCpuTests
     [Fact]
     public void Run_ReportsAGuestExceptionAsATripleFault()
     {
-        KvmCollection.SkipUnlessUsable();
+        OracleCollection.SkipUnlessKvm();
         using var cpu = new KvmCpu(0x4000);
         var e = Assert.Throws<KvmExitException>(() => RunBytes(cpu, [0x0F, 0x0B])); // ud2
         Assert.Equal(KVM_EXIT_SHUTDOWN, e.ExitReason);
@@ -89,7 +71,7 @@ public class KvmCpuTests
     [Fact]
     public void Run_ReportsPortIo()
     {
-        KvmCollection.SkipUnlessUsable();
+        OracleCollection.SkipUnlessKvm();
         using var cpu = new KvmCpu(0x4000);
         var regs = new X86Regs();
         regs.Gpr[2] = 0x3F8;
@@ -101,7 +83,7 @@ public class KvmCpuTests
     [Fact]
     public void Run_ReportsAnAccessOutsideRam()
     {
-        KvmCollection.SkipUnlessUsable();
+        OracleCollection.SkipUnlessKvm();
         using var cpu = new KvmCpu(0x4000);
         // mov eax, [0x100000]
         var e = Assert.Throws<KvmExitException>(() => RunBytes(cpu, [0xA1, 0x00, 0x00, 0x10, 0x00, .. Hlt]));
@@ -112,7 +94,7 @@ public class KvmCpuTests
     [Fact]
     public void Guest_SeesTheHostCpuidVendor()
     {
-        KvmCollection.SkipUnlessUsable();
+        OracleCollection.SkipUnlessKvm();
         using var cpu = new KvmCpu(0x4000);
         // cpuid (leaf 0); hlt
         X86Regs after = RunBytes(cpu, [0x0F, 0xA2, .. Hlt]);
@@ -125,7 +107,7 @@ public class KvmCpuTests
     [Fact]
     public void SeveralVms_RunAtOnce()
     {
-        KvmCollection.SkipUnlessUsable();
+        OracleCollection.SkipUnlessKvm();
         // Each thread its own VM: KVM has no shared state between them, and
         // this proves it here (the collection is serial for speed, not safety).
         var results = new uint[4];
@@ -144,7 +126,7 @@ public class KvmCpuTests
     [Fact]
     public void Dispose_ClosesEveryDescriptor()
     {
-        KvmCollection.SkipUnlessUsable();
+        OracleCollection.SkipUnlessKvm();
         HashSet<int> before = FdSnapshot.Open();
         using (var cpu = new KvmCpu(0x4000))
             RunBytes(cpu, Hlt);

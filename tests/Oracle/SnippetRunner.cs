@@ -15,7 +15,7 @@ internal sealed class OracleHost : IVcpuHost
     public static readonly VcpuExit Finished = new(StopReason.Shutdown, "hlt", 0);
 
     public VcpuExit? Hypercall(Vcpu vcpu) =>
-        VcpuExit.Fault($"snippet programs make no hypercalls (EAX={vcpu.State[Gpr.Eax]:x8}, EIP={vcpu.State.Eip:x8})");
+        VcpuExit.Of(new GuestFault(FaultKind.UnknownHypercall, vcpu.State.Eip, null, null, [], vcpu.State[Gpr.Eax]));
 
     public VcpuExit? Halt(Vcpu vcpu) => Finished;
 }
@@ -29,6 +29,10 @@ internal static class SnippetRunner
     /// run includes translating every block.
     /// </summary>
     private static readonly TimeSpan EngineTimeout = TimeSpan.FromSeconds(30);
+
+    /// <summary>The program's results on the oracle named, KVM or Unicorn.</summary>
+    public static VectorResult[] On(OracleKind oracle, SnippetProgram program) =>
+        oracle == OracleKind.Kvm ? OnKvm(program) : OnUnicorn(program);
 
     private static readonly ConcurrentDictionary<string, Lazy<VectorResult[]>> s_kvmResults = new();
 
@@ -72,13 +76,15 @@ internal static class SnippetRunner
     }
 
     /// <summary>Runs the program on one of our engines; a stop other than the final hlt fails with the engine's own message.</summary>
-    public static unsafe VectorResult[] OnEngine(SnippetProgram program, EngineKind kind)
+    /// <param name="ilRegions">For the IL engine: compile a region at every block's first entry.</param>
+    public static unsafe VectorResult[] OnEngine(SnippetProgram program, EngineKind kind, bool ilRegions = false)
     {
         var mem = GuestMemory.Allocate(GuestLayout.MemorySize);
         // The x64 engine compiles every block at its first entry here, so that
         // every form runs as machine code (what it does not compile still
-        // runs, handed to the threaded engine).
-        var engine = new ExecutionEngine(mem, kind) { HotThreshold = kind == EngineKind.X64 ? 1 : 64 };
+        // runs, handed to the threaded engine); the IL engine only when asked
+        // (a region per block costs too much to do for every form).
+        var engine = new ExecutionEngine(mem, kind) { HotThreshold = kind == EngineKind.X64 || ilRegions ? 1 : 64 };
         var vcpu = new Vcpu(engine, 0, new OracleHost());
         bool runaway = false;
         try

@@ -23,6 +23,7 @@ internal static unsafe partial class UnicornInterop
     // uc_err: the values in header order, and their names for messages.
     internal const int UC_ERR_OK = 0;
     internal const int UC_ERR_INSN_INVALID = 10;
+    internal const int UC_ERR_EXCEPTION = 21;
 
     private static readonly string[] s_errNames =
     [

@@ -78,6 +78,43 @@ public class CliTests
         AssertOneLineError(Execute(args), 64, contains);
 
     [Fact]
+    public void EmptyImagePath_IsAUsageError64_WithOneLine() =>
+        AssertOneLineError(Execute("run", ""), 64, "IMAGE");
+
+    [Fact]
+    public void ControlWithoutArguments_SaysItOnce()
+    {
+        Result r = Execute("control");
+        AssertOneLineError(r, 64, "control");
+        string line = r.StderrLines[0];
+        string first = line["sharpvisor: ".Length..line.IndexOf(" (see sharpvisor --help)", StringComparison.Ordinal)];
+        Assert.DoesNotContain(";", first);
+    }
+
+    /// <summary>
+    /// A FIFO nobody writes to: opening it for reading would wait for a writer
+    /// for ever. It is not a regular file, so it is refused at once.
+    /// </summary>
+    [Fact]
+    public void FifoAsImage_Is65_WithoutWaitingForAWriter()
+    {
+        using var dir = new TempDir();
+        string fifo = System.IO.Path.Combine(dir.Path, "image.fifo");
+        using (var mkfifo = System.Diagnostics.Process.Start("mkfifo", [fifo])) mkfifo.WaitForExit();
+        Assert.True(File.Exists(fifo), "mkfifo made no FIFO");
+        Task<Result> run = Task.Run(() => Execute("run", fifo));
+        bool finished = run.Wait(TimeSpan.FromSeconds(60));
+        if (!finished)
+        {
+            // Let the blocked open return (it pairs with this writer), so no thread stays stuck in this test host.
+            using (File.OpenWrite(fifo)) { }
+            run.Wait();
+        }
+        Assert.True(finished, "run of a FIFO was still waiting for a writer after 60 s");
+        AssertOneLineError(run.Result, 65, "FIFO");
+    }
+
+    [Fact]
     public void MissingImage_Is66()
     {
         AssertOneLineError(Execute("run", "/nonexistent/guest.elf"), 66, "not found");
@@ -124,7 +161,7 @@ public class CliTests
         Assert.Equal("timeout: --timeout of 2 s elapsed (guest eip 0x100010)",
             Cli.Describe(new VcpuExit(StopReason.Timeout, "--timeout of 2 s elapsed"), 0x100010));
         Assert.Equal("guest fault: read of 4 bytes at 0x5000000 outside guest RAM at eip 0x100004",
-            Cli.Describe(VcpuExit.Fault("read of 4 bytes at 0x5000000 outside guest RAM\nat eip 0x100004"), 0));
+            Cli.Describe(new VcpuExit(StopReason.Fault, "read of 4 bytes at 0x5000000 outside guest RAM\nat eip 0x100004"), 0));
     }
 
     [Theory]
@@ -164,7 +201,7 @@ public class CliTests
         Assert.Equal(0x100000u, cpu.GetProperty("eip").GetUInt32());
         Assert.Equal(2u, cpu.GetProperty("eflags").GetUInt32());
 
-        string fault = RegsReport.Format(VcpuExit.Fault("bad"), 80, [vcpu]);
+        string fault = RegsReport.Format(VcpuExit.Of(new GuestFault(FaultKind.DivideError, 0x100000, null, null, [0xf7, 0xf1])), 80, [vcpu]);
         using JsonDocument f = JsonDocument.Parse(fault);
         Assert.Equal(JsonValueKind.Null, f.RootElement.GetProperty("stop").GetProperty("guest_status").ValueKind);
     }

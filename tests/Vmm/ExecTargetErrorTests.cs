@@ -26,6 +26,7 @@ public class ExecTargetErrorTests
 
     [Theory]
     [InlineData("5=exec:/etc/passwd", "--irq 5=exec:/etc/passwd: target unavailable: program '/etc/passwd' is not executable")]
+    [InlineData("5=exec:/tmp", "--irq 5=exec:/tmp: target unavailable: program '/tmp' is a directory, not an executable file")]
     [InlineData("5=exec:/nonexistent/prog x", "--irq 5=exec:/nonexistent/prog x: target unavailable: program '/nonexistent/prog' not found")]
     [InlineData("5=exec:\"$SV_TEST_UNSET_VARIABLE\" x", "CMD names no program")]
     public void UnrunnableProgram_Is69(string irq, string contains)

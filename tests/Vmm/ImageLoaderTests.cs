@@ -1,3 +1,4 @@
+using System.Buffers.Binary;
 using Sharpvisor.Native;
 using Sharpvisor.Vmm;
 using Sharpvisor.Vmm.Loader;
@@ -99,6 +100,56 @@ public class ImageLoaderTests
         ImageException e = ReadFails(whole[..length]);
         Assert.Equal(ExitStatus.BadImage, e.Status);
         Assert.DoesNotContain("\n", e.Message);
+    }
+
+    /// <summary>A valid two-segment guest with one header field overwritten (offsets as in the ELF32 header and first program header).</summary>
+    private static byte[] HiGuestWith(int offset, int size, uint value)
+    {
+        byte[] image = TestElf.HiGuest().Build();
+        if (size == 2) BinaryPrimitives.WriteUInt16LittleEndian(image.AsSpan(offset), (ushort)value);
+        else BinaryPrimitives.WriteUInt32LittleEndian(image.AsSpan(offset), value);
+        return image;
+    }
+
+    [Theory]
+    [InlineData(0)]
+    [InlineData(16)]
+    [InlineData(56)]
+    [InlineData(0xffff)]
+    public void Read_PhentsizeOtherThanElf32Phdr_IsBadImage(int phentsize)
+    {
+        ImageException e = ReadFails(HiGuestWith(42, 2, (uint)phentsize));
+        Assert.Equal(ExitStatus.BadImage, e.Status);
+        Assert.Contains("e_phentsize", e.Message);
+    }
+
+    /// <summary>
+    /// Header fields that point outside the file or make no sense: each is
+    /// refused with our own one line, never with the text of an exception
+    /// from the ELF reader or the runtime.
+    /// </summary>
+    [Theory]
+    [InlineData("e_phoff past the end", 28, 4, 0xfffffff0u)]
+    [InlineData("e_phoff at the last byte", 28, 4, 141u)]
+    [InlineData("e_phnum huge", 44, 2, 0xffffu)]
+    [InlineData("e_shoff past the end", 32, 4, 0xfffffff0u)]
+    [InlineData("e_shoff inside, e_shnum huge", 48, 2, 0xffffu)]
+    [InlineData("p_offset past the end", 52 + 4, 4, 0xffffff00u)]
+    [InlineData("p_filesz huge", 52 + 16, 4, 0xfffffff0u)]
+    [InlineData("p_memsz huge", 52 + 20, 4, 0xfffffff0u)]
+    [InlineData("p_offset negative as int", 52 + 4, 4, 0x80000000u)]
+    [InlineData("p_filesz negative as int", 52 + 16, 4, 0x80000000u)]
+    public void Read_MalformedHeaderField_IsBadImage_WithOurOwnOneLine(string name, int offset, int size, uint value)
+    {
+        byte[] image = HiGuestWith(offset, size, value);
+        if (name.StartsWith("e_shoff inside", StringComparison.Ordinal))
+            BinaryPrimitives.WriteUInt32LittleEndian(image.AsSpan(32), 52); // sections "at" the program headers
+        ImageException e = ReadFails(image);
+        Assert.Equal(ExitStatus.BadImage, e.Status);
+        Assert.DoesNotContain("\n", e.Message);
+        Assert.StartsWith("'", e.Message);
+        foreach (string foreign in new[] { "Parameter", "must be", "non-negative", "Stream", "Exception", "index", "Index", "Unable", "Arithmetic", "overflow" })
+            Assert.DoesNotContain(foreign, e.Message);
     }
 
     [Fact]

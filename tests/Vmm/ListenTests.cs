@@ -55,7 +55,7 @@ public class ListenTests
         var output = new StringWriter { NewLine = "\n" };
         var stderr = new StringWriter();
         notify.Signal(5);
-        int status = ListenCommand.Run([new ListenedFd(notify.Handle.Fd, "notify-0x10"), new ListenedFd(irq.Handle.Fd, "irq-5")],
+        int status = Listener.Run([new ListenedFd(notify.Handle.Fd, "notify-0x10"), new ListenedFd(irq.Handle.Fd, "irq-5")],
             ["notify-0x10=irq-5"], exitAfter: 5, output, stderr, handleSignals: false);
         Assert.Equal(0, status);
         Assert.Equal("", stderr.ToString());
@@ -80,7 +80,7 @@ public class ListenTests
         var output = new StringWriter { NewLine = "\n" };
         using var cancel = new CancellationTokenSource();
         cancel.Cancel(); // as a SIGTERM that arrived with both counters pending
-        int status = ListenCommand.Run([new ListenedFd(a.Handle.Fd, "a"), new ListenedFd(b.Handle.Fd, "b")], [], null,
+        int status = Listener.Run([new ListenedFd(a.Handle.Fd, "a"), new ListenedFd(b.Handle.Fd, "b")], [], null,
             output, TextWriter.Null, handleSignals: false, cancel.Token);
         Assert.Equal(0, status);
         string[] lines = output.ToString().Split('\n', StringSplitOptions.RemoveEmptyEntries);
@@ -95,7 +95,7 @@ public class ListenTests
         using (write)
         {
             var stderr = new StringWriter();
-            int status = ListenCommand.Run([new ListenedFd(read.Fd, "notify-0x10")], [], 1, TextWriter.Null, stderr, false);
+            int status = Listener.Run([new ListenedFd(read.Fd, "notify-0x10")], [], 1, TextWriter.Null, stderr, false);
             Assert.Equal(69, status);
             string line = Assert.Single(stderr.ToString().Split('\n', StringSplitOptions.RemoveEmptyEntries));
             Assert.StartsWith($"sharpvisor: listen: descriptor {read.Fd} (notify-0x10): ", line);
@@ -112,7 +112,7 @@ public class ListenTests
         using var a = EventFd.Create();
         using var b = EventFd.Create();
         var stderr = new StringWriter();
-        int status = ListenCommand.Run([new ListenedFd(a.Handle.Fd, "notify-0x10"), new ListenedFd(b.Handle.Fd, "irq-5")], [answer], 1,
+        int status = Listener.Run([new ListenedFd(a.Handle.Fd, "notify-0x10"), new ListenedFd(b.Handle.Fd, "irq-5")], [answer], 1,
             TextWriter.Null, stderr, false);
         Assert.Equal(64, status);
         Assert.Contains(contains, Assert.Single(stderr.ToString().Split('\n', StringSplitOptions.RemoveEmptyEntries)));

@@ -15,7 +15,7 @@ public class SmpTests
 {
     public static TheoryData<string> Engines => new("il", "threaded", "x64");
 
-    private static EngineKind Kind(string engine) => Sharpvisor.Vmm.Launcher.Cli.EngineOf(engine);
+    private static EngineKind Kind(string engine) => Sharpvisor.Vmm.Launcher.EngineNames.Of(engine);
 
     private static readonly Regex VcpuLine = new(@"^vcpu (\d+) value 0x([0-9a-f]{8}) delivered (\d+) missed (\d+)$", RegexOptions.Multiline);
     private const int Rounds = 20000; // per vCPU, as in guests/smp.c

@@ -27,6 +27,9 @@ public sealed class JourneyException(string message) : Exception(message);
 /// <item><description><c>@ id: Title</c>: a step, the comment tagged <c>// Journey: id</c>. <c>@ id (pending): Title</c> may have no tag yet: it prints as "to come" until one exists.</description></item>
 /// <item><description>anything else: Markdown prose, printed where it stands (before the first chapter, the preface). Blank lines separate paragraphs.</description></item>
 /// </list>
+/// Under each step's comment comes its code: the member or statement the
+/// comment sits on, cut where its braces close (see <see cref="Excerpt"/>),
+/// so the document reads as lguest's does, the code with its comments.
 /// Errors, each one line naming where: a tag whose id the order does not
 /// list, an id tagged twice, an id listed twice, a listed id (not pending)
 /// that nothing tags, a tag with no comment under it, a doc comment that is
@@ -160,6 +163,7 @@ public static partial class JourneyGenerator
             var m = TagLine().Match(lines[i]);
             if (!m.Success) continue;
             string id = m.Groups[1].Value.Trim();
+            if (id is "skip" or "resume") continue; // excerpt markers (see Excerpt), not tags
             int number = i + 1;
             if (!Id().IsMatch(id))
                 throw new JourneyException($"{file.Path}:{number}: malformed tag '// Journey:{m.Groups[1].Value}': the line is '// Journey: id', with an id of a-z, 0-9 and '-'");
@@ -185,8 +189,75 @@ public static partial class JourneyGenerator
             string member = j < lines.Length ? Member(lines[j]) : "";
 
             string markdown = doc ? DocToMarkdown(comment, file.Path, number, id) : PlainToMarkdown(comment);
+            if (j < lines.Length && Excerpt(lines, j) is { } code)
+                markdown += "\n\n```csharp\n" + code + "\n```";
             yield return new Tag(id, file.Path, number, member, markdown);
         }
+    }
+
+    /// <summary>The most lines of code a step shows; a longer member is cut with a line saying so.</summary>
+    public const int MaxExcerptLines = 40;
+
+    /// <summary>Inside an excerpt, the lines from this marker to <see cref="ResumeMarker"/> print as one <c>// ...</c>.</summary>
+    public const string SkipMarker = "// Journey: skip";
+    public const string ResumeMarker = "// Journey: resume";
+
+    [GeneratedRegex(@"^\s*(?:(?:public|internal|private|protected|static|sealed|abstract|readonly|unsafe|partial|ref|file)\s+)*(?:class|struct|interface|enum|record(?:\s+(?:class|struct))?)\s")]
+    private static partial Regex TypeDeclaration();
+    // String and character literals, so that braces inside them are not counted.
+    [GeneratedRegex("""@"(?:[^"]|"")*"|"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)+'""")]
+    private static partial Regex Literals();
+
+    /// <summary>
+    /// The code under a tagged comment, as lguest's Journey shows it: the
+    /// member (or statement) from its first line to where its braces and
+    /// parentheses close, dedented, with <see cref="SkipMarker"/> ...
+    /// <see cref="ResumeMarker"/> runs folded to <c>// ...</c> and at most
+    /// <see cref="MaxExcerptLines"/> lines. Null for a type declaration: a
+    /// whole class is no excerpt, its members carry their own tags.
+    /// </summary>
+    private static string? Excerpt(string[] lines, int start)
+    {
+        if (TypeDeclaration().IsMatch(lines[start]))
+            return null;
+        var taken = new List<string>();
+        int depth = 0;
+        for (int k = start; k < lines.Length; k++)
+        {
+            string line = lines[k];
+            taken.Add(line);
+            string code = Literals().Replace(line, "\"\"");
+            int comment = code.IndexOf("//", StringComparison.Ordinal);
+            if (comment >= 0) code = code[..comment];
+            foreach (char ch in code)
+                depth += ch is '{' or '(' or '[' ? 1 : ch is '}' or ')' or ']' ? -1 : 0;
+            string end = code.TrimEnd();
+            if (depth <= 0 && (end.EndsWith(';') || end.EndsWith('}')))
+                break;
+        }
+
+        var shown = new List<string>();
+        bool skipping = false;
+        foreach (string line in taken)
+        {
+            string t = line.Trim();
+            if (t == SkipMarker)
+            {
+                skipping = true;
+                shown.Add(line[..(line.Length - line.TrimStart().Length)] + "// ...");
+                continue;
+            }
+            if (t == ResumeMarker) { skipping = false; continue; }
+            if (!skipping) shown.Add(line);
+        }
+        int more = shown.Count - MaxExcerptLines;
+        if (more > 0)
+            shown = shown.Take(MaxExcerptLines).ToList();
+        int indent = shown.Where(l => l.Trim().Length > 0).Select(l => l.Length - l.TrimStart().Length).DefaultIfEmpty(0).Min();
+        var result = shown.Select(l => (l.Length >= indent ? l[indent..] : l.TrimStart()).TrimEnd()).ToList();
+        if (more > 0)
+            result.Add($"// ... ({more} more line{(more == 1 ? "" : "s")} in the file)");
+        return string.Join("\n", result);
     }
 
     /// <summary>A declaration without its body: <c>public VcpuExit Run()</c>.</summary>

@@ -1,5 +1,6 @@
 using Iced.Intel;
 using Sharpvisor.Jit.IR;
+using Sharpvisor.Jit.Runtime;
 
 namespace Sharpvisor.Jit.Frontend;
 
@@ -10,7 +11,7 @@ namespace Sharpvisor.Jit.Frontend;
 internal sealed class BlockBuilder
 {
     private readonly List<MicroOp> _ops = new(64);
-    private readonly List<string> _messages = new();
+    private readonly List<GuestFault> _faults = new();
     private byte _nextTemp;
 
     public uint Eip;
@@ -50,21 +51,21 @@ internal sealed class BlockBuilder
         return ref System.Runtime.InteropServices.CollectionsMarshal.AsSpan(_ops)[^1];
     }
 
-    public int AddMessage(string message)
+    public int AddFault(GuestFault fault)
     {
-        _messages.Add(message);
-        return _messages.Count - 1;
+        _faults.Add(fault);
+        return _faults.Count - 1;
     }
 
     public Span<MicroOp> Ops => System.Runtime.InteropServices.CollectionsMarshal.AsSpan(_ops);
 
     public MicroOp[] ToArray() => _ops.ToArray();
 
-    public string[] Messages => _messages.ToArray();
+    public GuestFault[] Faults => _faults.ToArray();
 
     public void Clear()
     {
         _ops.Clear();
-        _messages.Clear();
+        _faults.Clear();
     }
 }

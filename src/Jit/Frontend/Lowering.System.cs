@@ -15,6 +15,15 @@ internal sealed partial class Lowering
         return true;
     }
 
+    // Journey: lower-hypercall
+    /// <summary>
+    /// The guest's side of the door is one instruction, <c>int $0x1f</c>,
+    /// lguest's trap number. It becomes one micro-op, and that is all the
+    /// front end does: the engines, not the decoder, call the host, each in
+    /// its own way, and all end in the same <c>IVcpuHost.Hypercall</c>. Any
+    /// other <c>int</c> is not lowered, so the guest stops on it as an
+    /// unsupported instruction.
+    /// </summary>
     private bool Int()
     {
         if (I.Immediate8 != HypercallVector)

@@ -1,5 +1,6 @@
 using Iced.Intel;
 using Sharpvisor.Jit.IR;
+using Sharpvisor.Jit.Runtime;
 
 namespace Sharpvisor.Jit.Frontend;
 
@@ -32,7 +33,7 @@ internal sealed partial class Lowering
     /// </summary>
     public bool Lower()
     {
-        bool ok = IsLocked() ? Locked() : I.Mnemonic switch
+        bool ok = !Addresses16Bit() && (IsLocked() ? Locked() : I.Mnemonic switch
         {
             Mnemonic.Mov => Mov(),
             Mnemonic.Movzx => MovExtend(signed: false),
@@ -114,10 +115,36 @@ internal sealed partial class Lowering
             Mnemonic.Cmpsb or Mnemonic.Cmpsw or Mnemonic.Cmpsd => StringOp(StringKind.Cmps),
             Mnemonic.Scasb or Mnemonic.Scasw or Mnemonic.Scasd => StringOp(StringKind.Scas),
             _ => Conditional(),
-        };
+        });
         if (!ok)
             Unsupported();
         return ok;
+    }
+
+    /// <summary>
+    /// True if the instruction addresses memory with 16-bit address size (a
+    /// 0x67 prefix): [bx+si] and the like, a 16-bit displacement alone, or
+    /// string operands in SI/DI. The ABI has no 16-bit addressing, and the
+    /// lowering would otherwise run it as a 32-bit access through EBX.
+    /// (jcxz and loop* with 0x67, which count in CX, have their own Code and
+    /// are refused where they are lowered.)
+    /// </summary>
+    private bool Addresses16Bit()
+    {
+        for (int i = 0; i < I.OpCount; i++)
+        {
+            switch (I.GetOpKind(i))
+            {
+                case OpKind.Memory:
+                    if (I.MemoryBase.IsGPR16() || I.MemoryIndex.IsGPR16()
+                        || (I.MemoryBase == Register.None && I.MemoryIndex == Register.None && I.MemoryDisplSize == 2))
+                        return true;
+                    break;
+                case OpKind.MemorySegSI or OpKind.MemorySegDI or OpKind.MemoryESDI:
+                    return true;
+            }
+        }
+        return false;
     }
 
     /// <summary>Jcc, SETcc and CMOVcc share Iced's condition code.</summary>
@@ -141,23 +168,15 @@ internal sealed partial class Lowering
     /// <summary>x86 condition number (0 = o ... 15 = g) of the current instruction.</summary>
     private int Cc => (int)I.ConditionCode - 1;
 
-    private readonly NasmFormatter _formatter = new();
-    private readonly StringOutput _text = new();
+    /// <summary>A fault of the instruction at an address, with its bytes (the translator supplies it).</summary>
+    public Func<FaultKind, uint, GuestFault> NewFault { get; set; } = (kind, eip) => new(kind, eip, null, null, []);
 
-    /// <summary>Hex bytes of the current instruction (the translator supplies them).</summary>
-    public Func<uint, int, string> Bytes { get; set; } = (_, _) => "";
+    private void Unsupported() => Fault(NewFault(FaultKind.UnsupportedInstruction, _b.Eip));
 
-    private void Unsupported()
+    /// <summary>Emits a stop with <paramref name="fault"/>, raised if the guest runs this far.</summary>
+    public void Fault(GuestFault fault)
     {
-        // Iced names the instruction; the bytes show prefixes a formatter may drop.
-        _formatter.Format(I, _text);
-        Fault($"unsupported instruction '{_text.ToStringAndReset()}' (bytes {Bytes(I.IP32, I.Length)}) at eip 0x{_b.Eip:x8}");
-    }
-
-    /// <summary>Emits a stop with a message naming the instruction (bytes are added by the translator).</summary>
-    public void Fault(string message)
-    {
-        int index = _b.AddMessage(message);
+        int index = _b.AddFault(fault);
         ref var op = ref _b.Emit(Uop.Fault);
         op.Imm = (uint)index;
     }

@@ -1,5 +1,6 @@
 using Iced.Intel;
 using Sharpvisor.Jit.IR;
+using Sharpvisor.Jit.Runtime;
 using Sharpvisor.Native;
 
 namespace Sharpvisor.Jit.Frontend;
@@ -29,7 +30,7 @@ internal sealed unsafe class Translator
         _memory = memory;
         _reader = new GuestCodeReader(memory.Base, memory.Size);
         _decoder = Decoder.Create(32, _reader, DecoderOptions.None);
-        _lowering = new Lowering(_builder) { Bytes = Bytes };
+        _lowering = new Lowering(_builder) { NewFault = NewFault };
     }
 
     // Journey: translate
@@ -59,10 +60,10 @@ internal sealed unsafe class Translator
             end = insn.NextIP32;
             if (insn.IsInvalid)
             {
-                string why = _decoder.LastError == DecoderError.NoMoreBytes
-                    ? $"instruction fetch beyond RAM at eip 0x{insn.IP32:x8}"
-                    : $"invalid instruction (bytes {Bytes(insn.IP32, 15)}) at eip 0x{insn.IP32:x8}";
-                _lowering.Fault(why);
+                // Bytes that run past the end of RAM fail at its first byte outside.
+                _lowering.Fault(_decoder.LastError == DecoderError.NoMoreBytes
+                    ? NewFault(FaultKind.FetchOutsideRam, insn.IP32) with { Address = (uint)_memory.Size }
+                    : NewFault(FaultKind.InvalidInstruction, insn.IP32));
                 end = insn.IP32 + 1;
                 break;
             }
@@ -72,29 +73,21 @@ internal sealed unsafe class Translator
                 break;
         }
 
-        // Fall through into the next block if the last op does not transfer control.
-        if (!UopTable.Of(_builder.Ops[^1].Kind).EndsBlock)
+        // Fall through into the next block if the last op does not transfer
+        // control, or if there is none: nops up to a page boundary lower to nothing.
+        if (_builder.Count == 0 || !UopTable.Of(_builder.Ops[^1].Kind).EndsBlock)
         {
             ref var j = ref _builder.Emit(Uop.Jmp);
             j.Imm = end;
         }
 
         FlagLiveness.Run(_builder.Ops);
-        var block = new Block(eip, end, Peephole.Run(_builder.ToArray()), _builder.Messages, count);
+        var block = new Block(eip, end, Peephole.Run(_builder.ToArray()), _builder.Faults, count);
         return block;
     }
 
     private static bool EndsBlock(in Instruction insn) =>
         insn.FlowControl is not (FlowControl.Next or FlowControl.Interrupt) || insn.Mnemonic == Mnemonic.Hlt;
 
-    private string Bytes(uint at, int length)
-    {
-        var sb = new System.Text.StringBuilder();
-        for (int i = 0; i < length && at + (uint)i < _memory.Size; i++)
-        {
-            if (i > 0) sb.Append(' ');
-            sb.Append(_memory.Base[at + (uint)i].ToString("x2"));
-        }
-        return sb.ToString();
-    }
+    private GuestFault NewFault(FaultKind kind, uint eip) => GuestFault.At(kind, eip, _memory.Base, _memory.Size);
 }

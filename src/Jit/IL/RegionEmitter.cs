@@ -51,6 +51,11 @@ internal sealed unsafe class RegionEmitter
     private static readonly MethodInfo MCondition = typeof(LazyFlags).GetMethod(nameof(LazyFlags.ConditionOf))!;
     private static readonly MethodInfo MCarry = typeof(LazyFlags).GetMethod(nameof(LazyFlags.CarryOf))!;
     private static readonly MethodInfo MFault = typeof(Vcpu).GetMethod(nameof(Vcpu.RegionMemoryFault), BindingFlags.NonPublic | BindingFlags.Instance)!;
+    private static readonly MethodInfo MRotate = typeof(Interpreter).GetMethod(nameof(Interpreter.Rotate), BindingFlags.NonPublic | BindingFlags.Static)!;
+    private static readonly MethodInfo MDoubleShift = typeof(Interpreter).GetMethod(nameof(Interpreter.DoubleShift), BindingFlags.NonPublic | BindingFlags.Static)!;
+    private static readonly MethodInfo MMulWideOf = typeof(Interpreter).GetMethod(nameof(Interpreter.MulWideOf), BindingFlags.NonPublic | BindingFlags.Static)!;
+    private static readonly MethodInfo MMulWideOverflows = typeof(Interpreter).GetMethod(nameof(Interpreter.MulWideOverflows), BindingFlags.NonPublic | BindingFlags.Static)!;
+    private static readonly MethodInfo MHitsCode = typeof(ExecutionEngine).GetMethod(nameof(ExecutionEngine.StoreHitsCode), BindingFlags.NonPublic | BindingFlags.Static)!;
     private static readonly MethodInfo MCodeWrite = typeof(Vcpu).GetMethod(nameof(Vcpu.RegionCodeWrite), BindingFlags.NonPublic | BindingFlags.Instance)!;
     private static readonly MethodInfo MKick = typeof(Vcpu).GetProperty(nameof(Vcpu.KickPointer), BindingFlags.NonPublic | BindingFlags.Instance)!.GetMethod!;
     private static readonly MethodInfo MAddBranches = typeof(Vcpu).GetMethod(nameof(Vcpu.AddRegionBranches), BindingFlags.NonPublic | BindingFlags.Instance)!;
@@ -427,7 +432,14 @@ internal sealed unsafe class RegionEmitter
                     St(op.D);
                     return;
                 }
-                break;
+                EmitShiftFamily(op);
+                return;
+            case Uop.Rcl:
+            case Uop.Rcr:
+            case Uop.Shld:
+            case Uop.Shrd:
+                EmitShiftFamily(op);
+                return;
             case Uop.Mul:
                 if (op.Size == 4)
                 {
@@ -453,7 +465,38 @@ internal sealed unsafe class RegionEmitter
                 }
                 break;
             case Uop.MulWide:
-                if (op.Size == 4 && (op.Flags & UopFlags.Signed) == 0)
+                if (op.Size != 4 || (op.Flags & UopFlags.Signed) != 0)
+                {
+                    // The shared product and overflow (Interpreter.MulWideOf), halves split here.
+                    bool wideSigned = (op.Flags & UopFlags.Signed) != 0;
+                    LdC(op.Size);
+                    LdC(wideSigned ? 1u : 0u);
+                    Ld(op.A);
+                    LdB(op);
+                    _il.Emit(OpCodes.Call, MMulWideOf);
+                    _il.Emit(OpCodes.Stloc, _p64);
+                    _il.Emit(OpCodes.Ldloc, _p64);
+                    _il.Emit(OpCodes.Conv_U4);
+                    St(op.D);
+                    _il.Emit(OpCodes.Ldloc, _p64);
+                    LdC(32);
+                    _il.Emit(OpCodes.Shr_Un);
+                    _il.Emit(OpCodes.Conv_U4);
+                    St(op.Base);
+                    if (op.SetsFlags)
+                    {
+                        LdC(op.Size);
+                        LdC(wideSigned ? 1u : 0u);
+                        _il.Emit(OpCodes.Ldloc, _p64);
+                        _il.Emit(OpCodes.Call, MMulWideOverflows);
+                        _il.Emit(OpCodes.Stloc, _ccA);
+                        Ld(op.D);
+                        _il.Emit(OpCodes.Stloc, _ccRes);
+                        SetCcOp(LazyOp.Mul, op.Size);
+                        _lastSetter = null;
+                    }
+                    return;
+                }
                 {
                     Ld(op.A); _il.Emit(OpCodes.Conv_U8);
                     LdB(op); _il.Emit(OpCodes.Conv_U8);
@@ -475,7 +518,6 @@ internal sealed unsafe class RegionEmitter
                     }
                     return;
                 }
-                break;
             case Uop.Bswap:
                 Ld(op.A);
                 _il.Emit(OpCodes.Call, MBswap);
@@ -563,6 +605,45 @@ internal sealed unsafe class RegionEmitter
     /// <summary>The ops (block, op index) this region hands to the interpreter (tests compare them with <see cref="UopTable"/>).</summary>
     internal readonly List<(int Block, int Op)> HandedOver = new();
 
+    /// <summary>
+    /// Rotates and double shifts through the shared semantics, called
+    /// directly: only the flags record goes to the state and back (they read
+    /// CF and may change the flags), not the registers.
+    /// </summary>
+    private void EmitShiftFamily(in MicroOp op)
+    {
+        bool setFlags = op.SetsFlags;
+        bool touchesFlags = setFlags || op.Kind is Uop.Rcl or Uop.Rcr;
+        if (touchesFlags) SpillCc();
+        _il.Emit(OpCodes.Ldarg_1);
+        LdC((uint)op.Kind);
+        LdC(op.Size);
+        Ld(op.A);
+        if (op.Kind is Uop.Shld or Uop.Shrd)
+        {
+            LdB(op);
+            if ((op.Flags & UopFlags.CountImm) != 0) LdC(op.Imm);
+            else { Ld(op.Base); LdC(31); _il.Emit(OpCodes.And); }
+            LdC(setFlags ? 1u : 0u);
+            _il.Emit(OpCodes.Call, MDoubleShift);
+        }
+        else
+        {
+            LdB(op);
+            LdC(31);
+            _il.Emit(OpCodes.And);
+            LdC(setFlags ? 1u : 0u);
+            _il.Emit(OpCodes.Call, MRotate);
+        }
+        St(op.D);
+        if (touchesFlags)
+        {
+            ReloadCc();
+            _lastSetter = null;
+        }
+    }
+
+    // Journey: il-hypercall
     /// <summary>
     /// Uncommon ops run in the interpreter: registers and flags go to the state,
     /// the op runs there, and everything it may have changed comes back.
@@ -689,29 +770,16 @@ internal sealed unsafe class RegionEmitter
         EmitEa(op);
         _il.Emit(OpCodes.Stloc, _ea);
         BoundsCheck(op, op.Size, 1);
-        // Self-modifying code: does the store touch a page holding translated code?
+        // Self-modifying code: does the store overwrite translated code?
         var plain = _il.DefineLabel();
         var tail = _il.DefineLabel();
         _il.Emit(OpCodes.Ldc_I8, (long)_vcpu.CodePages);
         _il.Emit(OpCodes.Conv_U);
-        _il.Emit(OpCodes.Ldloc, _ea);
-        LdC(12); _il.Emit(OpCodes.Shr_Un);
+        _il.Emit(OpCodes.Ldc_I8, (long)_vcpu.Engine.CodeBits);
         _il.Emit(OpCodes.Conv_U);
-        _il.Emit(OpCodes.Add);
-        _il.Emit(OpCodes.Ldind_U1);
-        if (op.Size > 1)
-        {
-            // The last byte's page too: a 2- or 4-byte store can straddle two pages.
-            _il.Emit(OpCodes.Ldc_I8, (long)_vcpu.CodePages);
-            _il.Emit(OpCodes.Conv_U);
-            _il.Emit(OpCodes.Ldloc, _ea);
-            LdC((uint)op.Size - 1); _il.Emit(OpCodes.Add);
-            LdC(12); _il.Emit(OpCodes.Shr_Un);
-            _il.Emit(OpCodes.Conv_U);
-            _il.Emit(OpCodes.Add);
-            _il.Emit(OpCodes.Ldind_U1);
-            _il.Emit(OpCodes.Or);
-        }
+        _il.Emit(OpCodes.Ldloc, _ea);
+        LdC(op.Size);
+        _il.Emit(OpCodes.Call, MHitsCode);
         _il.Emit(OpCodes.Brfalse, plain);
         _il.Emit(OpCodes.Ldarg_2);
         _il.Emit(OpCodes.Ldloc, _ea);

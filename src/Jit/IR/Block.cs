@@ -8,12 +8,12 @@ namespace Sharpvisor.Jit.IR;
 /// </summary>
 public sealed class Block
 {
-    public Block(uint start, uint end, MicroOp[] ops, string[] messages, int guestInstructions)
+    public Block(uint start, uint end, MicroOp[] ops, Runtime.GuestFault[] faults, int guestInstructions)
     {
         Start = start;
         End = end;
         Ops = ops;
-        Messages = messages;
+        Faults = faults;
         GuestInstructions = guestInstructions;
     }
 
@@ -21,8 +21,8 @@ public sealed class Block
     /// <summary>One past the last byte of guest code the block was translated from.</summary>
     public uint End { get; }
     public MicroOp[] Ops { get; }
-    /// <summary>Fault messages, indexed by a <see cref="Uop.Fault"/> op's Imm.</summary>
-    public string[] Messages { get; }
+    /// <summary>The faults this block's <see cref="Uop.Fault"/> ops raise, indexed by their Imm.</summary>
+    public Runtime.GuestFault[] Faults { get; }
     public int GuestInstructions { get; }
 
     /// <summary>Set when the guest wrote to the code it came from; jump caches and links check it.</summary>

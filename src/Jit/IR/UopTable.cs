@@ -7,14 +7,14 @@ public enum FlagWrite : byte
 {
     /// <summary>Leaves every flag as it is.</summary>
     None,
-    /// <summary>With <see cref="UopFlags.SetFlags"/>, records the lazy flags: all six arithmetic flags are overwritten.</summary>
-    Record,
-    /// <summary>Records them only for a nonzero count: certainly only when B is an immediate with a nonzero count (shl/shr/sar).</summary>
-    RecordIfImmCount,
+    /// <summary>With <see cref="UopFlags.SetFlags"/>, writes <see cref="UopInfo.FlagsWritten"/> whatever its operands (keeping the others as they are).</summary>
+    Always,
+    /// <summary>Writes them only for a nonzero count: certainly only when B is an immediate with a nonzero count (shifts, rol/ror).</summary>
+    IfImmCount,
     /// <summary>
-    /// Changes some flags (or all, under a condition such as a nonzero count)
-    /// and keeps the rest, which it reads (materializing the record, or CF for
-    /// inc/dec). The flags before it are live.
+    /// Changes some flags (or all, under a condition such as a count in a
+    /// register being nonzero) and keeps the rest, in a way the liveness
+    /// pass does not follow: the flags before it are live.
     /// </summary>
     Merge,
     /// <summary>
@@ -95,7 +95,7 @@ public static class UopTable
     private const UopTraits
         Branch = UopTraits.Branch, Cond = UopTraits.Conditional, Imm = UopTraits.TargetInImm, Disp = UopTraits.TargetInDisp,
         Fault = UopTraits.MayFault, Host = UopTraits.CallsHost, OnlyD = UopTraits.WritesOnlyD, ReadsD = UopTraits.ReadsD;
-    private const FlagWrite None = FlagWrite.None, Record = FlagWrite.Record, Merge = FlagWrite.Merge;
+    private const FlagWrite None = FlagWrite.None, Always = FlagWrite.Always, Merge = FlagWrite.Merge;
     private const BackendUse Compiled = BackendUse.Compiled, Partly = BackendUse.Partly, Threaded = BackendUse.Threaded;
 
     private static readonly UopInfo[] s_rows = Build(
@@ -108,31 +108,31 @@ public static class UopTable
         new(Uop.Load,         0,    0,       None,                        Fault | OnlyD,                Compiled, Compiled),
         new(Uop.Store,        0,    0,       None,                        Fault,                        Compiled, Compiled),
         new(Uop.Check,        0,    0,       None,                        Fault,                        Threaded, Compiled),
-        new(Uop.Add,          0,    A,       Record,                      OnlyD,                        Compiled, Compiled),
-        new(Uop.Adc,          CF,   A,       Record,                      UopTraits.None,               Threaded, Compiled),
-        new(Uop.Sub,          0,    A,       Record,                      OnlyD,                        Compiled, Compiled),
-        new(Uop.Sbb,          CF,   A,       Record,                      UopTraits.None,               Threaded, Compiled),
-        new(Uop.And,          0,    A,       Record,                      OnlyD,                        Compiled, Compiled),
-        new(Uop.Or,           0,    A,       Record,                      OnlyD,                        Compiled, Compiled),
-        new(Uop.Xor,          0,    A,       Record,                      OnlyD,                        Compiled, Compiled),
-        // inc/dec keep CF: they read it to carry it over.
-        new(Uop.Inc,          CF,   A & ~CF, Merge,                       UopTraits.None,               Partly,   Compiled),
-        new(Uop.Dec,          CF,   A & ~CF, Merge,                       UopTraits.None,               Partly,   Compiled),
+        new(Uop.Add,          0,    A,       Always,                      OnlyD,                        Compiled, Compiled),
+        new(Uop.Adc,          CF,   A,       Always,                      UopTraits.None,               Compiled, Compiled),
+        new(Uop.Sub,          0,    A,       Always,                      OnlyD,                        Compiled, Compiled),
+        new(Uop.Sbb,          CF,   A,       Always,                      UopTraits.None,               Compiled, Compiled),
+        new(Uop.And,          0,    A,       Always,                      OnlyD,                        Compiled, Compiled),
+        new(Uop.Or,           0,    A,       Always,                      OnlyD,                        Compiled, Compiled),
+        new(Uop.Xor,          0,    A,       Always,                      OnlyD,                        Compiled, Compiled),
+        // inc/dec keep CF (carried into their own record: CF passes through them).
+        new(Uop.Inc,          0,    A & ~CF, Always,                      UopTraits.None,               Compiled, Compiled),
+        new(Uop.Dec,          0,    A & ~CF, Always,                      UopTraits.None,               Compiled, Compiled),
         new(Uop.Not,          0,    0,       None,                        OnlyD,                        Compiled, Compiled),
-        new(Uop.Shl,          0,    A,       FlagWrite.RecordIfImmCount,  OnlyD,                        Compiled, Compiled),
-        new(Uop.Shr,          0,    A,       FlagWrite.RecordIfImmCount,  OnlyD,                        Compiled, Compiled),
-        new(Uop.Sar,          0,    A,       FlagWrite.RecordIfImmCount,  OnlyD,                        Compiled, Compiled),
-        new(Uop.Rol,          0,    CF | OF, Merge,                       UopTraits.None,               Threaded, Partly),
-        new(Uop.Ror,          0,    CF | OF, Merge,                       UopTraits.None,               Threaded, Partly),
-        new(Uop.Rcl,          CF,   CF | OF, Merge,                       UopTraits.None,               Threaded, Threaded),
-        new(Uop.Rcr,          CF,   CF | OF, Merge,                       UopTraits.None,               Threaded, Threaded),
+        new(Uop.Shl,          0,    A,       FlagWrite.IfImmCount,        OnlyD,                        Compiled, Compiled),
+        new(Uop.Shr,          0,    A,       FlagWrite.IfImmCount,        OnlyD,                        Compiled, Compiled),
+        new(Uop.Sar,          0,    A,       FlagWrite.IfImmCount,        OnlyD,                        Compiled, Compiled),
+        new(Uop.Rol,          0,    CF | OF, FlagWrite.IfImmCount,        UopTraits.None,               Partly,   Compiled),
+        new(Uop.Ror,          0,    CF | OF, FlagWrite.IfImmCount,        UopTraits.None,               Partly,   Compiled),
+        new(Uop.Rcl,          CF,   CF | OF, Merge,                       UopTraits.None,               Threaded, Compiled),
+        new(Uop.Rcr,          CF,   CF | OF, Merge,                       UopTraits.None,               Threaded, Compiled),
         // All six for a nonzero count, none for a zero one (the count may be in a register).
-        new(Uop.Shld,         0,    A,       Merge,                       UopTraits.None,               Threaded, Threaded),
-        new(Uop.Shrd,         0,    A,       Merge,                       UopTraits.None,               Threaded, Threaded),
-        new(Uop.Mul,          0,    A,       Record,                      OnlyD,                        Partly,   Partly),
-        new(Uop.MulWide,      0,    A,       Record,                      UopTraits.None,               Threaded, Partly),
+        new(Uop.Shld,         0,    A,       Merge,                       UopTraits.None,               Partly,   Compiled),
+        new(Uop.Shrd,         0,    A,       Merge,                       UopTraits.None,               Partly,   Compiled),
+        new(Uop.Mul,          0,    A,       Always,                      OnlyD,                        Partly,   Partly),
+        new(Uop.MulWide,      0,    A,       Always,                      UopTraits.None,               Compiled, Compiled),
         new(Uop.Div,          0,    0,       None,                        Fault,                        Threaded, Threaded),
-        new(Uop.Bswap,        0,    0,       None,                        OnlyD,                        Threaded, Compiled),
+        new(Uop.Bswap,        0,    0,       None,                        OnlyD,                        Compiled, Compiled),
         // A zero source leaves D as it was.
         new(Uop.Bsf,          0,    ZF,      Merge,                       ReadsD,                       Threaded, Threaded),
         new(Uop.Bsr,          0,    ZF,      Merge,                       ReadsD,                       Threaded, Threaded),
@@ -142,16 +142,17 @@ public static class UopTable
         new(Uop.Bt,           0,    CF,      Merge,                       UopTraits.None,               Threaded, Threaded),
         new(Uop.SetCc,        A,    0,       None,                        OnlyD,                        Compiled, Compiled),
         new(Uop.CMov,         A,    0,       None,                        ReadsD,                       Compiled, Compiled),
-        new(Uop.GetCf,        CF,   0,       None,                        UopTraits.None,               Threaded, Compiled),
+        // It takes CF only, but the liveness pass has always kept every flag live before it.
+        new(Uop.GetCf,        A,    0,       None,                        UopTraits.None,               Threaded, Compiled),
         new(Uop.Pushf,        A,    0,       None,                        UopTraits.None,               Threaded, Threaded),
-        new(Uop.Popf,         0,    A,       FlagWrite.Replace,           UopTraits.None,               Threaded, Threaded),
+        new(Uop.Popf,         0,    A,       FlagWrite.Replace,           UopTraits.None,               Compiled, Threaded),
         // clc/stc/cmc/cld/std change one flag; sahf merges five; lahf reads them.
         new(Uop.FlagOp,       A,    A,       Merge,                       UopTraits.None,               Threaded, Threaded),
         new(Uop.Jmp,          0,    0,       None,                        Branch | Imm,                 Compiled, Compiled),
         new(Uop.Jcc,          A,    0,       None,                        Branch | Cond | Imm,          Compiled, Compiled),
         new(Uop.JmpInd,       0,    0,       None,                        Branch,                       Compiled, Compiled),
-        new(Uop.AluJcc,       0,    A,       Record,                      Branch | Cond | Disp,         Compiled, Compiled),
-        new(Uop.LoadAlu,      0,    A,       Record,                      Fault,                        Compiled, Compiled),
+        new(Uop.AluJcc,       0,    A,       Always,                      Branch | Cond | Disp,         Compiled, Compiled),
+        new(Uop.LoadAlu,      0,    A,       Always,                      Fault,                        Compiled, Compiled),
         // loope/loopne test ZF.
         new(Uop.JmpCx,        ZF,   0,       None,                        Branch | Cond | Imm,          Threaded, Compiled),
         new(Uop.Cpuid,        0,    0,       None,                        Host,                         Threaded, Threaded),
@@ -159,9 +160,9 @@ public static class UopTable
         new(Uop.Hypercall,    0,    0,       None,                        Host,                         Threaded, Threaded),
         new(Uop.Hlt,          0,    0,       None,                        Host,                         Threaded, Threaded),
         new(Uop.Enter,        0,    0,       None,                        Fault,                        Threaded, Threaded),
-        new(Uop.String,       0,    A,       Record,                      Fault | UopTraits.KeepsFlagUpdate, Threaded, Threaded),
+        new(Uop.String,       0,    A,       Always,                      Fault | UopTraits.KeepsFlagUpdate, Threaded, Threaded),
         new(Uop.Fault,        0,    0,       None,                        UopTraits.Stops | Fault,      Threaded, Threaded),
-        new(Uop.Atomic,       0,    A,       Record,                      Fault,                        Threaded, Threaded),
+        new(Uop.Atomic,       0,    A,       Always,                      Fault,                        Threaded, Threaded),
     ]);
 
     /// <summary>The row of <paramref name="kind"/>.</summary>

@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
+using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using Sharpvisor.Jit.Frontend;
 using Sharpvisor.Jit.IR;
@@ -9,19 +10,18 @@ namespace Sharpvisor.Jit.Runtime;
 
 /// <summary>
 /// One VM's translator state, shared by its vCPUs: guest memory, the chosen
-/// backend, the block cache and the per-page "holds code" table that stores
-/// check for self-modifying code.
+/// backend, the block cache, and the two tables that stores check for
+/// self-modifying code: a byte per page ("holds code") and a bit per byte
+/// ("was translated").
 /// </summary>
 public sealed unsafe partial class ExecutionEngine : IDisposable
 {
-    /// <summary>A page invalidated this often while holding code switches to fine (64-byte) tracking.</summary>
-    internal const int FineTrackingAfter = 4;
-
     private readonly ConcurrentDictionary<uint, Block> _blocks = new();
     private readonly Dictionary<uint, CodePage> _pages = new();
     private readonly object _pagesLock = new();
     private readonly long _tscOrigin = Stopwatch.GetTimestamp();
     private byte* _codePages;
+    private byte* _codeBits;
     private readonly uint _pageCount;
 
     public ExecutionEngine(GuestMemory memory, EngineKind kind, Qsbr? qsbr = null)
@@ -42,6 +42,10 @@ public sealed unsafe partial class ExecutionEngine : IDisposable
         // One byte per page, plus one so that a store's last byte never indexes past the table.
         _pageCount = (uint)(memory.Size / GuestMemory.PageSize) + 1;
         _codePages = (byte*)NativeMemory.AllocZeroed(_pageCount);
+        // One bit per byte of RAM, plus slack so that a store's two-byte read
+        // of the bitmap (StoreHitsCode) never reads past it. Zeroed pages
+        // cost no memory until a page of code sets bits in them.
+        _codeBits = (byte*)NativeMemory.AllocZeroed((nuint)(memory.Size / 8 + 8));
         Backend = Backends.Create(this, kind, x64CodeBytes);
     }
 
@@ -67,6 +71,29 @@ public sealed unsafe partial class ExecutionEngine : IDisposable
     public int HotThreshold { get; init; } = 64;
 
     internal byte* CodePages => _codePages;
+
+    /// <summary>One bit per byte of guest RAM: set where a cached block was translated from (bit <c>a &amp; 7</c> of byte <c>a &gt;&gt; 3</c>).</summary>
+    internal byte* CodeBits => _codeBits;
+
+    /// <summary>
+    /// True if a store of <paramref name="size"/> (1, 2 or 4) bytes at
+    /// <paramref name="ea"/> (in RAM) overwrites translated code. Every
+    /// engine's stores ask this, in line: the page byte first (most stores
+    /// are to pages without code), then the bits of the bytes written. Only
+    /// then is the store the slow path's business, so data that shares a
+    /// page with code costs a few instructions per store, not a retranslation.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static bool StoreHitsCode(byte* pages, byte* bits, uint ea, int size)
+    {
+        if ((pages[ea >> 12] | pages[(ea + (uint)size - 1) >> 12]) == 0)
+            return false;
+        // SAFETY: ea + size <= RAM size (the caller checked), so the two bytes
+        // at ea >> 3 lie in the bitmap or its slack; a store of at most four
+        // bytes spans at most 3 + 4 bits of them.
+        uint window = Unsafe.ReadUnaligned<ushort>(bits + (ea >> 3));
+        return ((window >> (int)(ea & 7)) & ((1u << size) - 1)) != 0;
+    }
 
     // Counters (Interlocked: several vCPUs add to them).
     private long _translations, _translatedInstructions, _translationTicks, _invalidations, _codeWrites;
@@ -118,12 +145,13 @@ public sealed unsafe partial class ExecutionEngine : IDisposable
             // Another vCPU may have translated the same block meanwhile: keep one.
             if (_blocks.TryGetValue(eip, out var other))
                 return other;
+            // The bits before the page byte: a store that sees the page byte sees them.
+            MarkLocked(block.Start, block.End);
             for (uint page = eip >> 12; page <= (block.End - 1) >> 12; page++)
             {
                 if (!_pages.TryGetValue(page, out var info))
                     _pages[page] = info = new CodePage();
                 info.Blocks.Add(block);
-                info.Mask |= GranuleMask(page, block.Start, block.End);
                 _codePages[page] = 1;
             }
             _blocks[eip] = block;
@@ -134,31 +162,49 @@ public sealed unsafe partial class ExecutionEngine : IDisposable
     /// <summary>Start addresses of the blocks in the cache (benchmarks replay their translation).</summary>
     internal IEnumerable<uint> BlockStarts => _blocks.Keys;
 
-    /// <summary>True if [address, address + length) overlaps a page holding translated code.</summary>
+    /// <summary>True if [address, address + length) overlaps translated code (string stores ask before a bulk copy).</summary>
     internal bool TouchesCode(uint address, ulong length)
     {
         if (length == 0) return false;
-        ulong last = Math.Min(((ulong)address + length - 1) >> 12, _pageCount - 1);
-        for (ulong p = address >> 12; p <= last; p++)
-            if (_codePages[p] != 0)
-                return true;
+        ulong end = Math.Min((ulong)address + length, Memory.Size);
+        for (ulong a = address; a < end;)
+        {
+            if (_codePages[a >> 12] == 0)
+            {
+                a = (a | 0xFFF) + 1;
+                continue;
+            }
+            if ((a & 7) == 0 && a + 8 <= end)
+            {
+                if (_codeBits[a >> 3] != 0) return true;
+                a += 8;
+            }
+            else
+            {
+                if (((_codeBits[a >> 3] >> (int)(a & 7)) & 1) != 0) return true;
+                a++;
+            }
+        }
         return false;
     }
 
     // Journey: smc
     /// <summary>
     /// A store is about to write <paramref name="value"/> to a page that holds
-    /// code. Invalidates what the write changes; returns true if any block was
-    /// invalidated (the writer then leaves its block after the instruction).
+    /// code. Invalidates the blocks whose bytes the write changes; returns
+    /// true if any was invalidated (the writer then leaves its block after
+    /// the instruction).
     /// </summary>
     /// <remarks>
-    /// Writing the bytes that are already there changes nothing and costs no
-    /// invalidation. A page that is invalidated again and again (code and data
-    /// sharing a page) switches to 64-byte granules, so that data writes next
-    /// to code stop costing retranslations.
+    /// Only blocks the store overlaps byte for byte are dropped (QEMU keeps
+    /// the same bitmap of code bytes per page): data next to code, in the
+    /// same page, costs no invalidation. Writing the bytes that are already
+    /// there changes nothing and costs none either.
     /// </remarks>
     internal bool OnCodeWrite(uint address, int size, uint value)
     {
+        if (!StoreHitsCode(_codePages, _codeBits, address, size))
+            return false;
         Interlocked.Increment(ref _codeWrites);
         byte* p = Memory.Base + address;
         uint current = size switch { 1 => *p, 2 => *(ushort*)p, _ => *(uint*)p };
@@ -166,32 +212,19 @@ public sealed unsafe partial class ExecutionEngine : IDisposable
         if ((current & mask) == (value & mask))
             return false;
         bool any = false;
+        uint end = address + (uint)size;
         lock (_pagesLock)
         {
-            for (uint page = address >> 12; page <= (address + (uint)size - 1) >> 12; page++)
+            for (uint page = address >> 12; page <= (end - 1) >> 12; page++)
             {
                 if (!_pages.TryGetValue(page, out var info))
                     continue;
-                if (info.Fine)
-                {
-                    if ((info.Mask & GranuleMask(page, address, address + (uint)size)) == 0)
-                        continue;
-                    uint end = address + (uint)size;
-                    foreach (var block in info.Blocks.ToArray())
-                        if (block.Start < end && address < block.End)
-                        {
-                            InvalidateLocked(block);
-                            any = true;
-                        }
-                }
-                else
-                {
-                    foreach (var block in info.Blocks.ToArray())
+                foreach (var block in info.Blocks.ToArray())
+                    if (block.Start < end && address < block.End)
+                    {
                         InvalidateLocked(block);
-                    any = true;
-                    if (++info.Invalidations >= FineTrackingAfter)
-                        info.Fine = true;
-                }
+                        any = true;
+                    }
             }
         }
         return any;
@@ -234,9 +267,11 @@ public sealed unsafe partial class ExecutionEngine : IDisposable
         {
             if (!_pages.TryGetValue(page, out var info)) continue;
             info.Blocks.Remove(block);
-            info.Mask = 0;
+            // The page's bits again from the blocks left in it (blocks may overlap).
+            uint pageStart = page << 12;
+            ClearLocked(pageStart, pageStart + (uint)GuestMemory.PageSize);
             foreach (var b in info.Blocks)
-                info.Mask |= GranuleMask(page, b.Start, b.End);
+                MarkLocked(Math.Max(b.Start, pageStart), (uint)Math.Min(b.End, (ulong)pageStart + (uint)GuestMemory.PageSize));
             _codePages[page] = info.Blocks.Count > 0 ? (byte)1 : (byte)0;
         }
         if (block.MemberOf != null)
@@ -245,17 +280,20 @@ public sealed unsafe partial class ExecutionEngine : IDisposable
         Backend.Retire(block);
     }
 
-    /// <summary>Bits of the 64-byte granules of <paramref name="page"/> that [start, end) covers.</summary>
-    private static ulong GranuleMask(uint page, uint start, uint end)
+    /// <summary>Sets the code bits of [start, end) (clipped to RAM).</summary>
+    private void MarkLocked(uint start, uint end)
     {
-        uint pageStart = page << 12;
-        uint from = Math.Max(start, pageStart) - pageStart;
-        uint to = (uint)(Math.Min((ulong)end, (ulong)pageStart + 4096) - pageStart);
-        if (to <= from) return 0;
-        int first = (int)(from >> 6), last = (int)((to - 1) >> 6);
-        ulong mask = 0;
-        for (int g = first; g <= last; g++) mask |= 1UL << g;
-        return mask;
+        ulong to = Math.Min(end, Memory.Size);
+        for (ulong a = start; a < to; a++)
+            _codeBits[a >> 3] |= (byte)(1 << (int)(a & 7));
+    }
+
+    /// <summary>Clears the code bits of [start, end), a whole page (8-aligned).</summary>
+    private void ClearLocked(uint start, ulong end)
+    {
+        ulong to = Math.Min(end, Memory.Size);
+        if (to > start)
+            new Span<byte>(_codeBits + (start >> 3), (int)((to - start + 7) >> 3)).Clear();
     }
 
     public void Dispose()
@@ -269,14 +307,16 @@ public sealed unsafe partial class ExecutionEngine : IDisposable
             NativeMemory.Free(_codePages);
             _codePages = null;
         }
+        if (_codeBits != null)
+        {
+            NativeMemory.Free(_codeBits);
+            _codeBits = null;
+        }
     }
 
     private sealed class CodePage
     {
         public readonly List<Block> Blocks = new();
-        public ulong Mask;
-        public int Invalidations;
-        public bool Fine;
     }
 }
 

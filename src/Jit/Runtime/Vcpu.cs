@@ -139,7 +139,7 @@ public sealed unsafe partial class Vcpu : IDisposable
             {
                 block = Lookup(eip);
                 if (block == null)
-                    return _exit = VcpuExit.Fault($"instruction fetch at 0x{eip:x8} outside RAM ({MemorySize >> 20} MiB)");
+                    return _exit = VcpuExit.Of(NewFault(FaultKind.FetchOutsideRam, eip, address: eip));
                 if (how == BlockExit.Taken) prev!.Taken = block;
                 else if (how == BlockExit.Fallthrough) prev!.Fallthrough = block;
                 else if (how == BlockExit.Continue && prev != null) prev.Indirect = block;
@@ -188,16 +188,28 @@ public sealed unsafe partial class Vcpu : IDisposable
     /// <summary>Finds or translates the block at <paramref name="eip"/> (region formation uses it).</summary>
     internal Block? BlockAt(uint eip) => eip < MemorySize ? Engine.GetBlock(eip, _translator) : null;
 
-    /// <summary>Stops the vCPU with <paramref name="exit"/>; EIP is set to <paramref name="eip"/>.</summary>
+    /// <summary>
+    /// Stops the vCPU with <paramref name="exit"/>; EIP is set to <paramref name="eip"/>,
+    /// or for a fault to the faulting instruction's (a hypercall's fault names
+    /// the <c>int $0x1f</c>, though the host ran after it).
+    /// </summary>
     internal BlockExit Stop(CpuState* s, VcpuExit exit, uint eip)
     {
-        s->Eip = eip;
+        s->Eip = exit.Fault?.Eip ?? eip;
         _exit = exit;
         return BlockExit.Stop;
     }
 
-    internal BlockExit MemoryFault(CpuState* s, uint address, uint size, string access, uint eip) =>
-        Stop(s, VcpuExit.Fault($"{access} of {size} byte{(size == 1 ? "" : "s")} at 0x{address:x8} outside RAM ({MemorySize >> 20} MiB) at eip 0x{eip:x8}"), eip);
+    /// <summary>Stops the vCPU with a fault of the instruction at <paramref name="eip"/>.</summary>
+    internal BlockExit Fault(CpuState* s, FaultKind kind, uint eip) => Stop(s, VcpuExit.Of(NewFault(kind, eip)), eip);
+
+    /// <summary>Stops the vCPU with an access of <paramref name="size"/> bytes at <paramref name="address"/> outside RAM.</summary>
+    internal BlockExit MemoryFault(CpuState* s, uint address, uint size, FaultKind kind, uint eip) =>
+        Stop(s, VcpuExit.Of(NewFault(kind, eip, address, size)), eip);
+
+    /// <summary>A fault record with the instruction's bytes as guest RAM holds them now.</summary>
+    private GuestFault NewFault(FaultKind kind, uint eip, uint? address = null, uint? size = null) =>
+        GuestFault.At(kind, eip, MemoryBase, MemorySize, address, size);
 
     // ---- called from compiled regions ----
 
@@ -207,7 +219,7 @@ public sealed unsafe partial class Vcpu : IDisposable
     internal int* KickPointer => Qsbr != null ? Qsbr.KickAddress : s_noKick;
 
     internal BlockExit RegionMemoryFault(CpuState* s, uint address, uint size, int kind, uint eip) =>
-        MemoryFault(s, address, size, kind switch { 0 => "read", 1 => "write", _ => "access" }, eip);
+        MemoryFault(s, address, size, kind switch { 0 => FaultKind.ReadOutsideRam, 1 => FaultKind.WriteOutsideRam, _ => FaultKind.AccessOutsideRam }, eip);
 
     internal bool RegionCodeWrite(uint address, int size, uint value) => Engine.OnCodeWrite(address, size, value);
 

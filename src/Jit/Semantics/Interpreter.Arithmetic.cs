@@ -8,49 +8,45 @@ internal static unsafe partial class Interpreter
 {
     internal static void MulWide(CpuState* s, uint* r, ref MicroOp op, uint b)
     {
-        uint a = r[op.A];
         bool signed = (op.Flags & UopFlags.Signed) != 0;
-        uint lo, hi;
-        bool overflow;
-        switch (op.Size)
+        ulong p = MulWideOf(op.Size, signed, r[op.A], b);
+        uint lo = (uint)p;
+        r[op.D] = lo;
+        r[op.Base] = (uint)(p >> 32);
+        if ((op.Flags & UopFlags.SetFlags) != 0)
+            Record(s, LazyOp.Mul, op.Size, MulWideOverflows(op.Size, signed, p), 0, lo);
+    }
+
+    /// <summary>mul/imul with a double-width result: the low half in bits 0-31, the high half in bits 32-63, each zero-extended from the operand size.</summary>
+    internal static ulong MulWideOf(int size, bool signed, uint a, uint b)
+    {
+        switch (size)
         {
             case 4:
-                if (signed)
-                {
-                    long p = (long)(int)a * (int)b;
-                    lo = (uint)p;
-                    hi = (uint)(p >> 32);
-                    overflow = p != (int)p;
-                }
-                else
-                {
-                    ulong p = (ulong)a * b;
-                    lo = (uint)p;
-                    hi = (uint)(p >> 32);
-                    overflow = hi != 0;
-                }
-                break;
+                return signed ? (ulong)((long)(int)a * (int)b) : (ulong)a * b;
             case 2:
             {
                 int p = signed ? (short)a * (short)b : (int)((a & 0xFFFF) * (b & 0xFFFF));
-                lo = (uint)p & 0xFFFF;
-                hi = ((uint)p >> 16) & 0xFFFF;
-                overflow = signed ? p != (short)p : hi != 0;
-                break;
+                return ((uint)p & 0xFFFF) | ((ulong)(((uint)p >> 16) & 0xFFFF) << 32);
             }
             default:
             {
                 int p = signed ? (sbyte)a * (sbyte)b : (int)((a & 0xFF) * (b & 0xFF));
-                lo = (uint)p & 0xFF;
-                hi = ((uint)p >> 8) & 0xFF;
-                overflow = signed ? p != (sbyte)p : hi != 0;
-                break;
+                return ((uint)p & 0xFF) | ((ulong)(((uint)p >> 8) & 0xFF) << 32);
             }
         }
-        r[op.D] = lo;
-        r[op.Base] = hi;
-        if ((op.Flags & UopFlags.SetFlags) != 0)
-            Record(s, LazyOp.Mul, op.Size, overflow ? 1u : 0u, 0, lo);
+    }
+
+    /// <summary>CF = OF of a <see cref="MulWideOf"/> product (1 or 0): the high half is more than the low half's extension.</summary>
+    internal static uint MulWideOverflows(int size, bool signed, ulong product)
+    {
+        uint lo = (uint)product, hi = (uint)(product >> 32);
+        if (!signed)
+            return hi != 0 ? 1u : 0u;
+        int bits = size * 8;
+        uint mask = size == 4 ? uint.MaxValue : (1u << bits) - 1;
+        uint extension = (lo & (1u << (bits - 1))) != 0 ? mask : 0;
+        return hi != extension ? 1u : 0u;
     }
 
     /// <summary>div/idiv. Returns false for #DE, checked before anything changes (.NET would throw on x/0 and MIN/-1).</summary>

@@ -13,9 +13,9 @@ internal static unsafe partial class Interpreter
     /// before or after it. Returns <see cref="BlockExit.Reached"/> to go on.
     /// </summary>
     /// <remarks>
-    /// A page that holds translated code takes the plain path instead (load,
-    /// invalidate what changes, store): a lock word sharing a page with code
-    /// that is being run is not worth a second mechanism.
+    /// A store over translated code takes the plain path instead (load,
+    /// invalidate what changes, store): a lock word that is also code being
+    /// run is not worth a second mechanism.
     /// </remarks>
     private static BlockExit Atomic(Vcpu v, CpuState* s, Block block, int i, ref MicroOp op)
     {
@@ -23,13 +23,13 @@ internal static unsafe partial class Interpreter
         uint ea = r[op.Base] + (r[op.Index] << op.Scale) + op.Disp;
         int size = op.Size;
         if ((ulong)ea + (uint)size > v.MemorySize)
-            return v.MemoryFault(s, ea, (uint)size, "write", op.Eip);
+            return v.MemoryFault(s, ea, (uint)size, FaultKind.WriteOutsideRam, op.Eip);
         byte* p = v.MemoryBase + ea;
         var kind = (AtomicOp)op.Cc;
         uint b = (op.Flags & UopFlags.BImm) != 0 ? op.Imm : r[op.B];
         uint expected = r[op.A];
         uint mask = size == 4 ? uint.MaxValue : (1u << (size * 8)) - 1;
-        bool onCode = (v.CodePages[ea >> 12] | v.CodePages[(ea + (uint)size - 1) >> 12]) != 0;
+        bool onCode = ExecutionEngine.StoreHitsCode(v.CodePages, v.Engine.CodeBits, ea, size);
         uint carry = kind is AtomicOp.Adc or AtomicOp.Sbb ? LazyFlags.Carry(s) : 0;
         uint old, res;
         while (true)

@@ -37,7 +37,7 @@ internal static unsafe partial class Interpreter
         uint low = esp - pushBytes;
         if ((ulong)low + pushBytes > v.MemorySize || low > esp)
         {
-            status = v.MemoryFault(s, low, pushBytes, "write", op.Eip);
+            status = v.MemoryFault(s, low, pushBytes, FaultKind.WriteOutsideRam, op.Eip);
             return false;
         }
         for (int i = 1; i < level; i++)
@@ -45,7 +45,7 @@ internal static unsafe partial class Interpreter
             uint at = ebp - 4u * (uint)i;
             if ((ulong)at + 4 > v.MemorySize)
             {
-                status = v.MemoryFault(s, at, 4, "read", op.Eip);
+                status = v.MemoryFault(s, at, 4, FaultKind.ReadOutsideRam, op.Eip);
                 return false;
             }
         }

@@ -54,13 +54,13 @@ internal static unsafe partial class Interpreter
             if (kind is StringKind.Movs or StringKind.Lods or StringKind.Cmps)
             {
                 if ((ulong)si + (uint)size > memSize)
-                    return v.MemoryFault(s, si, (uint)size, "read", op.Eip);
+                    return v.MemoryFault(s, si, (uint)size, FaultKind.ReadOutsideRam, op.Eip);
                 x = LoadValue(mem + si, size, 0);
             }
             if (kind is StringKind.Cmps or StringKind.Scas)
             {
                 if ((ulong)di + (uint)size > memSize)
-                    return v.MemoryFault(s, di, (uint)size, "read", op.Eip);
+                    return v.MemoryFault(s, di, (uint)size, FaultKind.ReadOutsideRam, op.Eip);
                 y = LoadValue(mem + di, size, 0);
             }
             switch (kind)
@@ -70,7 +70,7 @@ internal static unsafe partial class Interpreter
                 {
                     uint value = kind == StringKind.Movs ? x : r[0];
                     if ((ulong)di + (uint)size > memSize)
-                        return v.MemoryFault(s, di, (uint)size, "write", op.Eip);
+                        return v.MemoryFault(s, di, (uint)size, FaultKind.WriteOutsideRam, op.Eip);
                     bool code = v.Engine.TouchesCode(di, (uint)size) && v.Engine.OnCodeWrite(di, size, value);
                     StoreValue(mem + di, size, value);
                     r[7] = di + (uint)step;

@@ -55,7 +55,7 @@ internal static unsafe partial class Interpreter
                 {
                     uint ea = r[op.Base] + (r[op.Index] << op.Scale) + op.Disp;
                     if ((ulong)ea + op.Size > memSize)
-                        return v.MemoryFault(s, ea, op.Size, "read", op.Eip);
+                        return v.MemoryFault(s, ea, op.Size, FaultKind.ReadOutsideRam, op.Eip);
                     r[op.D] = LoadValue(mem + ea, op.Size, op.Flags);
                     break;
                 }
@@ -63,7 +63,7 @@ internal static unsafe partial class Interpreter
                 {
                     uint ea = r[op.Base] + (r[op.Index] << op.Scale) + op.Disp;
                     if ((ulong)ea + op.Size > memSize)
-                        return v.MemoryFault(s, ea, op.Size, "write", op.Eip);
+                        return v.MemoryFault(s, ea, op.Size, FaultKind.WriteOutsideRam, op.Eip);
                     uint value = (op.Flags & UopFlags.BImm) != 0 ? op.Imm : r[op.A];
                     if ((code[ea >> 12] | code[(ea + op.Size - 1) >> 12]) != 0
                         && v.Engine.OnCodeWrite(ea, op.Size, value))
@@ -85,7 +85,7 @@ internal static unsafe partial class Interpreter
                 {
                     uint ea = r[op.Base] + (r[op.Index] << op.Scale) + op.Disp;
                     if ((ulong)ea + op.Imm > memSize)
-                        return v.MemoryFault(s, ea, op.Imm, "access", op.Eip);
+                        return v.MemoryFault(s, ea, op.Imm, FaultKind.AccessOutsideRam, op.Eip);
                     break;
                 }
                 case Uop.Add:
@@ -214,7 +214,7 @@ internal static unsafe partial class Interpreter
                     break;
                 case Uop.Div:
                     if (!Divide(r, op.Size, (op.Flags & UopFlags.Signed) != 0, r[op.A]))
-                        return v.Stop(s, VcpuExit.Fault($"divide error (#DE) at eip 0x{op.Eip:x8}"), op.Eip);
+                        return v.Fault(s, FaultKind.DivideError, op.Eip);
                     break;
                 case Uop.Bswap:
                     r[op.D] = System.Buffers.Binary.BinaryPrimitives.ReverseEndianness(r[op.A]);
@@ -294,7 +294,7 @@ internal static unsafe partial class Interpreter
                 {
                     uint ea = r[op.Base] + (r[op.Index] << op.Scale) + op.Disp;
                     if ((ulong)ea + op.Size > memSize)
-                        return v.MemoryFault(s, ea, op.Size, "read", op.Eip);
+                        return v.MemoryFault(s, ea, op.Size, FaultKind.ReadOutsideRam, op.Eip);
                     uint a = r[op.A], b = LoadValue(mem + ea, op.Size, 0), res;
                     LazyOp lop;
                     switch ((Uop)op.Cc)
@@ -331,6 +331,12 @@ internal static unsafe partial class Interpreter
                     r[2] = (uint)(tsc >> 32);
                     break;
                 }
+                // Journey: shared-hypercall
+                // The same call from the shared semantics, which IL regions
+                // run for the ops they do not compile themselves. The host needs the guest's state
+                // exact: the region has spilled every register it held in
+                // locals before it called here, and EIP already points after
+                // the instruction, as a real trap would leave it.
                 case Uop.Hypercall:
                 case Uop.Hlt:
                 {
@@ -347,7 +353,7 @@ internal static unsafe partial class Interpreter
                     break;
                 }
                 case Uop.Fault:
-                    return v.Stop(s, VcpuExit.Fault(block.Messages[op.Imm]), op.Eip);
+                    return v.Stop(s, VcpuExit.Of(block.Faults[op.Imm]), op.Eip);
                 default:
                     return v.Stop(s, new VcpuExit(StopReason.Error, $"internal error: micro-op {op.Kind} has no threaded handler"), op.Eip);
             }

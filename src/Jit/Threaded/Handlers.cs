@@ -26,6 +26,7 @@ internal static unsafe class Handlers
         return status == BlockExit.Reached ? Next(ref c, o) : status;
     }
 
+    // Journey: threaded-hypercall
     /// <summary>
     /// <c>int $0x1f</c>, straight into the VM's hypercall host: a notify is
     /// the path whose cost bench notify compares with a bare write, so it
@@ -139,7 +140,7 @@ internal static unsafe class Handlers
     {
         uint ea = TA.Ea(ref c, o);
         if ((ulong)ea + (uint)TW.Size > c.MemSize)
-            return c.V.MemoryFault(c.S, ea, (uint)TW.Size, "read", o->Eip);
+            return c.V.MemoryFault(c.S, ea, (uint)TW.Size, FaultKind.ReadOutsideRam, o->Eip);
         c.R[o->D] = TW.Read(c.Mem + ea);
         return Next(ref c, o);
     }
@@ -149,9 +150,9 @@ internal static unsafe class Handlers
     {
         uint ea = TA.Ea(ref c, o);
         if ((ulong)ea + (uint)TW.Size > c.MemSize)
-            return c.V.MemoryFault(c.S, ea, (uint)TW.Size, "write", o->Eip);
-        if ((c.Code[ea >> 12] | c.Code[(ea + (uint)TW.Size - 1) >> 12]) != 0)
-            return Slow(ref c, o); // a page holding code: the interpreter handles invalidation
+            return c.V.MemoryFault(c.S, ea, (uint)TW.Size, FaultKind.WriteOutsideRam, o->Eip);
+        if (ExecutionEngine.StoreHitsCode(c.Code, c.CodeBits, ea, TW.Size))
+            return Slow(ref c, o); // over translated code: the interpreter handles invalidation
         TW.Write(c.Mem + ea, TV.Value(ref c, o));
         return Next(ref c, o);
     }
@@ -224,12 +225,100 @@ internal static unsafe class Handlers
 
     public static BlockExit Not(ref ThreadedContext c, ThreadedOp* o) { c.R[o->D] = ~c.R[o->A]; return Next(ref c, o); }
 
+    // ---- the rest of what gcc emits for integer code: rotates, multiword arithmetic, multiplies ----
+    //
+    // Each calls the shared semantics (src/Jit/Semantics) directly,
+    // without the switch interpreter's step; the common no-flags forms are
+    // computed here.
+
+    /// <summary>Which shift-family op a generic handler runs.</summary>
+    public interface IKind { static abstract Uop Kind { get; } }
+    public struct RolKind : IKind { public static Uop Kind => Uop.Rol; }
+    public struct RorKind : IKind { public static Uop Kind => Uop.Ror; }
+    public struct RclKind : IKind { public static Uop Kind => Uop.Rcl; }
+    public struct RcrKind : IKind { public static Uop Kind => Uop.Rcr; }
+    public struct ShldKind : IKind { public static Uop Kind => Uop.Shld; }
+    public struct ShrdKind : IKind { public static Uop Kind => Uop.Shrd; }
+
+    /// <summary>rol/ror of 32 bits whose flags nobody reads.</summary>
+    public static BlockExit Rotate32<TK, TB>(ref ThreadedContext c, ThreadedOp* o) where TK : struct, IKind where TB : struct, IOperand
+    {
+        int n = (int)(TB.B(ref c, o) & 31);
+        uint a = c.R[o->A];
+        c.R[o->D] = TK.Kind == Uop.Rol ? System.Numerics.BitOperations.RotateLeft(a, n) : System.Numerics.BitOperations.RotateRight(a, n);
+        return Next(ref c, o);
+    }
+
+    /// <summary>rol/ror/rcl/rcr of any size, flags or not.</summary>
+    public static BlockExit Rotate<TK, TB>(ref ThreadedContext c, ThreadedOp* o) where TK : struct, IKind where TB : struct, IOperand
+    {
+        c.R[o->D] = Interpreter.Rotate(c.S, TK.Kind, o->Size, c.R[o->A], TB.B(ref c, o) & 31, (o->Flags & UopFlags.SetFlags) != 0);
+        return Next(ref c, o);
+    }
+
+    /// <summary>shld/shrd: the count is the immediate or slot Base.</summary>
+    public static BlockExit DoubleShift<TK, TB>(ref ThreadedContext c, ThreadedOp* o) where TK : struct, IKind where TB : struct, IOperand
+    {
+        uint count = (o->Flags & UopFlags.CountImm) != 0 ? o->Imm : c.R[o->Base] & 31;
+        c.R[o->D] = Interpreter.DoubleShift(c.S, TK.Kind, o->Size, c.R[o->A], TB.B(ref c, o), count, (o->Flags & UopFlags.SetFlags) != 0);
+        return Next(ref c, o);
+    }
+
+    /// <summary>adc (Cc 0) and sbb (Cc 1): A op B op CF.</summary>
+    public static BlockExit CarryArith<TB, TF>(ref ThreadedContext c, ThreadedOp* o) where TB : struct, IOperand where TF : struct, IFlagMode
+    {
+        bool adc = o->Cc == 0;
+        uint a = c.R[o->A], b = TB.B(ref c, o), carry = LazyFlags.Carry(c.S);
+        uint res = adc ? a + b + carry : a - b - carry;
+        c.R[o->D] = res;
+        if (TF.On)
+        {
+            Interpreter.Record(c.S, adc ? LazyOp.Adc : LazyOp.Sbb, o->Size, a, b, res);
+            c.S->CcCarry = carry;
+        }
+        return Next(ref c, o);
+    }
+
+    /// <summary>The low half of a product (imul r, r/m and its immediate forms).</summary>
+    public static BlockExit Mul<TB, TF>(ref ThreadedContext c, ThreadedOp* o) where TB : struct, IOperand where TF : struct, IFlagMode
+    {
+        uint a = c.R[o->A], b = TB.B(ref c, o);
+        long p = (long)(int)a * (int)b;
+        uint res = (uint)p;
+        c.R[o->D] = res;
+        if (TF.On)
+        {
+            bool overflow = o->Size == 4 ? p != (int)p : p != (short)p;
+            Interpreter.Record(c.S, LazyOp.Mul, o->Size, overflow ? 1u : 0u, 0, res);
+        }
+        return Next(ref c, o);
+    }
+
+    /// <summary>mul/imul with both halves: D the low, slot Base the high.</summary>
+    public static BlockExit MulWide<TB>(ref ThreadedContext c, ThreadedOp* o) where TB : struct, IOperand
+    {
+        bool signed = (o->Flags & UopFlags.Signed) != 0;
+        ulong p = Interpreter.MulWideOf(o->Size, signed, c.R[o->A], TB.B(ref c, o));
+        c.R[o->D] = (uint)p;
+        c.R[o->Base] = (uint)(p >> 32);
+        if ((o->Flags & UopFlags.SetFlags) != 0)
+            Interpreter.Record(c.S, LazyOp.Mul, o->Size, Interpreter.MulWideOverflows(o->Size, signed, p), 0, (uint)p);
+        return Next(ref c, o);
+    }
+
+    public static BlockExit Bswap(ref ThreadedContext c, ThreadedOp* o)
+    {
+        c.R[o->D] = System.Buffers.Binary.BinaryPrimitives.ReverseEndianness(c.R[o->A]);
+        return Next(ref c, o);
+    }
+
+
     public static BlockExit LoadAlu<TOp, TF, TW, TA>(ref ThreadedContext c, ThreadedOp* o)
         where TOp : struct, IBinary where TF : struct, IFlagMode where TW : struct, IWidth where TA : struct, IAddress
     {
         uint ea = TA.Ea(ref c, o);
         if ((ulong)ea + (uint)TW.Size > c.MemSize)
-            return c.V.MemoryFault(c.S, ea, (uint)TW.Size, "read", o->Eip);
+            return c.V.MemoryFault(c.S, ea, (uint)TW.Size, FaultKind.ReadOutsideRam, o->Eip);
         uint a = c.R[o->A], b = TW.Read(c.Mem + ea), res = TOp.Do(a, b);
         c.R[o->D] = res;
         if (TF.On)

@@ -28,7 +28,7 @@ internal sealed unsafe class ThreadedBackend : IThreadedBackend
     {
         _engine = engine;
         if (x64)
-            _x64 = X64.X64Tier.TryCreate(engine.Memory.Size, engine.CodePages, x64CodeBytes, out _x64Problem);
+            _x64 = X64.X64Tier.TryCreate(engine.Memory.Size, engine.CodePages, engine.CodeBits, x64CodeBytes, out _x64Problem);
         Store = new ThreadedCodeStore(engine, _x64);
     }
 

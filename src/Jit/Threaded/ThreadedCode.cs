@@ -54,6 +54,8 @@ internal static unsafe class ThreadedCode
             };
             if (op.Kind is Uop.Inc or Uop.Dec)
                 code[i].Cc = op.Kind == Uop.Inc ? (byte)0 : (byte)1;
+            if (op.Kind is Uop.Adc or Uop.Sbb)
+                code[i].Cc = op.Kind == Uop.Adc ? (byte)0 : (byte)1;
         }
         h->FirstFn = code[0].Fn;
         if (countEntries)
@@ -111,6 +113,23 @@ internal static unsafe class ThreadedCode
             case Uop.Inc:
             case Uop.Dec: return flags ? &IncDec<Handlers.Flags> : &IncDec<NoFlags>;
             case Uop.Not: return &Not;
+            case Uop.Adc:
+            case Uop.Sbb:
+                return imm
+                    ? (flags ? &CarryArith<ImmB, Handlers.Flags> : &CarryArith<ImmB, NoFlags>)
+                    : (flags ? &CarryArith<RegB, Handlers.Flags> : &CarryArith<RegB, NoFlags>);
+            case Uop.Rol: return RotateOf<RolKind>(in op);
+            case Uop.Ror: return RotateOf<RorKind>(in op);
+            case Uop.Rcl: return imm ? &Rotate<RclKind, ImmB> : &Rotate<RclKind, RegB>;
+            case Uop.Rcr: return imm ? &Rotate<RcrKind, ImmB> : &Rotate<RcrKind, RegB>;
+            case Uop.Shld: return imm ? &DoubleShift<ShldKind, ImmB> : &DoubleShift<ShldKind, RegB>;
+            case Uop.Shrd: return imm ? &DoubleShift<ShrdKind, ImmB> : &DoubleShift<ShrdKind, RegB>;
+            case Uop.Mul:
+                return imm
+                    ? (flags ? &Mul<ImmB, Handlers.Flags> : &Mul<ImmB, NoFlags>)
+                    : (flags ? &Mul<RegB, Handlers.Flags> : &Mul<RegB, NoFlags>);
+            case Uop.MulWide: return imm ? &MulWide<ImmB> : &MulWide<RegB>;
+            case Uop.Bswap: return &Bswap;
             case Uop.SetCc: return Or(ConditionSelect.For<SetCcs>(op.Cc), &SetCcAny);
             case Uop.CMov: return Or(ConditionSelect.For<CMovs>(op.Cc), &CMovAny);
             case Uop.LoadAlu:
@@ -132,6 +151,12 @@ internal static unsafe class ThreadedCode
             default: return &Slow;
         }
     }
+
+    /// <summary>rol/ror: 32 bits without flags in a handler of their own, the rest through the shared semantics.</summary>
+    private static delegate*<ref ThreadedContext, ThreadedOp*, BlockExit> RotateOf<TK>(in MicroOp op) where TK : struct, IKind =>
+        op.Size == 4 && !op.SetsFlags
+            ? (op.BIsImm ? &Rotate32<TK, ImmB> : &Rotate32<TK, RegB>)
+            : (op.BIsImm ? &Rotate<TK, ImmB> : &Rotate<TK, RegB>);
 
     /// <summary>0: [disp], 1: [base + disp], 2: with an index.</summary>
     private static int Shape(in MicroOp op) =>
@@ -238,6 +263,7 @@ internal static unsafe class ThreadedCode
             Mem = v.MemoryBase,
             MemSize = v.MemorySize,
             Code = v.CodePages,
+            CodeBits = v.Engine.CodeBits,
             S = s,
             V = v,
             Current = ThreadedHeader.Of(first),

@@ -66,7 +66,8 @@ internal unsafe struct ThreadedContext
     public uint* R;
     public byte* Mem;
     public ulong MemSize;
-    public byte* Code;
+    /// <summary>The engine's byte per page holding code, and its bit per translated byte (<see cref="ExecutionEngine.StoreHitsCode"/>).</summary>
+    public byte* Code, CodeBits;
     public CpuState* S;
     public Vcpu V;
     /// <summary>The header of the block running now (a chained jump moves it on).</summary>

@@ -261,15 +261,46 @@ internal sealed class Assembler
 
     public enum Shift { Rol = 0, Ror = 1, Shl = 4, Shr = 5, Sar = 7 }
 
-    /// <summary>shift dst32 by an immediate count (1-31).</summary>
-    public void ShiftRI(Shift op, Reg dst, int count)
+    /// <summary>shift or rotate dst (32 bits, or <paramref name="size"/> 1 or 2) by an immediate count (1-31).</summary>
+    public void ShiftRI(Shift op, Reg dst, int count, int size = 4)
     {
-        RR(4, [0xC1], (int)op, dst);
+        RR(size, size == 1 ? [0xC0] : [0xC1], (int)op, dst);
         Byte(count);
     }
 
-    /// <summary>shift dst32 by cl.</summary>
-    public void ShiftRCl(Shift op, Reg dst) => RR(4, [0xD3], (int)op, dst);
+    /// <summary>shift or rotate dst (32 bits, or <paramref name="size"/> 1 or 2) by cl.</summary>
+    public void ShiftRCl(Shift op, Reg dst, int size = 4) => RR(size, size == 1 ? [0xD2] : [0xD3], (int)op, dst);
+
+    /// <summary>shld (or shrd) dst32, src32, imm8.</summary>
+    public void DoubleShiftRI(bool left, Reg dst, Reg src, int count)
+    {
+        RR(4, [0x0F, (byte)(left ? 0xA4 : 0xAC)], 0, dst, src);
+        Byte(count);
+    }
+
+    /// <summary>shld (or shrd) dst32, src32, cl.</summary>
+    public void DoubleShiftRCl(bool left, Reg dst, Reg src) => RR(4, [0x0F, (byte)(left ? 0xA5 : 0xAD)], 0, dst, src);
+
+    /// <summary>mul (or imul) src at size 1, 2 or 4: ax = al * src8, dx:ax = ax * src16, edx:eax = eax * src32.</summary>
+    public void MulWide(int size, bool signed, Reg src) => RR(size, size == 1 ? [0xF6] : [0xF7], signed ? 5 : 4, src);
+
+    /// <summary>bswap r32.</summary>
+    public void Bswap(Reg r)
+    {
+        if (High(r)) Byte(0x41);
+        Byte(0x0F);
+        Byte(0xC8 + Low(r));
+    }
+
+    /// <summary>bt dword [m], imm8: CF = that bit.</summary>
+    public void BtMI(Mem m, int bit)
+    {
+        RM(4, [0x0F, 0xBA], 4, m);
+        Byte(bit);
+    }
+
+    /// <summary>inc (or dec) dst at size 1, 2 or 4.</summary>
+    public void IncDec(int size, bool inc, Reg dst) => RR(size, size == 1 ? [0xFE] : [0xFF], inc ? 0 : 1, dst);
 
     public void Not(Reg dst) => RR(4, [0xF7], 2, dst);
 

@@ -19,8 +19,8 @@ namespace Sharpvisor.Jit.X64;
 /// exactly the effect of op i's threaded handler on the guest registers, the
 /// micro-op temporaries, the lazy-flags record and guest memory; or, before
 /// it changes anything, it hands the vCPU to the threaded engine at op i
-/// ("resume"). So every uncommon op, every fault and every store into a page
-/// of code is the threaded engine's business, and the threaded engine's
+/// ("resume"). So every uncommon op, every fault and every store over translated
+/// code is the threaded engine's business, and the threaded engine's
 /// semantics are the only ones: this is a faster way to run them.
 /// </para>
 /// <para>
@@ -39,10 +39,10 @@ internal sealed unsafe class BlockCompiler
 {
     private readonly Assembler _a = new();
     private readonly ulong _memSize;
-    private readonly byte* _codePages;
+    private readonly byte* _codePages, _codeBits;
 
     // CpuState and ThreadedHeader field offsets, as the code addresses them.
-    private static readonly int OffCcOp, OffCcA, OffCcB, OffCcRes, OffHTaken, OffHFallthrough, OffHInvalid, OffHX64Code;
+    private static readonly int OffCcOp, OffCcA, OffCcB, OffCcRes, OffCcCarry, OffFlags, OffHTaken, OffHFallthrough, OffHInvalid, OffHX64Code;
 
     static BlockCompiler()
     {
@@ -52,6 +52,8 @@ internal sealed unsafe class BlockCompiler
         OffCcA = (int)((byte*)&s.CcA - sp);
         OffCcB = (int)((byte*)&s.CcB - sp);
         OffCcRes = (int)((byte*)&s.CcRes - sp);
+        OffCcCarry = (int)((byte*)&s.CcCarry - sp);
+        OffFlags = (int)((byte*)&s.Flags - sp);
         ThreadedHeader h = default;
         byte* hp = (byte*)&h;
         OffHTaken = (int)((byte*)&h.Taken - hp);
@@ -71,10 +73,11 @@ internal sealed unsafe class BlockCompiler
 
     private readonly X64Block** _indirectCache;
 
-    public BlockCompiler(ulong memSize, byte* codePages, X64Block** indirectCache)
+    public BlockCompiler(ulong memSize, byte* codePages, byte* codeBits, X64Block** indirectCache)
     {
         _memSize = memSize;
         _codePages = codePages;
+        _codeBits = codeBits;
         _indirectCache = indirectCache;
     }
 
@@ -105,6 +108,13 @@ internal sealed unsafe class BlockCompiler
         int compiled = 0;
         for (int i = 0; i < ops.Length; i++)
         {
+            // Journey: x64-hypercall
+            // The x64 tier compiles no hypercall: at an op it does not
+            // compile (int $0x1f among them) the machine code stores the
+            // guest's registers and jumps out to the threaded engine, which
+            // resumes at that very op with exact state. So in the x64 engine
+            // a notify runs the threaded handler, the path bench notify
+            // measures.
             if (!Emit(in ops[i], i))
             {
                 // Hand over here, with nothing of op i done.
@@ -214,24 +224,39 @@ internal sealed unsafe class BlockCompiler
     }
 
     /// <summary>
-    /// Hands over at op <paramref name="index"/> if the store at ecx touches
-    /// a page holding code, or for a store that straddles two pages (rare:
-    /// the threaded engine checks both).
+    /// Hands over at op <paramref name="index"/> if the store at ecx
+    /// overwrites translated code (<see cref="Runtime.ExecutionEngine.StoreHitsCode"/>,
+    /// in line): the page bytes of its first and last byte, and only if one
+    /// is set, the code bits of the bytes it writes. Keeps ecx; rax, rdx and
+    /// rdi are scratch.
     /// </summary>
     private void CheckCodePages(int size, int index)
     {
-        if (size > 1)
-        {
-            _a.Mov(4, Reg.Rdx, Reg.Rcx);
-            _a.AluRI(Alu.And, 4, Reg.Rdx, 0xFFF);
-            _a.AluRI(Alu.Cmp, 4, Reg.Rdx, (uint)(0x1000 - size));
-            _a.Jcc(Cond.A, Bail(index));
-        }
+        Label plain = _a.NewLabel();
         _a.Mov64(Reg.Rdi, (long)_codePages);
         _a.Mov(4, Reg.Rdx, Reg.Rcx);
         _a.ShiftRI(Shift.Shr, Reg.Rdx, 12);
-        _a.AluMI(Alu.Cmp, 1, new Mem(Reg.Rdi, 0, Reg.Rdx), 0);
+        _a.ExtendLoad(Reg.Rax, new Mem(Reg.Rdi, 0, Reg.Rdx), 1, false);
+        if (size > 1)
+        {
+            _a.Lea(4, Reg.Rdx, new Mem(Reg.Rcx, size - 1));
+            _a.ShiftRI(Shift.Shr, Reg.Rdx, 12);
+            _a.AluRM(Alu.Or, 1, Reg.Rax, new Mem(Reg.Rdi, 0, Reg.Rdx));
+        }
+        _a.Test(1, Reg.Rax, Reg.Rax);
+        _a.Jcc(Cond.E, plain);
+        // A page of code: the bits of [ecx, ecx + size), out of the word at ecx >> 3.
+        _a.Mov64(Reg.Rdi, (long)_codeBits);
+        _a.Mov(4, Reg.Rdx, Reg.Rcx);
+        _a.ShiftRI(Shift.Shr, Reg.Rdx, 3);
+        _a.ExtendLoad(Reg.Rdx, new Mem(Reg.Rdi, 0, Reg.Rdx), 2, false);
+        _a.Mov(4, Reg.Rax, Reg.Rcx);
+        _a.AluRI(Alu.And, 4, Reg.Rcx, 7);
+        _a.ShiftRCl(Shift.Shr, Reg.Rdx);
+        _a.Mov(4, Reg.Rcx, Reg.Rax);
+        _a.AluRI(Alu.And, 4, Reg.Rdx, (1u << size) - 1);
         _a.Jcc(Cond.NE, Bail(index));
+        _a.Bind(plain);
     }
 
     private static Mem Guest(Reg ea) => new(Reg.Rsi, 0, ea);
@@ -354,10 +379,146 @@ internal sealed unsafe class BlockCompiler
 
             case Uop.Inc or Uop.Dec:
                 if (flags)
-                    return false; // CF carries over from the record: the threaded engine's job
+                {
+                    // CF carries over: the record keeps the carry-in.
+                    if (!CarryToHost(index))
+                        return false;
+                    _a.SetCc(Cond.B, Reg.Rcx);
+                    Get(Reg.Rax, op.A);
+                    _a.Mov(4, Reg.Rdx, Reg.Rax);
+                    _a.AluRI(op.Kind == Uop.Inc ? Alu.Add : Alu.Sub, 4, Reg.Rax, 1);
+                    _a.Extend(Reg.Rcx, Reg.Rcx, 1, false);
+                    Record(op.Kind == Uop.Inc ? LazyOp.Inc : LazyOp.Dec, op.Size, Reg.Rdx, null, 1, Reg.Rax);
+                    _a.Store(4, State(OffCcCarry), Reg.Rcx);
+                    _setter = (op.Kind, op.Size);
+                    Put(op.D, Reg.Rax);
+                    return true;
+                }
                 Get(Reg.Rax, op.A);
                 _a.AluRI(op.Kind == Uop.Inc ? Alu.Add : Alu.Sub, 4, Reg.Rax, 1);
                 Put(op.D, Reg.Rax);
+                return true;
+
+            case Uop.Adc or Uop.Sbb:
+            {
+                // The guest's CF into the host's, then the host's own adc/sbb on all 32 bits.
+                if (!CarryToHost(index))
+                    return false;
+                _a.SetCc(Cond.B, Reg.Rcx);
+                Reg b = Reg.Rdx;
+                if (op.BIsImm) _a.Mov32(Reg.Rdx, op.Imm);
+                else b = Use(op.B, Reg.Rdx);
+                Get(Reg.Rax, op.A);
+                if (flags) _a.Mov(4, Reg.Rdi, Reg.Rax);
+                _a.AluRR(op.Kind == Uop.Adc ? Alu.Adc : Alu.Sbb, 4, Reg.Rax, b);
+                if (flags)
+                {
+                    _a.Extend(Reg.Rcx, Reg.Rcx, 1, false);
+                    Record(op.Kind == Uop.Adc ? LazyOp.Adc : LazyOp.Sbb, op.Size, Reg.Rdi, b, 0, Reg.Rax);
+                    _a.Store(4, State(OffCcCarry), Reg.Rcx);
+                    _setter = (op.Kind, op.Size);
+                }
+                Put(op.D, Reg.Rax);
+                return true;
+            }
+
+            case Uop.Rol or Uop.Ror:
+            {
+                // Flags read later (rare: gcc's rotates are followed by ops
+                // that set them all) are the threaded engine's; without, the
+                // host's rotate at the op's size, zero-extended as the
+                // handler's result is.
+                if (flags)
+                    return false;
+                Shift kind = op.Kind == Uop.Rol ? Shift.Rol : Shift.Ror;
+                if (op.BIsImm)
+                {
+                    Get(Reg.Rax, op.A);
+                    int n = (int)(op.Imm & 31);
+                    if (n != 0) _a.ShiftRI(kind, Reg.Rax, n, op.Size);
+                }
+                else
+                {
+                    Get(Reg.Rcx, op.B);
+                    Get(Reg.Rax, op.A);
+                    _a.ShiftRCl(kind, Reg.Rax, op.Size);
+                }
+                if (op.Size != 4) _a.Extend(Reg.Rax, Reg.Rax, op.Size, false);
+                Put(op.D, Reg.Rax);
+                return true;
+            }
+
+            case Uop.Shld or Uop.Shrd:
+            {
+                // 32 bits without flags; 16-bit counts past 16 and the flags are the threaded engine's.
+                if (flags || op.Size != 4 || op.BIsImm)
+                    return false;
+                bool left = op.Kind == Uop.Shld;
+                if ((op.Flags & UopFlags.CountImm) != 0)
+                {
+                    Get(Reg.Rdx, op.B);
+                    Get(Reg.Rax, op.A);
+                    int n = (int)(op.Imm & 31);
+                    if (n != 0) _a.DoubleShiftRI(left, Reg.Rax, Reg.Rdx, n);
+                }
+                else
+                {
+                    Get(Reg.Rcx, op.Base);
+                    Get(Reg.Rdx, op.B);
+                    Get(Reg.Rax, op.A);
+                    _a.DoubleShiftRCl(left, Reg.Rax, Reg.Rdx);
+                }
+                Put(op.D, Reg.Rax);
+                return true;
+            }
+
+            case Uop.MulWide:
+            {
+                // The host's one-operand mul/imul at the op's size: CF = OF
+                // are the overflow the record keeps.
+                bool signed = (op.Flags & UopFlags.Signed) != 0;
+                if (op.BIsImm) _a.Mov32(Reg.Rcx, op.Imm);
+                else Get(Reg.Rcx, op.B);
+                Get(Reg.Rax, op.A);
+                _a.MulWide(op.Size, signed, Reg.Rcx);
+                if (flags) _a.SetCc(Cond.B, Reg.Rdi);
+                if (op.Size == 2)
+                {
+                    _a.Extend(Reg.Rdx, Reg.Rdx, 2, false);
+                    _a.Extend(Reg.Rax, Reg.Rax, 2, false);
+                }
+                else if (op.Size == 1)
+                {
+                    _a.Mov(4, Reg.Rdx, Reg.Rax);
+                    _a.ShiftRI(Shift.Shr, Reg.Rdx, 8);
+                    _a.Extend(Reg.Rdx, Reg.Rdx, 1, false);
+                    _a.Extend(Reg.Rax, Reg.Rax, 1, false);
+                }
+                if (flags)
+                {
+                    _a.Extend(Reg.Rdi, Reg.Rdi, 1, false);
+                    Record(LazyOp.Mul, op.Size, Reg.Rdi, null, 0, Reg.Rax);
+                    _setter = null;
+                }
+                Put(op.D, Reg.Rax);
+                Put(op.Base, Reg.Rdx);
+                return true;
+            }
+
+            case Uop.Bswap:
+                Get(Reg.Rax, op.A);
+                _a.Bswap(Reg.Rax);
+                Put(op.D, Reg.Rax);
+                return true;
+
+            case Uop.Popf:
+                // EFLAGS from the guest's value; the record then says "materialized".
+                Get(Reg.Rax, op.A);
+                _a.AluRI(Alu.And, 4, Reg.Rax, Eflags.PopfWritable);
+                _a.AluRI(Alu.Or, 4, Reg.Rax, Eflags.Reserved1);
+                _a.Store(4, State(OffFlags), Reg.Rax);
+                _a.StoreImm(4, State(OffCcOp), (uint)LazyOp.None);
+                _setter = null;
                 return true;
 
             case Uop.Not:
@@ -540,25 +701,7 @@ internal sealed unsafe class BlockCompiler
     private bool Condition(int index)
     {
         if (_setter is { } s)
-        {
-            switch (s.Kind)
-            {
-                case Uop.Sub:
-                    _a.Load(4, Reg.Rax, State(OffCcA));
-                    _a.AluRM(Alu.Cmp, s.Size, Reg.Rax, State(OffCcB));
-                    return true;
-                case Uop.Add:
-                    _a.Load(4, Reg.Rax, State(OffCcA));
-                    _a.AluRM(Alu.Add, s.Size, Reg.Rax, State(OffCcB));
-                    return true;
-                case Uop.And or Uop.Or or Uop.Xor:
-                    _a.Load(4, Reg.Rax, State(OffCcRes));
-                    _a.Test(s.Size, Reg.Rax, Reg.Rax);
-                    return true;
-                default:
-                    return false;
-            }
-        }
+            return Redo(s.Kind, s.Size);
         Label go = _a.NewLabel(), notSub = _a.NewLabel();
         _a.Load(4, Reg.Rax, State(OffCcOp));
         _a.AluRI(Alu.Cmp, 4, Reg.Rax, LazyFlags.Pack(LazyOp.Sub, 4));
@@ -572,6 +715,92 @@ internal sealed unsafe class BlockCompiler
         _a.Load(4, Reg.Rax, State(OffCcRes));
         _a.Test(4, Reg.Rax, Reg.Rax);
         _a.Bind(go);
+        return true;
+    }
+
+    /// <summary>
+    /// Sets the host's six arithmetic flags to the guest's by redoing the
+    /// recorded op of kind <paramref name="kind"/> at <paramref name="size"/>
+    /// on the host (the record holds its operands; adc, sbb, inc and dec get
+    /// their carry-in back from the record first). AF after a logic op is
+    /// not the guest's, and no condition reads it. False for a record that
+    /// is not redone this way.
+    /// </summary>
+    private bool Redo(Uop kind, int size)
+    {
+        switch (kind)
+        {
+            case Uop.Sub:
+                _a.Load(4, Reg.Rax, State(OffCcA));
+                _a.AluRM(Alu.Cmp, size, Reg.Rax, State(OffCcB));
+                return true;
+            case Uop.Add:
+                _a.Load(4, Reg.Rax, State(OffCcA));
+                _a.AluRM(Alu.Add, size, Reg.Rax, State(OffCcB));
+                return true;
+            case Uop.And or Uop.Or or Uop.Xor:
+                _a.Load(4, Reg.Rax, State(OffCcRes));
+                _a.Test(size, Reg.Rax, Reg.Rax);
+                return true;
+            case Uop.Adc or Uop.Sbb:
+                _a.BtMI(State(OffCcCarry), 0);
+                _a.Load(4, Reg.Rax, State(OffCcA));
+                _a.AluRM(kind == Uop.Adc ? Alu.Adc : Alu.Sbb, size, Reg.Rax, State(OffCcB));
+                return true;
+            case Uop.Inc or Uop.Dec:
+                _a.BtMI(State(OffCcCarry), 0);
+                _a.Load(4, Reg.Rax, State(OffCcA));
+                _a.IncDec(size, kind == Uop.Inc, Reg.Rax);
+                return true;
+            default:
+                return false;
+        }
+    }
+
+    /// <summary>
+    /// Sets the host's CF to the guest's (for adc, sbb, inc and dec): from a record made in this block by redoing it; from a record
+    /// made before it, at run time, for materialized flags, a 32-bit
+    /// compare or add, a logic op, inc or dec, else hands over at op
+    /// <paramref name="index"/>. Clobbers rax. False when the record is
+    /// known to be of another kind.
+    /// </summary>
+    private bool CarryToHost(int index)
+    {
+        if (_setter is { } s)
+            return Redo(s.Kind, s.Size);
+        Label done = _a.NewLabel(), notSub = _a.NewLabel(), notAdd = _a.NewLabel(), notLogic = _a.NewLabel(), notNone = _a.NewLabel();
+        _a.Load(4, Reg.Rax, State(OffCcOp));
+        _a.AluRI(Alu.Cmp, 4, Reg.Rax, LazyFlags.Pack(LazyOp.Sub, 4));
+        _a.Jcc(Cond.NE, notSub);
+        _a.Load(4, Reg.Rax, State(OffCcA));
+        _a.AluRM(Alu.Cmp, 4, Reg.Rax, State(OffCcB));
+        _a.Jmp(done);
+        _a.Bind(notSub);
+        _a.AluRI(Alu.Cmp, 4, Reg.Rax, LazyFlags.Pack(LazyOp.Add, 4));
+        _a.Jcc(Cond.NE, notAdd);
+        _a.Load(4, Reg.Rax, State(OffCcA));
+        _a.AluRM(Alu.Add, 4, Reg.Rax, State(OffCcB));
+        _a.Jmp(done);
+        _a.Bind(notAdd);
+        // The kinds whose CF does not depend on the size: the op's byte alone.
+        _a.AluRI(Alu.Cmp, 1, Reg.Rax, (uint)LazyOp.Logic);
+        _a.Jcc(Cond.NE, notLogic);
+        _a.Test(4, Reg.Rax, Reg.Rax); // CF = 0
+        _a.Jmp(done);
+        _a.Bind(notLogic);
+        _a.AluRI(Alu.Cmp, 1, Reg.Rax, (uint)LazyOp.None);
+        _a.Jcc(Cond.NE, notNone);
+        _a.BtMI(State(OffFlags), 0);
+        _a.Jmp(done);
+        _a.Bind(notNone);
+        _a.AluRI(Alu.Cmp, 1, Reg.Rax, (uint)LazyOp.Inc);
+        Label carry = _a.NewLabel();
+        _a.Jcc(Cond.E, carry);
+        _a.AluRI(Alu.Cmp, 1, Reg.Rax, (uint)LazyOp.Dec);
+        _a.Jcc(Cond.NE, Bail(index));
+        _a.Bind(carry);
+        _a.BtMI(State(OffCcCarry), 0);
+        _a.Bind(done);
         return true;
     }
 

@@ -57,11 +57,11 @@ internal sealed unsafe class X64Tier : IDisposable
     /// </summary>
     public X64Block** IndirectCache { get; }
 
-    private X64Tier(CodeMemory code, ulong memSize, byte* codePages)
+    private X64Tier(CodeMemory code, ulong memSize, byte* codePages, byte* codeBits)
     {
         _code = code;
         IndirectCache = (X64Block**)NativeMemory.AllocZeroed(IndirectCacheSize, (nuint)sizeof(nint));
-        _compiler = new BlockCompiler(memSize, codePages, IndirectCache);
+        _compiler = new BlockCompiler(memSize, codePages, codeBits, IndirectCache);
         var a = new Assembler();
         // Entry: save what the System V ABI says we must, load the guest's
         // registers, and jump to the block.
@@ -94,7 +94,7 @@ internal sealed unsafe class X64Tier : IDisposable
     public static bool IsSupported => RuntimeInformation.ProcessArchitecture == Architecture.X64 && OperatingSystem.IsLinux();
 
     /// <summary>The tier for one engine, or null with the reason (no x86-64 host, no executable memory).</summary>
-    public static X64Tier? TryCreate(ulong memSize, byte* codePages, int regionSize, out string? why)
+    public static X64Tier? TryCreate(ulong memSize, byte* codePages, byte* codeBits, int regionSize, out string? why)
     {
         if (!IsSupported)
         {
@@ -102,7 +102,7 @@ internal sealed unsafe class X64Tier : IDisposable
             return null;
         }
         var code = CodeMemory.TryCreate((nuint)regionSize, out why);
-        return code == null ? null : new X64Tier(code, memSize, codePages);
+        return code == null ? null : new X64Tier(code, memSize, codePages, codeBits);
     }
 
     /// <summary>

@@ -41,6 +41,9 @@ public sealed class Epoll : IDisposable
     {
         int max = Math.Min(ready.Length, 64);
         if (max == 0) throw new ArgumentException("needs room for at least one event", nameof(ready));
+        // SAFETY: max entries on the stack (at most 64), and epoll_wait is
+        // told max, so it fills at most n <= max of them; ready has at least
+        // max entries, so ready[i] for i < n is in bounds (and checked anyway).
         var events = stackalloc Interop.EpollEvent[max];
         long start = System.Diagnostics.Stopwatch.GetTimestamp();
         int remaining = timeoutMs;

@@ -131,6 +131,7 @@ public sealed class EventFd : IDisposable
     /// </summary>
     public bool SignalRaw() => WriteOne((int)_handle.DangerousGetHandle());
 
+    // Journey: eventfd-write
     /// <summary>
     /// Adds one to the eventfd with descriptor number <paramref name="fd"/>:
     /// the notify path's write (EventfdMap), on a number the caller keeps
@@ -139,6 +140,11 @@ public sealed class EventFd : IDisposable
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal static unsafe bool WriteOne(int fd)
     {
+        // SAFETY: the kernel reads 8 bytes of a local. The number is not a
+        // SafeHandle, so that it stays open is the caller's invariant: the
+        // map's entries hold their duplicate until the grace period after
+        // their removal. A number closed early is the hazard (it could name
+        // another file by now), not memory.
         ulong one = 1;
         return Interop.Write(fd, &one, sizeof(ulong)) == sizeof(ulong) || WriteOneSlow(fd);
     }

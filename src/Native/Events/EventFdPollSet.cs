@@ -41,6 +41,10 @@ public sealed unsafe class EventFdPollSet : IDisposable
             throw new ArgumentException($"a poll set holds 1 to {MaxDescriptors} descriptors, not {handles.Count}", nameof(handles));
         _handles = [.. handles];
         _referenced = new bool[_handles.Length];
+        // SAFETY: one pollfd per handle (at most 64), ours alone: the set is
+        // one thread's (class remarks), and ppoll writes only REvents of the
+        // _handles.Length entries it is given. Every index below is
+        // i < _handles.Length, or checked against it (TryRead).
         _fds = (Interop.PollFd*)NativeMemory.AllocZeroed((nuint)(_handles.Length * sizeof(Interop.PollFd)));
         try
         {
@@ -119,6 +123,7 @@ public sealed unsafe class EventFdPollSet : IDisposable
         }
     }
 
+    /// <summary>Releases the handles and the pollfd array; not while another call on the set runs (one thread's set).</summary>
     public void Dispose()
     {
         if (_fds == null) return;

@@ -24,7 +24,7 @@ namespace Sharpvisor.Native;
 /// before: slower under churn, never wrong.
 /// </para>
 /// </remarks>
-internal static unsafe class HotDescriptors
+internal static class HotDescriptors
 {
     /// <summary>The first number used: above the descriptors a process ordinarily has open.</summary>
     internal const int Base = 1024;
@@ -40,7 +40,8 @@ internal static unsafe class HotDescriptors
     // vCPUs notify, and a managed lock or dictionary written on every update
     // shares heap cache lines with whatever was allocated beside it, which may
     // be what a vCPU reads. Never freed (process-wide, like the table itself).
-    private static readonly int* s_users = (int*)NativeMemory.AllocZeroed(Lines * sizeof(int));
+    // Touched only through Users, which checks the line.
+    private static readonly unsafe int* s_users = (int*)NativeMemory.AllocZeroed(Lines * sizeof(int));
     private static int s_lowestFree; // a hint: no free line below it, give or take a racing close
 
     /// <summary>
@@ -51,7 +52,7 @@ internal static unsafe class HotDescriptors
     internal static int Duplicate(SafeHandle fd)
     {
         int line = Volatile.Read(ref s_lowestFree);
-        while (line < Lines && Interlocked.CompareExchange(ref s_users[line], 1, 0) != 0) line++;
+        while (line < Lines && Interlocked.CompareExchange(ref Users(line), 1, 0) != 0) line++;
         int dup = line < Lines ? Interop.Fcntl(fd, Interop.F_DUPFD_CLOEXEC, Base + line * PerLine) : -1;
         // EINVAL: the minimum is at or past RLIMIT_NOFILE; EMFILE: no number
         // free from there up; or every line taken. A low number may still be free.
@@ -63,7 +64,7 @@ internal static unsafe class HotDescriptors
             // Not the line claimed (a foreign descriptor held that number, or
             // the fallback): give the claim back, count the line we did get.
             if (line < Lines) Release(line);
-            if (got >= 0) Interlocked.Increment(ref s_users[got]);
+            if (got >= 0) Interlocked.Increment(ref Users(got));
         }
         else if (line == Volatile.Read(ref s_lowestFree))
         {
@@ -80,12 +81,33 @@ internal static unsafe class HotDescriptors
         if (line >= 0) Release(line);
     }
 
+    /// <summary>
+    /// The count of our descriptors in <paramref name="line"/>, to change with
+    /// Interlocked only. Every caller already keeps line in [0, Lines) (the
+    /// scan's bound, LineOf); the check here makes that a fact rather than a
+    /// reading of three call sites, and this is the update path, not the
+    /// notify path.
+    /// </summary>
+    private static unsafe ref int Users(int line)
+    {
+        if ((uint)line >= Lines) ThrowLine(line);
+        // SAFETY: s_users is Lines ints, allocated once and never freed, and
+        // line < Lines. Several threads update the same count at once (attach
+        // and retire on different threads): every access is Interlocked, and
+        // an int is naturally aligned in a block from AllocZeroed.
+        return ref s_users[line];
+    }
+
+    [System.Diagnostics.CodeAnalysis.DoesNotReturn]
+    private static void ThrowLine(int line) =>
+        throw new ArgumentOutOfRangeException(nameof(line), line, $"HotDescriptors tracks lines 0 to {Lines - 1}");
+
     /// <summary>The tracked line of <paramref name="fd"/>, or -1.</summary>
     private static int LineOf(int fd) => fd >= Base && (fd - Base) / PerLine < Lines ? (fd - Base) / PerLine : -1;
 
     private static void Release(int line)
     {
-        if (Interlocked.Decrement(ref s_users[line]) != 0) return;
+        if (Interlocked.Decrement(ref Users(line)) != 0) return;
         int hint;
         while (line < (hint = Volatile.Read(ref s_lowestFree)) && Interlocked.CompareExchange(ref s_lowestFree, line, hint) != hint) { }
     }

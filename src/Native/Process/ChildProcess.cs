@@ -110,6 +110,9 @@ public sealed class ChildProcess : IDisposable
         // and closed in the child by the closefrom below, so only 3+i survive exec.
         int firstFree = FirstPassedFd + descriptors.Count;
         var sources = new List<SafeFdHandle>(descriptors.Count);
+        // SAFETY: three blocks larger than glibc's structures (see their sizes
+        // in Interop.Spawn), only libc writes the first two, and we write the
+        // first 8 bytes of the 128-byte sigset ourselves; all freed once, below.
         void* fileActions = NativeMemory.AllocZeroed(Interop.PosixSpawnFileActionsSize);
         void* attr = NativeMemory.AllocZeroed(Interop.PosixSpawnAttrSize);
         void* sigset = NativeMemory.AllocZeroed(Interop.SigsetSize);

@@ -53,6 +53,32 @@ public enum EventfdMapReclaim
 /// count is then folded into the value's total. The counts are exact once the
 /// readers are quiet, which is when a VM reports them.
 /// </para>
+/// <para>
+/// Safety. All native memory here is written in one small set of methods (the
+/// publisher, under "The publisher" below): <see cref="NewTable"/>,
+/// <see cref="AllocateArray"/>, <see cref="SetEntry(Header*, int, uint, int, long*)"/>,
+/// <see cref="Publish"/>, <see cref="PublishEmptyTable"/>, <see cref="Poison"/>
+/// and, on the read side, <see cref="CountDelivery"/>. The argument rests on
+/// three invariants:
+/// </para>
+/// <list type="number">
+/// <item>Ownership: an array is written only before it is published (by the
+/// updater that allocated it, under <c>_writeLock</c>), and after the grace
+/// period that follows its replacement (by whoever retires it). Between the
+/// two it is immutable, so readers never race with a writer of it.</item>
+/// <item>Lifetime: the table a reader loads is this map's (freed only by
+/// Dispose, after it published the never-freed empty table and waited a grace
+/// period) or the empty table; a bucket's array is freed only after the grace
+/// period that follows its replacement. A reader that is an online QSBR thread
+/// (TrySignal's contract) therefore holds valid pointers until its next
+/// quiescent state.</item>
+/// <item>Shape: an array of Count entries has Lanes(Count) values and fds and
+/// Count counter pointers, and a counter block has <see cref="CounterSlots"/>
+/// lines; Count is written once, before publication, and CounterSlots once, in
+/// the constructor. Every index a reader uses is below one of those by the
+/// code that computes it, which is why the notify path checks nothing but the
+/// caller's slot number.</item>
+/// </list>
 /// </remarks>
 public sealed unsafe class EventfdMap : IDisposable, IRcuReclaimable
 {
@@ -133,14 +159,6 @@ public sealed unsafe class EventfdMap : IDisposable, IRcuReclaimable
     /// <summary>Every bucket empty; what a disposed map reads. Never freed.</summary>
     private static readonly nint* s_emptyTable = NewTable();
 
-    private static nint* NewTable()
-    {
-        var table = (nint*)NativeMemory.AlignedAlloc(Buckets * 64, 64);
-        NativeMemory.Clear(table, Buckets * 64);
-        for (int b = 0; b < Buckets; b++) table[b * BucketStride] = s_empty;
-        return table;
-    }
-
     // Attached values in attach order, under _writeLock. Nothing in this
     // object is written by an update: its line (with the table) stays in every
     // vCPU's cache; an entry count here cost a miss per notify after each update.
@@ -198,6 +216,9 @@ public sealed unsafe class EventfdMap : IDisposable, IRcuReclaimable
     internal static int BucketOf(uint value) => (int)((value * 0x9E3779B1u) >> (32 - BucketBits));
 
     /// <summary>Where the array of <paramref name="value"/>'s bucket is published.</summary>
+    // SAFETY: the table is live (invariant 2) and has Buckets * BucketStride
+    // slots; BucketOf is the top BucketBits bits of a 32-bit product, so below
+    // Buckets for every value, and no check is needed.
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private ref nint Slot(uint value) => ref ((nint*)Volatile.Read(ref _read.Table))[BucketOf(value) * BucketStride];
 
@@ -255,10 +276,11 @@ public sealed unsafe class EventfdMap : IDisposable, IRcuReclaimable
     {
         var map = (Header*)Volatile.Read(ref Slot(value));
         if (Checking) return TrySignalChecked(map, value, slot);
+        // SAFETY: map is live while we are online (invariant 2) and immutable
+        // (invariant 1); 0 <= i < Count indexes its fds and counters (invariant 3).
         int i = IndexOf(map, value);
         if (i < 0 || !EventFd.WriteOne(FdLanes(map)[i])) return false;
-        long* counters = Counters(map)[i];
-        if (counters != null && (uint)slot < (uint)_read.CounterSlots) counters[slot * CounterStride]++;
+        CountDelivery(Counters(map)[i], slot);
         return true;
     }
 
@@ -285,6 +307,7 @@ public sealed unsafe class EventfdMap : IDisposable, IRcuReclaimable
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal static int Find(Header* map, uint value)
     {
+        // SAFETY: map is a live array (the caller's, by invariant 2); i < Count.
         int i = IndexOf(map, value);
         return i < 0 ? -1 : FdLanes(map)[i];
     }
@@ -296,6 +319,9 @@ public sealed unsafe class EventfdMap : IDisposable, IRcuReclaimable
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal static int IndexOf(Header* map, uint value)
     {
+        // SAFETY: map is a live array (the caller's, by invariant 2). The vector
+        // loop reads values[i .. i + 3] for i < Count stepping by 4, so at most
+        // Lanes(Count) values, which is what the array holds (invariant 3).
         uint* values = ValueLanes(map);
         int n = map->Count;
         if (Vector128.IsHardwareAccelerated)
@@ -328,13 +354,8 @@ public sealed unsafe class EventfdMap : IDisposable, IRcuReclaimable
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static long** Counters(Header* map) => (long**)(FdLanes(map) + Lanes(map->Count));
 
-    /// <summary>Sets entry <paramref name="i"/> of an array from <see cref="AllocateArray"/> (the lookup bench's plain copy).</summary>
-    internal static void SetEntry(Header* map, int i, uint value, int fd)
-    {
-        ValueLanes(map)[i] = value;
-        FdLanes(map)[i] = fd;
-        Counters(map)[i] = null;
-    }
+    /// <summary>Sets entry <paramref name="i"/> of an unpublished array from <see cref="AllocateArray"/> (the lookup bench's plain copy).</summary>
+    internal static void SetEntry(Header* map, int i, uint value, int fd) => SetEntry(map, i, value, fd, null);
 
     [MethodImpl(MethodImplOptions.NoInlining)]
     private bool TrySignalChecked(Header* map, uint value, int slot = -1)
@@ -347,7 +368,7 @@ public sealed unsafe class EventfdMap : IDisposable, IRcuReclaimable
         // Poisoned while we scanned: we were using an array after its grace period.
         if (Volatile.Read(ref map->Magic) != LiveMagic) { Interlocked.Increment(ref s_poisonedReads); return false; }
         if (fd < 0 || !EventFd.WriteOne(fd)) return false;
-        if (counters != null && (uint)slot < (uint)_read.CounterSlots) counters[slot * CounterStride]++;
+        CountDelivery(counters, slot);
         return true;
     }
 
@@ -399,6 +420,8 @@ public sealed unsafe class EventfdMap : IDisposable, IRcuReclaimable
         lock (_writeLock)
         {
             long* counters = null;
+            Header* next = null;
+            bool owned = false, published = false;
             try
             {
                 ObjectDisposedException.ThrowIf(_disposed, this);
@@ -406,37 +429,45 @@ public sealed unsafe class EventfdMap : IDisposable, IRcuReclaimable
                 if (_owned.Count >= MaxEntries) ThrowHelper.ThrowErrno(op, Errno.ENOSPC, $"the map holds at most {MaxEntries} values");
 
                 // Copy the value's bucket into a one-larger array and append.
-                ref nint slot = ref Slot(value);
-                var cur = (Header*)slot;
+                // cur is the published array: we hold _writeLock, and only a
+                // writer holding it retires arrays, so cur stays live under us.
+                var cur = (Header*)Slot(value);
                 int n = cur->Count;
-                var next = (Header*)AllocateArray(n + 1);
-                new Span<uint>(ValueLanes(cur), n).CopyTo(new Span<uint>(ValueLanes(next), n));
-                new Span<int>(FdLanes(cur), n).CopyTo(new Span<int>(FdLanes(next), n));
-                new Span<nint>(Counters(cur), n).CopyTo(new Span<nint>(Counters(next), n));
-                ValueLanes(next)[n] = value;
-                FdLanes(next)[n] = dup;
-                if (_read.CounterSlots > 0)
-                {
-                    nuint bytes = (nuint)(_read.CounterSlots * CounterStride * sizeof(long));
-                    counters = (long*)NativeMemory.AlignedAlloc(bytes, 64);
-                    NativeMemory.Clear(counters, bytes);
-                }
-                Counters(next)[n] = counters;
+                next = (Header*)AllocateArray(n + 1);
+                for (int i = 0; i < n; i++) CopyEntry(cur, i, next, i);
+                if (_read.CounterSlots > 0) counters = AllocateCounters();
+                SetEntry(next, n, value, dup, counters);
                 _owned.Add(value, dup);
+                owned = true;
                 lock (_countsLock)
                 {
                     if (counters != null) _liveCounters.Add((nint)counters, value);
                     if (_everAttached.Add(value)) _attachOrder.Add(value);
                 }
 
-                old = slot;
-                Volatile.Write(ref slot, (nint)next); // publish
+                old = Publish(value, cur, next);
+                published = true;
                 _order.Add(value);
             }
             catch
             {
-                HotDescriptors.Close(dup);
-                if (counters != null && !_owned.ContainsKey(value)) NativeMemory.AlignedFree(counters);
+                // Until the publish, nothing a reader sees has changed: undo
+                // our bookkeeping and free what we made. dup leaves _owned
+                // before it is closed, or Dispose would close the number
+                // again, by then perhaps an unrelated file's. After the
+                // publish, the entry is live and stays.
+                if (!published)
+                {
+                    if (owned) _owned.Remove(value);
+                    if (counters != null)
+                    {
+                        lock (_countsLock) _liveCounters.Remove((nint)counters);
+                        FreeCounters(counters);
+                    }
+                    HotDescriptors.Close(dup);
+                    // SAFETY: never published, so ours alone (invariant 1).
+                    if (next != null) NativeMemory.AlignedFree(next);
+                }
                 throw;
             }
             if (Reclaim == EventfdMapReclaim.Synchronous) RetireLocked(old, -1);
@@ -457,26 +488,21 @@ public sealed unsafe class EventfdMap : IDisposable, IRcuReclaimable
         {
             ObjectDisposedException.ThrowIf(_disposed, this);
             if (!_owned.Remove(value, out dup)) return false;
-            ref nint slot = ref Slot(value);
-            var cur = (Header*)slot;
+            // cur is live under _writeLock (see Add). _owned held the value, so
+            // cur holds it once: n - 1 entries are copied into n - 1 places.
+            var cur = (Header*)Slot(value);
             int n = cur->Count;
             var next = n == 1 ? (Header*)s_empty : (Header*)AllocateArray(n - 1);
-            uint* srcValues = ValueLanes(cur), dstValues = ValueLanes(next);
-            int* srcFds = FdLanes(cur), dstFds = FdLanes(next);
-            long** srcCounters = Counters(cur), dstCounters = Counters(next);
             for (int i = 0, j = 0; i < n; i++)
             {
-                if (srcValues[i] == value)
+                if (EntryValue(cur, i) == value)
                 {
-                    counters = srcCounters[i];
+                    counters = EntryCounters(cur, i);
                     continue;
                 }
-                dstCounters[j] = srcCounters[i];
-                dstFds[j] = srcFds[i];
-                dstValues[j++] = srcValues[i];
+                CopyEntry(cur, i, next, j++);
             }
-            old = slot;
-            Volatile.Write(ref slot, (nint)next);
+            old = Publish(value, cur, next);
             _order.Remove(value);
             if (Reclaim == EventfdMapReclaim.Synchronous) RetireLocked(old, dup, counters);
         }
@@ -522,13 +548,15 @@ public sealed unsafe class EventfdMap : IDisposable, IRcuReclaimable
         {
             if (_liveCounters.Remove((nint)counters, out uint value))
                 _retiredCounts[value] = _retiredCounts.GetValueOrDefault(value) + Sum(counters);
-            NativeMemory.AlignedFree(counters);
+            FreeCounters(counters);
         }
     }
 
     private long Sum(long* counters)
     {
         long sum = 0;
+        // SAFETY: a block in _liveCounters (or being retired from it, under
+        // _countsLock) is not freed yet, and has CounterSlots lines (invariant 3).
         for (int slot = 0; slot < _read.CounterSlots; slot++) sum += Volatile.Read(ref counters[slot * CounterStride]);
         return sum;
     }
@@ -538,35 +566,175 @@ public sealed unsafe class EventfdMap : IDisposable, IRcuReclaimable
         if (array == s_empty) return;
         if (!Checking)
         {
+            // SAFETY: array was published and has been replaced for a grace
+            // period (or the map is disposed, after one), so no reader holds it
+            // (invariant 2); each retirement names a distinct array, freed once.
             NativeMemory.AlignedFree((void*)array);
             return;
         }
         // Poison, and keep: freed memory could be reused and look valid again,
         // but a poisoned array stays poisoned for as long as anyone could read it.
-        var map = (Header*)array;
-        Volatile.Write(ref map->Magic, PoisonMagic);
-        for (int i = 0; i < map->Count; i++) Counters(map)[i] = null;
-        for (int i = 0; i < map->Count; i++) { ValueLanes(map)[i] = 0; FdLanes(map)[i] = -1; }
+        Poison((Header*)array);
         lock (_quarantine) _quarantine.Add(array);
     }
 
+    // ---- The publisher: the only code that writes arrays, tables and counters ----
+
     /// <summary>
-    /// A live array of <paramref name="count"/> entries, zeroed (so the padding
-    /// lanes hold value 0), from NativeMemory.AlignedAlloc: whole cache lines of
-    /// its own. A small array from plain malloc shares its line with
-    /// neighbouring chunks, and the updater allocating and the reclaimer
+    /// A new, unpublished array of <paramref name="count"/> entries, zeroed (so
+    /// the padding lanes hold value 0), from NativeMemory.AlignedAlloc: whole
+    /// cache lines of its own. A small array from plain malloc shares its line
+    /// with neighbouring chunks, and the updater allocating and the reclaimer
     /// freeing those (older arrays, counter blocks) would write into the line
     /// every vCPU reads on every notify.
     /// </summary>
     internal static nint AllocateArray(int count)
     {
+        ArgumentOutOfRangeException.ThrowIfNegative(count);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(count, MaxEntries);
         nuint bytes = (nuint)(sizeof(Header) + Lanes(count) * (sizeof(uint) + sizeof(int)) + count * sizeof(nint));
         bytes = (bytes + 63) & ~(nuint)63;
+        // SAFETY: AlignedAlloc throws rather than return null; the block is
+        // bytes long, which is the shape invariant 3 reads (count is at most
+        // MaxEntries, so the size cannot overflow). Nobody else has it yet.
         var map = (Header*)NativeMemory.AlignedAlloc(bytes, 64);
         NativeMemory.Clear(map, bytes);
         map->Magic = LiveMagic;
         map->Count = count;
         return (nint)map;
+    }
+
+    /// <summary>
+    /// Writes entry <paramref name="i"/> of an array that is not yet published
+    /// (invariant 1: the caller allocated it and no reader can reach it).
+    /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException">i is not an entry of the array (a host bug).</exception>
+    private static void SetEntry(Header* map, int i, uint value, int fd, long* counters)
+    {
+        ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual((uint)i, (uint)map->Count, nameof(i));
+        // SAFETY: i < Count, and the array has Count entries (invariant 3);
+        // unpublished, so no reader sees the entry half written (invariant 1).
+        ValueLanes(map)[i] = value;
+        FdLanes(map)[i] = fd;
+        Counters(map)[i] = counters;
+    }
+
+    /// <summary>Copies entry <paramref name="i"/> of a live array to entry <paramref name="j"/> of an unpublished one.</summary>
+    private static void CopyEntry(Header* from, int i, Header* to, int j)
+    {
+        ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual((uint)i, (uint)from->Count, nameof(i));
+        // SAFETY: i < from's Count; from is the published array, live under
+        // _writeLock (only its holder retires arrays). SetEntry checks j.
+        SetEntry(to, j, ValueLanes(from)[i], FdLanes(from)[i], Counters(from)[i]);
+    }
+
+    private static uint EntryValue(Header* map, int i)
+    {
+        ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual((uint)i, (uint)map->Count, nameof(i));
+        // SAFETY: i < Count of a live array (the caller's).
+        return ValueLanes(map)[i];
+    }
+
+    private static long* EntryCounters(Header* map, int i)
+    {
+        ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual((uint)i, (uint)map->Count, nameof(i));
+        // SAFETY: i < Count of a live array (the caller's).
+        return Counters(map)[i];
+    }
+
+    /// <summary>
+    /// Publishes <paramref name="next"/> as the array of <paramref name="value"/>'s
+    /// bucket, in place of <paramref name="cur"/>, and returns cur for
+    /// retiring: the one store that readers see. Under <c>_writeLock</c>.
+    /// </summary>
+    private nint Publish(uint value, Header* cur, Header* next)
+    {
+        // Cheap on the update path, and the argument depends on them: one
+        // writer at a time, and it replaces the array it copied.
+        if (!_writeLock.IsHeldByCurrentThread) throw new InvalidOperationException("EventfdMap.Publish outside the write lock");
+        ref nint slot = ref Slot(value);
+        if (slot != (nint)cur) throw new InvalidOperationException("EventfdMap.Publish: the bucket changed under its writer");
+        // SAFETY: slot is in the live table (see Slot); we hold _writeLock, the
+        // only lock under which a slot is written, so no store races ours. The
+        // release store orders every write of next (made before, by us) before
+        // the pointer: a reader that loads it sees the finished array.
+        Volatile.Write(ref slot, (nint)next);
+        return (nint)cur;
+    }
+
+    /// <summary>A new table, every bucket the empty array; unpublished.</summary>
+    private static nint* NewTable()
+    {
+        // SAFETY: AlignedAlloc throws rather than return null; the table is
+        // Buckets lines of BucketStride pointers, and b * BucketStride indexes
+        // the first of line b. Nobody else has it until it is published.
+        var table = (nint*)NativeMemory.AlignedAlloc(Buckets * 64, 64);
+        NativeMemory.Clear(table, Buckets * 64);
+        for (int b = 0; b < Buckets; b++) table[b * BucketStride] = s_empty;
+        return table;
+    }
+
+    /// <summary>Publishes the empty table in place of ours (Dispose), and returns ours for freeing after a grace period.</summary>
+    private nint* PublishEmptyTable()
+    {
+        if (!_writeLock.IsHeldByCurrentThread) throw new InvalidOperationException("EventfdMap.PublishEmptyTable outside the write lock");
+        var table = (nint*)_read.Table;
+        // SAFETY: a managed field of ours; the release store publishes a table
+        // that is never freed, so a late reader finds an empty map.
+        Volatile.Write(ref _read.Table, (nint)s_emptyTable);
+        return table;
+    }
+
+    /// <summary>
+    /// Checking mode: marks a retired array as dead. Runs after its grace period
+    /// (so, by invariant 2, a correct reader no longer holds it; a reader that
+    /// does is the bug that checking mode exists to catch, and it only reads).
+    /// </summary>
+    private static void Poison(Header* map)
+    {
+        // SAFETY: the array is still allocated (quarantined, never freed until
+        // Dispose) and i < Count indexes its entries (invariant 3). Only the
+        // retiring thread writes it.
+        Volatile.Write(ref map->Magic, PoisonMagic);
+        for (int i = 0; i < map->Count; i++) Counters(map)[i] = null;
+        for (int i = 0; i < map->Count; i++) { ValueLanes(map)[i] = 0; FdLanes(map)[i] = -1; }
+    }
+
+    /// <summary>A zeroed block of delivery counters, one line per slot.</summary>
+    private long* AllocateCounters()
+    {
+        nuint bytes = (nuint)(_read.CounterSlots * CounterStride * sizeof(long));
+        // SAFETY: AlignedAlloc throws rather than return null; CounterSlots
+        // lines of CounterStride longs, the shape CountDelivery and Sum index.
+        var counters = (long*)NativeMemory.AlignedAlloc(bytes, 64);
+        NativeMemory.Clear(counters, bytes);
+        return counters;
+    }
+
+    /// <summary>Frees a counter block no reader can reach (after its entry's grace period, or never published).</summary>
+    private static void FreeCounters(long* counters) =>
+        // SAFETY: from AllocateCounters; the caller holds the only reference
+        // (retired from _liveCounters under _countsLock, or never published).
+        NativeMemory.AlignedFree(counters);
+
+    /// <summary>
+    /// The notify path's one write: one more delivery in <paramref name="slot"/>'s
+    /// line of <paramref name="counters"/> (null: the map counts nothing).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private void CountDelivery(long* counters, int slot)
+    {
+        // The slot is the caller's number, not ours: this compare is the one
+        // check the invariants cannot replace, and it is what keeps a wrong
+        // slot from writing past the block.
+        if (counters == null || (uint)slot >= (uint)_read.CounterSlots) return;
+        // SAFETY: the block belongs to an entry of the array the caller loaded
+        // while online, so it is live until the caller's next quiescent state
+        // (blocks are freed after the grace period following their entry's
+        // removal); slot < CounterSlots lines. No other thread writes this
+        // word: a slot belongs to one vCPU (the constructor's contract). Were
+        // two threads to share a slot, they could lose counts, never memory.
+        counters[slot * CounterStride]++;
     }
 
     /// <summary>
@@ -626,11 +794,13 @@ public sealed unsafe class EventfdMap : IDisposable, IRcuReclaimable
         {
             if (_disposed) return;
             _disposed = true;
-            table = (nint*)_read.Table;
-            Volatile.Write(ref _read.Table, (nint)s_emptyTable);
+            table = PublishEmptyTable();
         }
         _qsbr.Synchronize();
         _qsbr.Barrier(); // deferred retirements of this map finish before we free the rest
+        // SAFETY: the grace period since PublishEmptyTable means no reader
+        // holds our table or its arrays (invariant 2); _disposed stops any
+        // update, so we are their only user.
         for (int b = 0; b < Buckets; b++) Free(table[b * BucketStride]);
         NativeMemory.AlignedFree(table);
         lock (_writeLock)
@@ -646,6 +816,7 @@ public sealed unsafe class EventfdMap : IDisposable, IRcuReclaimable
         }
         lock (_quarantine)
         {
+            // SAFETY: quarantined arrays were retired a grace period ago or more.
             foreach (nint p in _quarantine) NativeMemory.AlignedFree((void*)p);
             _quarantine.Clear();
         }

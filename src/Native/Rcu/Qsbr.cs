@@ -18,6 +18,18 @@ namespace Sharpvisor.Native;
 /// (a 32-bit counter would need liburcu's two-phase flip to survive wrap).
 /// A thread is quiescent for the grace period <c>g</c> when its word is 0
 /// (offline) or at least <c>g</c>.
+/// <para>
+/// Safety of the native words. The counter (<c>_gp</c>) and the records are
+/// allocated here and freed only by Dispose, which refuses while a thread is
+/// registered and joins the reclaimer first: while the domain lives they are
+/// valid. A record is written by one owner at a time: its thread writes
+/// <see cref="QsbrRecord.Ctr"/>; updaters write <see cref="QsbrRecord.Kick"/>
+/// (only ever 1, or 0 after the word caught up, so racing updaters agree);
+/// the registry writes the rest under <c>_registryLock</c> while no thread owns
+/// it. A record is recycled, never freed, when its thread unregisters, and the
+/// QsbrThread that held it lets go of it then, so a stale one cannot write
+/// its successor's word.
+/// </para>
 /// </remarks>
 public sealed unsafe class Qsbr : IDisposable
 {
@@ -72,6 +84,8 @@ public sealed unsafe class Qsbr : IDisposable
 
     public Qsbr()
     {
+        // SAFETY: AlignedAlloc throws rather than return null; a whole line of
+        // ours, not yet shared with any reader.
         _gp = (ulong*)NativeMemory.AlignedAlloc(LineSize, LineSize);
         NativeMemory.Clear(_gp, LineSize);
         *_gp = 1; // 0 means "offline", so the first counter value is 1
@@ -109,6 +123,10 @@ public sealed unsafe class Qsbr : IDisposable
                 rec = (QsbrRecord*)NativeMemory.AlignedAlloc(LineSize, LineSize);
                 _records.Add((nint)rec);
             }
+            // SAFETY: a new record, or a free one: no QsbrThread holds it (its
+            // last one let go in Unregister) and a racing updater's snapshot
+            // only reads it (a stale snapshot waits on it needlessly at worst).
+            // QsbrRecord is exactly LineSize bytes.
             NativeMemory.Clear(rec, LineSize);
             rec->ManagedThreadId = Environment.CurrentManagedThreadId;
             rec->Tid = Interop.GetTid();
@@ -128,8 +146,12 @@ public sealed unsafe class Qsbr : IDisposable
             // The record is recycled, never freed while the domain lives: an
             // updater may still be scanning a snapshot that contains it, and a
             // recycled record is at worst waited on needlessly, never freed memory.
-            thread.Record->ManagedThreadId = 0;
-            _freeRecords.Push((nint)thread.Record);
+            QsbrRecord* rec = thread.Record;
+            rec->ManagedThreadId = 0;
+            // The thread lets go of the record before anyone can get it again:
+            // a stale QsbrThread then throws instead of writing its successor's word.
+            thread.Record = null;
+            _freeRecords.Push((nint)rec);
         }
     }
 
@@ -164,6 +186,9 @@ public sealed unsafe class Qsbr : IDisposable
         // version and the bump must be visible before we read any reader's
         // word, or a reader coming online could load the old pointer after
         // we had already read it as offline.
+        // SAFETY: _gp is live while the domain is (Dispose waits for the
+        // reclaimer, and refuses while threads are registered); every updater
+        // bumps it with an interlocked add, readers only load it.
         ulong target = (ulong)Interlocked.Increment(ref *(long*)_gp);
 
         int n;
@@ -186,6 +211,9 @@ public sealed unsafe class Qsbr : IDisposable
         else WaitForReaders(snapshot.AsSpan(0, n), target);
 
         // Our own thread passed a quiescent state by calling us.
+        // SAFETY: selfRecord is our own thread's record, so its Ctr is ours to
+        // write (the owner rule), and it cannot be recycled under us: only
+        // our thread's Dispose would unregister it.
         if (selfRecord != null && Volatile.Read(ref selfRecord->Ctr) != 0)
             Volatile.Write(ref selfRecord->Ctr, target);
         Interlocked.Increment(ref _gracePeriods);
@@ -199,6 +227,9 @@ public sealed unsafe class Qsbr : IDisposable
     private static Span<nint> DropCaughtUp(Span<nint> pending, ulong target, bool kicked)
     {
         int left = 0;
+        // SAFETY: the records were live when snapshotted and are never freed
+        // while the domain lives (at worst recycled, see Unregister). Kick is
+        // the updaters' word: cleared only once the reader has caught up.
         for (int i = 0; i < pending.Length; i++)
         {
             var rec = (QsbrRecord*)pending[i];
@@ -236,6 +267,8 @@ public sealed unsafe class Qsbr : IDisposable
                 // to a reader preempted on ours (the timer fires before we are
                 // switched out), and a long one overshoots. A kicked reader
                 // wakes us when it passes a quiescent state or goes offline.
+                // SAFETY: live records (see DropCaughtUp); Kick is the
+                // updaters' word, and every updater writes the same 1.
                 foreach (nint r in pending) Volatile.Write(ref ((QsbrRecord*)r)->Kick, 1);
                 kicked = true;
                 startUtc = DateTime.UtcNow - Stopwatch.GetElapsedTime(start);
@@ -288,6 +321,7 @@ public sealed unsafe class Qsbr : IDisposable
             long elapsed = Stopwatch.GetTimestamp() - start;
             if (!kicked && elapsed >= PatientKickTicks)
             {
+                // SAFETY: as in WaitForReaders.
                 foreach (nint r in pending) Volatile.Write(ref ((QsbrRecord*)r)->Kick, 1);
                 kicked = true;
             }

@@ -32,10 +32,19 @@ internal struct QsbrRecord
 /// <see cref="Online"/>; they are cheap enough to call between every two
 /// guest basic blocks.
 /// </summary>
+/// <remarks>
+/// Safety: <see cref="Record"/> is this thread's record, valid while the
+/// domain lives (see <see cref="Qsbr"/>), and its Ctr word is written only
+/// here, by the owning thread. Unregistering sets Record to null before the
+/// record can be handed out again, so a call after Dispose faults on null
+/// (a NullReferenceException, or ObjectDisposedException where we check)
+/// instead of writing another thread's word.
+/// </remarks>
 public sealed unsafe class QsbrThread : IDisposable
 {
     private readonly Qsbr _domain;
     private readonly ulong* _gp;
+    /// <summary>This thread's record; null once unregistered (written under the domain's registry lock).</summary>
     internal QsbrRecord* Record;
 
     internal QsbrThread(Qsbr domain, QsbrRecord* record, ulong* gp, string name)
@@ -66,6 +75,10 @@ public sealed unsafe class QsbrThread : IDisposable
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public void QuiescentState()
     {
+        // SAFETY: _gp lives as long as the domain. Record is ours (see the
+        // remarks); no check for null here, on the hot path: after Dispose the
+        // load of Record->Ctr faults on null, which .NET turns into a
+        // NullReferenceException, and Report is not reached.
         ulong gp = Volatile.Read(ref *_gp);
         if (Record->Ctr != gp) Report(gp);
     }
@@ -82,8 +95,11 @@ public sealed unsafe class QsbrThread : IDisposable
     [MethodImpl(MethodImplOptions.NoInlining)]
     private void Report(ulong ctr)
     {
-        Volatile.Write(ref Record->Ctr, ctr);
-        if (Volatile.Read(ref Record->Kick) != 0) _domain.WakeUpdater();
+        QsbrRecord* rec = Record;
+        ObjectDisposedException.ThrowIf(rec == null, this);
+        // SAFETY: our own record (remarks): only this thread writes its Ctr.
+        Volatile.Write(ref rec->Ctr, ctr);
+        if (Volatile.Read(ref rec->Kick) != 0) _domain.WakeUpdater();
     }
 
     /// <summary>
@@ -115,7 +131,10 @@ public sealed unsafe class QsbrThread : IDisposable
         // read our word as still offline and free what we just loaded. Online
         // follows a blocking call, whose cost dwarfs the fence, so we pay it
         // here rather than make every grace period a process-wide membarrier.
-        Interlocked.Exchange(ref Record->Ctr, Volatile.Read(ref *_gp));
+        QsbrRecord* rec = Record;
+        ObjectDisposedException.ThrowIf(rec == null, this);
+        // SAFETY: our own record (remarks); _gp lives as long as the domain.
+        Interlocked.Exchange(ref rec->Ctr, Volatile.Read(ref *_gp));
     }
 
     /// <summary>Unregisters; the thread may not use the domain afterwards.</summary>

@@ -192,6 +192,9 @@ public sealed class UnixSocket : IDisposable
         if (fds.Length > Interop.SCM_MAX_FD)
             throw new ArgumentException($"at most {Interop.SCM_MAX_FD} descriptors go in one message, not {fds.Length}", nameof(fds));
 
+        // SAFETY: at most 253 descriptors, so space is about 1 KiB of stack.
+        // One cmsghdr at its start, then fds.Length ints from CMSG_DATA
+        // (CmsgLen(0)): CmsgLen(n * 4) <= CmsgSpace(n * 4) = space bytes.
         int space = fds.Length == 0 ? 0 : Interop.CmsgSpace(fds.Length * sizeof(int));
         byte* control = stackalloc byte[Math.Max(space, 1)];
         new Span<byte>(control, space).Clear();
@@ -283,7 +286,10 @@ public sealed class UnixSocket : IDisposable
                     message.ControlLength = (nuint)space; // the kernel may have shrunk it
                 }
                 flags = message.Flags;
-                Collect(control, (int)message.ControlLength, received);
+                // The kernel sets ControlLength to what it wrote, never more
+                // than it was given; the Min keeps Collect inside our buffer
+                // even so.
+                Collect(control, (int)Math.Min(message.ControlLength, (nuint)space), received);
             }
             if ((flags & Interop.MSG_CTRUNC) != 0)
                 ThrowHelper.ThrowErrno("recvmsg", Errno.EMSGSIZE,
@@ -304,6 +310,11 @@ public sealed class UnixSocket : IDisposable
     /// </summary>
     private static unsafe void Collect(byte* control, int length, List<SafeFdHandle> into)
     {
+        // SAFETY: every read lies in [control, control + length): a header is
+        // read only when offset + sizeof(cmsghdr) <= length, its data only when
+        // its whole cmsg_len fits (offset + cmsgLength <= length), and a length
+        // that does not fit, or is too small to move on (< CMSG_LEN(0)), ends
+        // the walk. offset stays 8-aligned (CMSG_ALIGN), as the header wants.
         int offset = 0;
         while (offset + sizeof(Interop.Cmsghdr) <= length)
         {

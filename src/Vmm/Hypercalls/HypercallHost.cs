@@ -64,14 +64,14 @@ public sealed class HypercallHost : IVcpuHost, IDisposable
             HypercallNumber.LhcallHalt => HaltFor(vcpu, ref s, s[Gpr.Ebx]),
             HypercallNumber.LhcallNotify => Notify(vcpu, ref s, s[Gpr.Ebx]),
             HypercallNumber.SvConsoleWrite => ConsoleWrite(vcpu, ref s, s[Gpr.Ebx], s[Gpr.Ecx]),
-            uint n => UnknownHypercall(ref s, n),
+            _ => UnknownHypercall(ref s),
         };
     }
 
     // Out of line: the message's formatting would otherwise give the
     // dispatcher above a frame to clear on every call, notifies included.
     [MethodImpl(MethodImplOptions.NoInlining)]
-    private static VcpuExit UnknownHypercall(ref CpuState s, uint n) => Fault(ref s, $"unknown hypercall {n} (EAX)");
+    private VcpuExit UnknownHypercall(ref CpuState s) => Fault(ref s, FaultKind.UnknownHypercall);
 
     /// <summary>
     /// <c>hlt</c> waits, without consuming it, for an interrupt to become
@@ -103,7 +103,7 @@ public sealed class HypercallHost : IVcpuHost, IDisposable
     {
         // Value 0 is reserved so that a zeroed variable cannot notify by accident.
         if (value == 0)
-            return Fault(ref s, "LHCALL_NOTIFY with value 0");
+            return Fault(ref s, FaultKind.NotifyValueZero);
         s[Gpr.Eax] = Notifier.Signal(value, vcpu.Index) ? 1u : 0u;
         return null;
     }
@@ -114,7 +114,7 @@ public sealed class HypercallHost : IVcpuHost, IDisposable
         // Only the bytes we would write must be in RAM: a guest that passes a
         // huge length gets the first 64 KiB and EAX saying so.
         if (!_memory.TryGetSpan(address, count, out Span<byte> bytes))
-            return Fault(ref s, $"SV_CONSOLE_WRITE of {count} bytes at 0x{address:x} outside guest RAM");
+            return Fault(ref s, FaultKind.ConsoleWriteOutsideRam, address, (uint)count);
         // The write may block (a full pipe): offline meanwhile, so that map
         // updates do not wait for a reader that holds nothing.
         vcpu.Qsbr?.Offline();
@@ -141,10 +141,10 @@ public sealed class HypercallHost : IVcpuHost, IDisposable
     /// instruction: EIP goes back to it, as a CPU reports a trap, so that the
     /// registers and the message agree.
     /// </summary>
-    private static VcpuExit Fault(ref CpuState s, string what)
+    private VcpuExit Fault(ref CpuState s, FaultKind kind, uint? address = null, uint? size = null)
     {
         s.Eip -= 2;
-        return VcpuExit.Fault($"{what} at eip 0x{s.Eip:x}");
+        return VcpuExit.Of(GuestFault.At(kind, s.Eip, _memory, address, size, hypercall: s[Gpr.Eax]));
     }
 
     public void Dispose()

@@ -1,5 +1,4 @@
 using Sharpvisor.Native;
-using Sharpvisor.Vmm.Notify;
 
 namespace Sharpvisor.Vmm.Launcher;
 
@@ -41,12 +40,12 @@ public sealed class ExecChildren : IDisposable
     {
         public readonly string Command = command;
         public readonly string FirstSpec = firstSpec;
-        public readonly List<(string Name, object Spec, EventFd Fd)> Members = [];
+        public readonly List<(string Name, TargetSpec Spec, EventFd Fd)> Members = [];
         public ChildProcess? Child;
     }
 
     private readonly List<Group> _groups = [];
-    private readonly Dictionary<object, EventFd> _bySpec = new(ReferenceEqualityComparer.Instance);
+    private readonly Dictionary<TargetSpec, EventFd> _bySpec = new(ReferenceEqualityComparer.Instance);
     private EventFd? _wake;
     private Thread? _watcher;
     private TextWriter _stderr = TextWriter.Null;
@@ -58,22 +57,20 @@ public sealed class ExecChildren : IDisposable
     public bool Any => _groups.Count > 0;
 
     /// <summary>
-    /// Groups the <c>exec:</c> targets by CMD, looks up each CMD's program
+    /// Groups the <c>exec:</c> targets among <paramref name="specs"/> (notify
+    /// targets first, then irq targets, each in command-line order) by CMD, looks up each CMD's program
     /// (with <c>$SHARPVISOR</c> and the rest of the child's environment) and
     /// creates one eventfd per target. Starts nothing.
     /// </summary>
     /// <exception cref="TargetUnavailableException">A program is not found, or not executable (exit 69).</exception>
-    public static ExecChildren Prepare(IReadOnlyList<NotifySpec> notify, IReadOnlyList<IrqSpec> irqs)
+    public static ExecChildren Prepare(IEnumerable<TargetSpec> specs)
     {
         var children = new ExecChildren();
         try
         {
-            var members = notify.Where(s => s.Target.Kind == TargetKind.Exec)
-                .Select(s => (Spec: (object)s, s.Target.Command, Name: $"notify-{Notifier.Name(s.Value)}"))
-                .Concat(irqs.Where(s => s.Target.Kind == TargetKind.Exec)
-                    .Select(s => (Spec: (object)s, s.Target.Command, Name: $"irq-{s.Line}")));
-            foreach ((object spec, string command, string name) in members)
+            foreach (TargetSpec spec in specs.Where(s => s.Target.Kind == TargetKind.Exec))
             {
+                string command = spec.Target.Command, name = spec.Name;
                 Group? group = children._groups.Find(g => g.Command == command);
                 if (group is null)
                 {
@@ -95,7 +92,7 @@ public sealed class ExecChildren : IDisposable
     }
 
     /// <summary>The eventfd created for <paramref name="spec"/>'s target (owned here, closed by <see cref="Dispose"/>).</summary>
-    public EventFd EventFdFor(object spec) => _bySpec[spec];
+    public EventFd EventFdFor(TargetSpec spec) => _bySpec[spec];
 
     /// <summary>
     /// The path children find in <c>$SHARPVISOR</c>: a program that runs this
@@ -132,7 +129,9 @@ public sealed class ExecChildren : IDisposable
         if (ProgramPath.Find(program) is null)
         {
             string why = program.Contains('/')
-                ? File.Exists(program) ? $"program '{program}' is not executable" : $"program '{program}' not found"
+                ? Directory.Exists(program) ? $"program '{program}' is a directory, not an executable file"
+                    : File.Exists(program) ? $"program '{program}' is not executable"
+                    : $"program '{program}' not found"
                 : $"program '{program}' not found in PATH";
             if (program.Length == 0) why = "CMD names no program (an empty variable? $SHARPVISOR is unset when there is no sharpvisor executable beside sharpvisor.dll)";
             throw new TargetUnavailableException($"{group.FirstSpec}: target unavailable: {why}");

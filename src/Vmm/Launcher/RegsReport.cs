@@ -7,7 +7,7 @@ using Sharpvisor.Jit.Runtime;
 namespace Sharpvisor.Vmm.Launcher;
 
 /// <summary>
-/// <c>--regs</c>: why the VM stopped and every vCPU's registers, as one line
+/// <c>--regs</c>: why the VM stopped, the guest fault if it was one, and every vCPU's registers, as one line
 /// of JSON, the last line on stderr, for scripts and tests to read.
 /// Utf8JsonWriter writes it without reflection, so it stays AOT-safe.
 /// </summary>
@@ -26,6 +26,7 @@ public static class RegsReport
             else json.WriteNull("guest_status");
             json.WriteString("message", exit.Message);
             json.WriteEndObject();
+            WriteFault(json, exit.Fault);
             json.WriteStartArray("vcpus");
             foreach (Vcpu vcpu in vcpus)
             {
@@ -48,6 +49,34 @@ public static class RegsReport
             json.WriteEndObject();
         }
         return Encoding.UTF8.GetString(buffer.WrittenSpan);
+    }
+
+    /// <summary>
+    /// <c>"fault"</c>: the guest fault field by field, so that tools read it
+    /// without parsing the message; null when the stop was no fault, and each
+    /// field null where it does not apply to the kind.
+    /// </summary>
+    private static void WriteFault(Utf8JsonWriter json, GuestFault? fault)
+    {
+        if (fault == null)
+        {
+            json.WriteNull("fault");
+            return;
+        }
+        json.WriteStartObject("fault");
+        json.WriteString("kind", FaultKinds.JsonName(fault.Kind));
+        WriteNumberOrNull(json, "address", fault.Address);
+        WriteNumberOrNull(json, "size", fault.Size);
+        json.WriteNumber("eip", fault.Eip);
+        json.WriteString("bytes", fault.Hex());
+        WriteNumberOrNull(json, "hypercall", fault.Hypercall);
+        json.WriteEndObject();
+    }
+
+    private static void WriteNumberOrNull(Utf8JsonWriter json, string name, uint? value)
+    {
+        if (value is uint v) json.WriteNumber(name, v);
+        else json.WriteNull(name);
     }
 
     public static string ReasonName(StopReason reason) => reason switch

@@ -1,26 +1,24 @@
-using System.Globalization;
-
 namespace Sharpvisor.Vmm.Launcher;
 
 /// <summary>Parses <c>--mem</c> sizes and <c>--flat</c> addresses; errors are one line for the usage message.</summary>
 public static class SizeParser
 {
     /// <summary>
-    /// A RAM size: a number of bytes, or a number with K, M or G (powers of
+    /// A RAM size: a number of bytes (by <see cref="Numbers.Rule"/>), or such a number with K, M or G (powers of
     /// 1024, either case). It must be a nonzero multiple of 4 KiB (guest RAM
     /// is made of pages) and at most 3 GiB.
     /// </summary>
     public static bool TryParseMemory(string text, out ulong bytes, out string error)
     {
         bytes = 0;
-        string digits = text.Trim();
+        string digits = text;
         int shift = 0;
         if (digits.Length > 0)
         {
             shift = char.ToUpperInvariant(digits[^1]) switch { 'K' => 10, 'M' => 20, 'G' => 30, _ => 0 };
             if (shift != 0) digits = digits[..^1];
         }
-        if (!ulong.TryParse(digits, NumberStyles.None, CultureInfo.InvariantCulture, out ulong value))
+        if (!Numbers.TryParse(digits, out ulong value))
         {
             error = $"--mem '{text}' is not a size (a number of bytes, or with K, M or G: 64M)";
             return false;
@@ -43,13 +41,10 @@ public static class SizeParser
         return true;
     }
 
-    /// <summary>A 32-bit guest-physical address, in hex with 0x or in decimal.</summary>
+    /// <summary>A 32-bit guest-physical address, by <see cref="Numbers.Rule"/>.</summary>
     public static bool TryParseAddress(string text, out uint address, out string error)
     {
-        string t = text.Trim();
-        bool ok = t.StartsWith("0x", StringComparison.OrdinalIgnoreCase)
-            ? uint.TryParse(t.AsSpan(2), NumberStyles.AllowHexSpecifier, CultureInfo.InvariantCulture, out address)
-            : uint.TryParse(t, NumberStyles.None, CultureInfo.InvariantCulture, out address);
+        bool ok = Numbers.TryParse(text, out address);
         error = ok ? "" : $"--flat '{text}' is not a 32-bit address (0x100000 or 1048576)";
         return ok;
     }

@@ -29,18 +29,51 @@ public sealed record Target(TargetKind Kind, int Fd, string Text)
     public override string ToString() => Text;
 }
 
-/// <summary><c>--notify VALUE=TARGET</c>: notifications of <paramref name="Value"/> go to the target's eventfd.</summary>
-public sealed record NotifySpec(uint Value, Target Target)
+/// <summary>
+/// A <c>--notify</c> or <c>--irq</c> as given: a number (the notify value,
+/// the interrupt line) and the target whose eventfd serves it. Parsing,
+/// opening and attaching treat both kinds alike; only what the number means
+/// differs.
+/// </summary>
+public abstract record TargetSpec(Target Target)
 {
+    /// <summary>The eventfd's name where a listener sees it (LISTEN_FDNAMES, a unix: listener's lines): <c>notify-0x10</c>, <c>irq-5</c>.</summary>
+    public abstract string Name { get; }
+
+    /// <summary>Makes <paramref name="fd"/> serve this spec's number in <paramref name="machine"/>.</summary>
+    internal abstract void Attach(Machine machine, EventFd fd);
+}
+
+/// <summary><c>--notify VALUE=TARGET</c>: notifications of <paramref name="Value"/> go to the target's eventfd.</summary>
+public sealed record NotifySpec(uint Value, Target Target) : TargetSpec(Target)
+{
+    public override string Name => $"notify-{Notifier.Name(Value)}";
+
+    internal override void Attach(Machine machine, EventFd fd) => machine.Notifier.Attach(Value, fd);
+
     /// <summary>The option as we name it in messages, with the value in its canonical form (<c>0x10=fd:3</c>).</summary>
     public override string ToString() => $"--notify {Notifier.Name(Value)}={Target}";
 }
 
 /// <summary><c>--irq N=TARGET</c>: a write to the target's eventfd makes interrupt <paramref name="Line"/> pending.</summary>
-public sealed record IrqSpec(int Line, Target Target)
+public sealed record IrqSpec(int Line, Target Target) : TargetSpec(Target)
 {
-    public override string ToString() => $"--irq {Line}={Target}";
+    public override string Name => $"irq-{Line.ToString(CultureInfo.InvariantCulture)}";
+
+    internal override void Attach(Machine machine, EventFd fd) => machine.Interrupts.Attach(Line, fd);
+
+    public override string ToString() => $"--irq {Line.ToString(CultureInfo.InvariantCulture)}={Target}";
 }
+
+/// <summary>
+/// What tells <c>--notify</c> and <c>--irq</c> apart when they are parsed:
+/// the option's name, what its number is called and may be, an example, and
+/// how a spec is made. One row per option; <see cref="Targets.TryParse"/> reads it.
+/// </summary>
+public sealed record TargetOption<TSpec>(
+    string Option, string Field, string Example, Func<uint, bool> IsValid, string ValidText,
+    Func<uint, string> Canonical, Func<uint, Target, TSpec> Create)
+    where TSpec : TargetSpec;
 
 /// <summary>
 /// Parsing of <c>VALUE=TARGET</c> (usage errors, exit 64, one line each) and
@@ -49,74 +82,51 @@ public sealed record IrqSpec(int Line, Target Target)
 /// </summary>
 public static class Targets
 {
-    /// <summary>Parses every <c>--notify</c> given; a value given twice (in any spelling) is an error.</summary>
-    public static bool TryParseNotify(IEnumerable<string> texts, out NotifySpec[] specs, out string error)
+    /// <summary><c>--notify VALUE=TARGET</c>: VALUE is any nonzero 32-bit number.</summary>
+    public static readonly TargetOption<NotifySpec> Notify = new(
+        "--notify", "VALUE", "0x10=fd:3", v => v != 0, "a nonzero 32-bit number, decimal or 0x-hex",
+        Notifier.Name, (v, target) => new NotifySpec(v, target));
+
+    /// <summary><c>--irq N=TARGET</c>: N is an interrupt line, 1 to <see cref="InterruptController.MaxLine"/>.</summary>
+    public static readonly TargetOption<IrqSpec> Irq = new(
+        "--irq", "N", "5=fd:4", v => v is >= 1 and <= InterruptController.MaxLine,
+        $"an interrupt number from 1 to {InterruptController.MaxLine}",
+        v => v.ToString(CultureInfo.InvariantCulture), (v, target) => new IrqSpec((int)v, target));
+
+    /// <summary>
+    /// Parses every <paramref name="texts"/> given to <paramref name="option"/>;
+    /// a number given twice (in any spelling) is an error.
+    /// </summary>
+    public static bool TryParse<TSpec>(TargetOption<TSpec> option, IEnumerable<string> texts, out TSpec[] specs, out string error)
+        where TSpec : TargetSpec
     {
-        var list = new List<NotifySpec>();
+        var list = new List<(uint Number, TSpec Spec)>();
         specs = [];
         foreach (string text in texts)
         {
-            if (!Split("--notify", text, "0x10=fd:3", out string left, out string right, out error)) return false;
-            if (!TryParseNumber(left, out uint value) || value == 0)
+            int eq = text.IndexOf('=');
+            if (eq < 0)
             {
-                error = $"--notify '{text}': VALUE '{left}' must be a nonzero 32-bit number, decimal or 0x-hex";
+                error = $"{option.Option} '{text}' must be {option.Field}=TARGET, as in {option.Option} {option.Example}";
                 return false;
             }
-            if (!TryParseTarget("--notify", text, right, out Target? target, out error)) return false;
-            if (list.Any(s => s.Value == value))
+            string left = text[..eq], right = text[(eq + 1)..];
+            if (!Numbers.TryParse(left, out uint number) || !option.IsValid(number))
             {
-                error = $"--notify {Notifier.Name(value)} is given twice";
+                error = $"{option.Option} '{text}': {option.Field} '{left}' must be {option.ValidText}";
                 return false;
             }
-            list.Add(new NotifySpec(value, target!));
+            if (!TryParseTarget(option.Option, text, right, out Target? target, out error)) return false;
+            if (list.Exists(s => s.Number == number))
+            {
+                error = $"{option.Option} {option.Canonical(number)} is given twice";
+                return false;
+            }
+            list.Add((number, option.Create(number, target!)));
         }
-        specs = [.. list];
+        specs = [.. list.Select(s => s.Spec)];
         error = "";
         return true;
-    }
-
-    /// <summary>Parses every <c>--irq</c> given; N is 1..31, each at most once.</summary>
-    public static bool TryParseIrq(IEnumerable<string> texts, out IrqSpec[] specs, out string error)
-    {
-        var list = new List<IrqSpec>();
-        specs = [];
-        foreach (string text in texts)
-        {
-            if (!Split("--irq", text, "5=fd:4", out string left, out string right, out error)) return false;
-            if (!TryParseNumber(left, out uint line) || line is 0 or > InterruptController.MaxLine)
-            {
-                error = $"--irq '{text}': N '{left}' must be an interrupt number from 1 to {InterruptController.MaxLine}";
-                return false;
-            }
-            if (!TryParseTarget("--irq", text, right, out Target? target, out error)) return false;
-            if (list.Any(s => s.Line == line))
-            {
-                error = $"--irq {line} is given twice";
-                return false;
-            }
-            list.Add(new IrqSpec((int)line, target!));
-        }
-        specs = [.. list];
-        error = "";
-        return true;
-    }
-
-    /// <summary>Decimal, or hex with 0x; 32 bits; no sign, no spaces.</summary>
-    internal static bool TryParseNumber(string text, out uint value)
-    {
-        value = 0;
-        return text.StartsWith("0x", StringComparison.OrdinalIgnoreCase)
-            ? text.Length > 2 && uint.TryParse(text.AsSpan(2), NumberStyles.AllowHexSpecifier, CultureInfo.InvariantCulture, out value)
-            : uint.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out value);
-    }
-
-    private static bool Split(string option, string text, string example, out string left, out string right, out string error)
-    {
-        int eq = text.IndexOf('=');
-        left = eq < 0 ? text : text[..eq];
-        right = eq < 0 ? "" : text[(eq + 1)..];
-        error = eq < 0 ? $"{option} '{text}' must be {(option == "--irq" ? "N" : "VALUE")}=TARGET, as in {option} {example}" : "";
-        return eq >= 0;
     }
 
     private static bool TryParseTarget(string option, string whole, string text, out Target? target, out string error)
@@ -152,12 +162,13 @@ public static class Targets
             error = $"{option} '{whole}': unknown TARGET kind '{kind}'; this version knows fd:N, unix:PATH and exec:CMD";
             return false;
         }
-        if (!int.TryParse(rest, NumberStyles.None, CultureInfo.InvariantCulture, out int fd))
+        if (!Numbers.TryParse(rest, out uint number) || number > int.MaxValue)
         {
             error = $"{option} '{whole}': fd:N needs a descriptor number, not '{rest}'";
             return false;
         }
-        target = new Target(TargetKind.Fd, fd, $"fd:{fd}");
+        int fd = (int)number;
+        target = new Target(TargetKind.Fd, fd, $"fd:{fd.ToString(CultureInfo.InvariantCulture)}");
         error = "";
         return true;
     }
@@ -169,8 +180,9 @@ public static class Targets
     /// listener at PATH. The caller owns the result.
     /// </summary>
     /// <exception cref="TargetUnavailableException">N is not open, or not an eventfd; no listener at PATH.</exception>
-    public static EventFd Open(object spec, Target target)
+    public static EventFd Open(TargetSpec spec)
     {
+        Target target = spec.Target;
         if (target.Kind == TargetKind.Unix)
             return UnixTarget.Open(spec, target.Text["unix:".Length..]);
         try

@@ -23,7 +23,7 @@ public static class UnixTarget
     public const int MaxLineLength = 18;
 
     /// <summary>The payload for <paramref name="spec"/>: <c>notify 0x10\n</c> or <c>irq 5\n</c>.</summary>
-    public static string Line(object spec) => spec switch
+    public static string Line(TargetSpec spec) => spec switch
     {
         NotifySpec n => $"notify {Notifier.Name(n.Value)}\n",
         IrqSpec i => $"irq {i.Line.ToString(CultureInfo.InvariantCulture)}\n",
@@ -56,7 +56,7 @@ public static class UnixTarget
         if (line.StartsWith("notify ", StringComparison.Ordinal))
         {
             string value = line["notify ".Length..];
-            if (Targets.TryParseNumber(value, out uint v) && v != 0 && value == Notifier.Name(v))
+            if (Numbers.TryParse(value, out uint v) && v != 0 && value == Notifier.Name(v))
             {
                 name = $"notify-{value}";
                 error = "";
@@ -88,7 +88,7 @@ public static class UnixTarget
     /// connection of its own. The caller owns the result.
     /// </summary>
     /// <exception cref="TargetUnavailableException">No socket at PATH, not a socket, nobody listening, or the send failed.</exception>
-    public static EventFd Open(object spec, string path)
+    public static EventFd Open(TargetSpec spec, string path)
     {
         byte[] line = Encoding.ASCII.GetBytes(Line(spec));
         EventFd fd = EventFd.Create();

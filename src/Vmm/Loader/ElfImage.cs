@@ -1,3 +1,4 @@
+using System.Buffers.Binary;
 using ELFSharp.ELF;
 using ELFSharp.ELF.Segments;
 
@@ -12,6 +13,7 @@ namespace Sharpvisor.Vmm.Loader;
 internal static class ElfImage
 {
     private const int Elf32HeaderSize = 52;
+    private const int Elf32PhdrSize = 32;
 
     public static GuestImage Parse(byte[] file, ulong ramSize, string path)
     {
@@ -22,6 +24,8 @@ internal static class ElfImage
         if (file.Length < Elf32HeaderSize)
             throw Bad($"'{path}' is truncated: {file.Length} bytes, shorter than an ELF header");
 
+        CheckProgramHeaderTable(file, path);
+
         IELF elf;
         try
         {
@@ -30,7 +34,9 @@ internal static class ElfImage
         }
         catch (Exception e) when (e is not ImageException)
         {
-            throw Bad($"'{path}' is a malformed ELF file: {OneLine(e.Message)}");
+            // ELFSharp's own text names its internals, not the file's fault
+            // (a section table out of bounds, say): our line says what it is.
+            throw Bad($"'{path}' is a malformed ELF file: its headers cannot be read");
         }
 
         using (elf)
@@ -50,9 +56,9 @@ internal static class ElfImage
             {
                 headers = elf32.Segments;
             }
-            catch (Exception e)
+            catch (Exception)
             {
-                throw Bad($"'{path}' is truncated or malformed: cannot read its program headers ({OneLine(e.Message)})");
+                throw Bad($"'{path}' is truncated or malformed: cannot read its program headers");
             }
             return Check(path, file, ramSize, elf32.EntryPoint, headers);
         }
@@ -94,6 +100,32 @@ internal static class ElfImage
         return new GuestImage(entry, segments, file);
     }
 
+    /// <summary>
+    /// The fields that say where the program headers are, read from the
+    /// bytes before ELFSharp sees them: the class and byte order (so a
+    /// 64-bit or big-endian file is named as such), the entry size, and that
+    /// the whole table lies inside the file.
+    /// </summary>
+    private static void CheckProgramHeaderTable(byte[] file, string path)
+    {
+        if (file[4] == 2)
+            throw Bad($"'{path}' is a 64-bit ELF (ELFCLASS64); Sharpvisor runs 32-bit i386 images");
+        if (file[4] != 1)
+            throw Bad($"'{path}' is an ELF of unknown class {file[4]}; Sharpvisor runs 32-bit i386 images (ELFCLASS32)");
+        if (file[5] == 2)
+            throw Bad($"'{path}' is a big-endian ELF; i386 images are little-endian");
+        if (file[5] != 1)
+            throw Bad($"'{path}' is an ELF of unknown byte order {file[5]}; i386 images are little-endian (ELFDATA2LSB)");
+        uint phoff = BinaryPrimitives.ReadUInt32LittleEndian(file.AsSpan(28));
+        ushort phentsize = BinaryPrimitives.ReadUInt16LittleEndian(file.AsSpan(42));
+        ushort phnum = BinaryPrimitives.ReadUInt16LittleEndian(file.AsSpan(44));
+        if (phentsize != Elf32PhdrSize)
+            throw Bad($"'{path}' has e_phentsize {phentsize}; an ELF32 program header is {Elf32PhdrSize} bytes");
+        ulong end = phoff + (ulong)phnum * Elf32PhdrSize;
+        if (end > (ulong)file.Length)
+            throw Bad($"'{path}' is truncated: its {phnum} program headers at 0x{phoff:x} need file bytes up to 0x{end:x}, the file has 0x{file.Length:x}");
+    }
+
     private static string TypeName(FileType type) => type switch
     {
         FileType.SharedObject => "ET_DYN (a shared object or PIE)",
@@ -103,6 +135,4 @@ internal static class ElfImage
     };
 
     private static ImageException Bad(string message) => new(ExitStatus.BadImage, message);
-
-    private static string OneLine(string s) => s.ReplaceLineEndings(" ");
 }

@@ -1,3 +1,5 @@
+using Sharpvisor.Native;
+
 namespace Sharpvisor.Vmm.Loader;
 
 // Journey: image
@@ -19,31 +21,88 @@ public static class ImageLoader
     /// <exception cref="ImageException">The file is missing (66) or not loadable (65).</exception>
     public static GuestImage Read(string path, ulong ramSize, uint? flatAddress)
     {
-        byte[] file;
-        try
-        {
-            var info = new FileInfo(path);
-            if (!info.Exists)
-                throw new ImageException(ExitStatus.NoInput,
-                    Directory.Exists(path) ? $"image '{path}' is a directory" : $"image '{path}' not found");
-            // Checked before reading, so a huge file is refused without
-            // reading it: no image can be larger than the RAM it must fit in.
-            if ((ulong)info.Length > ramSize)
-                throw new ImageException(ExitStatus.BadImage,
-                    $"image '{path}' is {info.Length} bytes, larger than guest RAM ({ramSize} bytes; see --mem)");
-            file = File.ReadAllBytes(path);
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            throw new ImageException(ExitStatus.NoInput, $"cannot read image '{path}': {e.Message}");
-        }
+        byte[] file = ReadFile(path, ramSize);
         return flatAddress is uint address
             ? FlatImage.Parse(file, address, ramSize)
             : ElfImage.Parse(file, ramSize, path);
     }
 
+    /// <summary>
+    /// The whole file, if it is a regular file and fits in RAM. What is not a
+    /// regular file is refused before it is opened: a FIFO would block the
+    /// open until a writer comes, and a device such as /dev/zero never ends.
+    /// A file that grows while it is read, or reports no size (as /proc files
+    /// do), is read only until it proves larger than RAM.
+    /// </summary>
+    private static byte[] ReadFile(string path, ulong ramSize)
+    {
+        if (path.Length == 0)
+            throw new ImageException(ExitStatus.NoInput, "the image path is empty");
+        FileKind kind = FileKinds.Of(path);
+        if (kind == FileKind.Missing)
+            throw new ImageException(ExitStatus.NoInput, $"image '{path}' not found");
+        if (kind == FileKind.Directory)
+            throw new ImageException(ExitStatus.NoInput, $"image '{path}' is a directory");
+        if (kind != FileKind.Regular)
+            throw new ImageException(ExitStatus.BadImage, $"image '{path}' is {FileKinds.Describe(kind)}, not a regular file");
+        try
+        {
+            using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite, bufferSize: 1);
+            // Checked before reading, so a huge file is refused without
+            // reading it: no image can be larger than the RAM it must fit in.
+            long length = stream.Length;
+            if ((ulong)length > ramSize)
+                throw TooLarge(path, length, ramSize);
+            if (length > Array.MaxLength)
+                throw new ImageException(ExitStatus.BadImage, $"image '{path}' is {length} bytes, more than this launcher can load at once");
+            var file = new byte[length];
+            int got = stream.ReadAtLeast(file, file.Length, throwOnEndOfStream: false);
+            if (got < file.Length) return file[..got]; // it shrank while we read
+            return ReadOn(stream, file, path, ramSize);
+        }
+        catch (UnauthorizedAccessException)
+        {
+            throw new ImageException(ExitStatus.NoInput, $"cannot read image '{path}': permission denied");
+        }
+        catch (FileNotFoundException)
+        {
+            throw new ImageException(ExitStatus.NoInput, $"image '{path}' not found");
+        }
+        catch (DirectoryNotFoundException)
+        {
+            throw new ImageException(ExitStatus.NoInput, $"image '{path}' not found");
+        }
+        catch (IOException)
+        {
+            throw new ImageException(ExitStatus.NoInput, $"cannot read image '{path}': an I/O error");
+        }
+    }
+
+    /// <summary>Whatever follows the size the file reported, up to what RAM holds.</summary>
+    private static byte[] ReadOn(FileStream stream, byte[] start, string path, ulong ramSize)
+    {
+        var chunk = new byte[64 * 1024];
+        int n = stream.Read(chunk);
+        if (n == 0) return start;
+        var more = new MemoryStream();
+        more.Write(start);
+        do
+        {
+            if ((ulong)more.Length + (ulong)n > ramSize || more.Length + n > Array.MaxLength)
+                throw TooLarge(path, more.Length + n, ramSize, atLeast: true);
+            more.Write(chunk, 0, n);
+            n = stream.Read(chunk);
+        }
+        while (n > 0);
+        return more.ToArray();
+    }
+
+    private static ImageException TooLarge(string path, long bytes, ulong ramSize, bool atLeast = false) =>
+        new(ExitStatus.BadImage,
+            $"image '{path}' is {(atLeast ? "at least " : "")}{bytes} bytes, larger than guest RAM ({ramSize} bytes; see --mem)");
+
     /// <summary>Copies a checked image into guest RAM and zeroes each segment's bss.</summary>
-    public static void Load(GuestImage image, Sharpvisor.Native.GuestMemory memory)
+    public static void Load(GuestImage image, GuestMemory memory)
     {
         foreach (ImageSegment s in image.Segments)
         {

@@ -74,6 +74,13 @@ public class AssemblerTests
         { "cmovl", "cmovl %r15d,%r8d" },
         { "jmp r15 / rdx", "jmp *%r15; jmp *%rdx" },
         { "push pop", "push %rbx; push %r12; pop %r15; pop %rbp" },
+        { "rol al,3 / ror ax,cl", "rol $0x3,%al; ror %cl,%ax" },
+        { "ror r9d,cl", "ror %cl,%r9d" },
+        { "shld / shrd", "shld $0x5,%edx,%eax; shrd %cl,%r10d,%eax" },
+        { "mul / imul wide", "mul %cl; imul %cx; mul %ecx" },
+        { "bswap", "bswap %eax; bswap %r13d" },
+        { "bt mem", "btl $0x0,0x20(%rbx)" },
+        { "inc dec sized", "inc %al; dec %ax; inc %eax" },
     };
 
     [Theory, MemberData(nameof(Cases))]
@@ -119,6 +126,13 @@ public class AssemblerTests
                 case "cmovl": a.CMov(Cond.L, Reg.R8, Reg.R15); break;
                 case "jmp r15 / rdx": a.JmpReg(Reg.R15); a.JmpReg(Reg.Rdx); break;
                 case "push pop": a.Push(Reg.Rbx); a.Push(Reg.R12); a.Pop(Reg.R15); a.Pop(Reg.Rbp); break;
+                case "rol al,3 / ror ax,cl": a.ShiftRI(Asm.Shift.Rol, Reg.Rax, 3, 1); a.ShiftRCl(Asm.Shift.Ror, Reg.Rax, 2); break;
+                case "ror r9d,cl": a.ShiftRCl(Asm.Shift.Ror, Reg.R9); break;
+                case "shld / shrd": a.DoubleShiftRI(true, Reg.Rax, Reg.Rdx, 5); a.DoubleShiftRCl(false, Reg.Rax, Reg.R10); break;
+                case "mul / imul wide": a.MulWide(1, false, Reg.Rcx); a.MulWide(2, true, Reg.Rcx); a.MulWide(4, false, Reg.Rcx); break;
+                case "bswap": a.Bswap(Reg.Rax); a.Bswap(Reg.R13); break;
+                case "bt mem": a.BtMI(new Mem(Reg.Rbx, 32), 0); break;
+                case "inc dec sized": a.IncDec(1, true, Reg.Rax); a.IncDec(2, false, Reg.Rax); a.IncDec(4, true, Reg.Rax); break;
                 default: throw new ArgumentException(name);
             }
         });

@@ -106,8 +106,8 @@ public class X64TierTests
 
     /// <summary>
     /// Stores that straddle two pages, one of them holding code: machine code
-    /// hands every straddling store to the threaded engine, which checks both
-    /// pages, so the write into the code is seen and the next pass runs it.
+    /// checks the code bits of both pages' bytes, so the write into the code
+    /// is seen and the next pass runs it.
     /// </summary>
     [Fact]
     public void StoreStraddlingIntoAPageOfCode_TakesEffect()

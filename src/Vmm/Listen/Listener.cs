@@ -31,7 +31,7 @@ namespace Sharpvisor.Vmm.Listen;
 /// it, also with 0, once the counts read add up to N.
 /// </para>
 /// </remarks>
-public static class ListenCommand
+public static class Listener
 {
     private const ulong StopToken = ulong.MaxValue;
 
