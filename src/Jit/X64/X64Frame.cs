@@ -1,7 +1,6 @@
 using System.Runtime.InteropServices;
 using Sharpvisor.Jit.Cpu;
 using Sharpvisor.Jit.Threaded;
-
 using Sharpvisor.Jit.Runtime;
 
 namespace Sharpvisor.Jit.X64;

@@ -1,6 +1,5 @@
 using System.Runtime.CompilerServices;
 using Sharpvisor.Jit.Threaded;
-
 using Sharpvisor.Jit.Runtime;
 
 namespace Sharpvisor.Jit.X64;
