@@ -162,15 +162,7 @@ internal sealed unsafe partial class RegionEmitter
                     Ld(op.A);
                     LdB(op);
                     _il.Emit(OpCodes.Call, MMulWideOf);
-                    _il.Emit(OpCodes.Stloc, _p64);
-                    _il.Emit(OpCodes.Ldloc, _p64);
-                    _il.Emit(OpCodes.Conv_U4);
-                    St(op.D);
-                    _il.Emit(OpCodes.Ldloc, _p64);
-                    LdC(32);
-                    _il.Emit(OpCodes.Shr_Un);
-                    _il.Emit(OpCodes.Conv_U4);
-                    St(op.Base);
+                    StoreProductHalves(op);
                     if (op.SetsFlags)
                     {
                         LdC(op.Size);
@@ -189,15 +181,7 @@ internal sealed unsafe partial class RegionEmitter
                     Ld(op.A); _il.Emit(OpCodes.Conv_U8);
                     LdB(op); _il.Emit(OpCodes.Conv_U8);
                     _il.Emit(OpCodes.Mul);
-                    _il.Emit(OpCodes.Stloc, _p64);
-                    _il.Emit(OpCodes.Ldloc, _p64);
-                    _il.Emit(OpCodes.Conv_U4);
-                    St(op.D);
-                    _il.Emit(OpCodes.Ldloc, _p64);
-                    LdC(32);
-                    _il.Emit(OpCodes.Shr_Un);
-                    _il.Emit(OpCodes.Conv_U4);
-                    St(op.Base);
+                    StoreProductHalves(op);
                     if (op.SetsFlags)
                     {
                         // Overflow: a nonzero high half.
@@ -292,4 +276,18 @@ internal sealed unsafe partial class RegionEmitter
 
     /// <summary>The ops (block, op index) this region hands to the interpreter (tests compare them with <see cref="UopTable"/>).</summary>
     internal readonly List<(int Block, int Op)> HandedOver = new();
+
+    /// <summary>The 64-bit product on the stack goes to <c>_p64</c>, its low half to D and its high half to Base (MulWide's two destinations).</summary>
+    private void StoreProductHalves(in MicroOp op)
+    {
+        _il.Emit(OpCodes.Stloc, _p64);
+        _il.Emit(OpCodes.Ldloc, _p64);
+        _il.Emit(OpCodes.Conv_U4);
+        St(op.D);
+        _il.Emit(OpCodes.Ldloc, _p64);
+        LdC(32);
+        _il.Emit(OpCodes.Shr_Un);
+        _il.Emit(OpCodes.Conv_U4);
+        St(op.Base);
+    }
 }
