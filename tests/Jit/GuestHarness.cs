@@ -12,9 +12,9 @@ internal sealed unsafe class GuestHarness : IDisposable, IVcpuHost
     public const ulong RamSize = 1 << 20;
 
     /// <param name="hotThreshold">Block entries before compiling; by default 64, and 1 for the x64 engine, so that its tests run machine code from the first entry.</param>
-    public GuestHarness(EngineKind kind, Action<Assembler> program, int hotThreshold = 0, Qsbr? qsbr = null, int x64CodeBytes = Sharpvisor.Jit.X64.X64Tier.RegionSize)
+    public GuestHarness(EngineKind kind, Action<Assembler> program, int hotThreshold = 0, Qsbr? qsbr = null, int x64CodeBytes = Sharpvisor.Jit.X64.X64Tier.RegionSize, ulong ramSize = RamSize)
     {
-        Memory = GuestMemory.Allocate(RamSize);
+        Memory = GuestMemory.Allocate(ramSize);
         var asm = new Assembler(32);
         program(asm);
         var stream = new MemoryStream();
@@ -26,7 +26,7 @@ internal sealed unsafe class GuestHarness : IDisposable, IVcpuHost
         Engine = new ExecutionEngine(Memory, kind, qsbr, x64CodeBytes) { HotThreshold = hotThreshold };
         Vcpu = new Vcpu(Engine, 0, this);
         Vcpu.State.Eip = CodeBase;
-        Vcpu.State[Gpr.Esp] = (uint)RamSize;
+        Vcpu.State[Gpr.Esp] = (uint)Math.Min(ramSize, 1ul << 20);
         Vcpu.State.SetEflags(Eflags.Initial);
     }
 

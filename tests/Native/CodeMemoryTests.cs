@@ -13,7 +13,7 @@ public class CodeMemoryTests
         long b = code.TryReserve(10);
         Assert.Equal(0, a);
         Assert.Equal(112, b); // aligned to 16
-        code.Writable[b] = 0xC3;
+        code.Write(b, [0xC3]);
         Assert.Equal(0xC3, code.Executable[b]);
         Assert.Equal(-1, code.TryReserve(8192));
         Assert.True(code.TryReserve(8192 - 128) >= 0);

@@ -1,4 +1,5 @@
 using Iced.Intel;
+using Sharpvisor.Native;
 
 namespace Sharpvisor.Jit.Frontend;
 
@@ -20,5 +21,6 @@ internal sealed unsafe class GuestCodeReader : CodeReader
 
     public void Seek(uint address) => _pos = address;
 
-    public override int ReadByte() => _pos < _size ? _base[_pos++] : -1;
+    // The compare is GuestMemory's precondition for the one byte read.
+    public override int ReadByte() => _pos < _size ? GuestMemory.ReadUnchecked8(_base, (nuint)_pos++) : -1;
 }

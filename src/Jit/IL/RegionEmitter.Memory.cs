@@ -67,8 +67,13 @@ internal sealed unsafe partial class RegionEmitter
         });
     }
 
+    /// <summary>Pushes MemoryBase + ea: only after <see cref="BoundsCheck"/> has branched past the fault for this ea.</summary>
     private void EmitHostAddress()
     {
+        // SAFETY (of the IL emitted): the base is a constant of this region,
+        // which runs only on vCPUs of the engine it was compiled for, whose
+        // RAM outlives them all; every caller emits BoundsCheck for _ea first,
+        // so the volatile ldind/stind that follows stays inside RAM.
         _il.Emit(OpCodes.Ldc_I8, (long)_vcpu.MemoryBase);
         _il.Emit(OpCodes.Conv_U);
         _il.Emit(OpCodes.Ldloc, _ea);

@@ -86,6 +86,9 @@ public sealed unsafe partial class ExecutionEngine : IDisposable
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal static bool StoreHitsCode(byte* pages, byte* bits, uint ea, int size)
     {
+        // SAFETY: ea + size <= RAM size (the caller checked), so both page
+        // numbers are at most (size - 1) >> 12, inside the table's
+        // Size / PageSize + 1 bytes.
         if ((pages[ea >> 12] | pages[(ea + (uint)size - 1) >> 12]) == 0)
             return false;
         // SAFETY: ea + size <= RAM size (the caller checked), so the two bytes
@@ -152,6 +155,8 @@ public sealed unsafe partial class ExecutionEngine : IDisposable
                 if (!_pages.TryGetValue(page, out var info))
                     _pages[page] = info = new CodePage();
                 info.Blocks.Add(block);
+                // SAFETY: a block's bytes were fetched from RAM, so its last
+                // page is inside the table of Size / PageSize + 1 bytes.
                 _codePages[page] = 1;
             }
             _blocks[eip] = block;
@@ -167,6 +172,7 @@ public sealed unsafe partial class ExecutionEngine : IDisposable
     {
         if (length == 0) return false;
         ulong end = Math.Min((ulong)address + length, Memory.Size);
+        // SAFETY: every a read below is < end <= RAM size: inside both tables.
         for (ulong a = address; a < end;)
         {
             if (_codePages[a >> 12] == 0)
@@ -206,8 +212,15 @@ public sealed unsafe partial class ExecutionEngine : IDisposable
         if (!StoreHitsCode(_codePages, _codeBits, address, size))
             return false;
         Interlocked.Increment(ref _codeWrites);
-        byte* p = Memory.Base + address;
-        uint current = size switch { 1 => *p, 2 => *(ushort*)p, _ => *(uint*)p };
+        // StoreHitsCode's precondition is the caller's bounds check, which is
+        // also the read's: [address, address + size) lies in RAM.
+        byte* ram = Memory.Base;
+        uint current = size switch
+        {
+            1 => GuestMemory.ReadUnchecked8(ram, address),
+            2 => GuestMemory.ReadUnchecked16(ram, address),
+            _ => GuestMemory.ReadUnchecked32(ram, address),
+        };
         uint mask = size == 4 ? uint.MaxValue : (1u << (size * 8)) - 1;
         if ((current & mask) == (value & mask))
             return false;
@@ -284,6 +297,8 @@ public sealed unsafe partial class ExecutionEngine : IDisposable
     private void MarkLocked(uint start, uint end)
     {
         ulong to = Math.Min(end, Memory.Size);
+        // SAFETY: a < RAM size, so a >> 3 < Size / 8 + 8, the bitmap's length;
+        // writers hold the lock, and readers (StoreHitsCode) only read bytes.
         for (ulong a = start; a < to; a++)
             _codeBits[a >> 3] |= (byte)(1 << (int)(a & 7));
     }
@@ -292,8 +307,10 @@ public sealed unsafe partial class ExecutionEngine : IDisposable
     private void ClearLocked(uint start, ulong end)
     {
         ulong to = Math.Min(end, Memory.Size);
+        // SAFETY: start is 8-aligned and to <= RAM size, so the bytes cleared,
+        // [start / 8, (to + 7) / 8), lie in the bitmap's Size / 8 + 8.
         if (to > start)
-            new Span<byte>(_codeBits + (start >> 3), (int)((to - start + 7) >> 3)).Clear();
+            NativeMemory.Clear(_codeBits + (start >> 3), (nuint)((to - start + 7) >> 3));
     }
 
     public void Dispose()

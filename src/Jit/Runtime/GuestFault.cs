@@ -38,6 +38,7 @@ public sealed record GuestFault(FaultKind Kind, uint Eip, uint? Address, uint? S
         if (eip >= ramSize)
             return [];
         int available = (int)Math.Min(MaxInstructionLength, ramSize - eip);
+        // SAFETY: eip < ramSize and available <= ramSize - eip: inside RAM, which is live while its vCPU reports the fault.
         byte[] bytes = new ReadOnlySpan<byte>(ram + eip, available).ToArray();
         var decoder = Decoder.Create(32, new ByteArrayCodeReader(bytes), eip, DecoderOptions.None);
         decoder.Decode(out Instruction insn);

@@ -13,7 +13,8 @@ namespace Sharpvisor.Jit.Runtime;
 /// </summary>
 public sealed unsafe partial class Vcpu : IDisposable
 {
-    private const int JumpCacheSize = 4096;
+    /// <summary>Slots in the jump cache, a power of two; the x64 tier's indirect cache has as many, indexed by the same <see cref="JumpSlot"/>.</summary>
+    internal const int JumpCacheSize = 4096;
 
     private CpuState* _state;
     private readonly Translator _translator;
@@ -33,6 +34,10 @@ public sealed unsafe partial class Vcpu : IDisposable
         int frameOffset = engine.Backend.FrameOffset;
         if (frameOffset != 0 && sizeof(CpuState) > frameOffset)
             throw new InvalidOperationException("CpuState grew into the x64 tier's frame: raise X64Frame.OffsetFromState");
+        // SAFETY: the registers and the backend's frame in one allocation (the
+        // check above keeps them apart), this vCPU's alone: only its own
+        // thread runs guest code with it, and Dispose frees it after that
+        // thread has left Run. Reset zeroes it before anything reads it.
         _state = (CpuState*)NativeMemory.AlignedAlloc((nuint)(frameOffset != 0 ? frameOffset + engine.Backend.FrameSize : sizeof(CpuState)), 64);
         _state->Reset();
         _translator = new Translator(engine.Memory);

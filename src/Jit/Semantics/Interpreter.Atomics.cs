@@ -1,6 +1,7 @@
 using Sharpvisor.Jit.Cpu;
 using Sharpvisor.Jit.IR;
 using Sharpvisor.Jit.Runtime;
+using Sharpvisor.Native;
 
 namespace Sharpvisor.Jit.Semantics;
 
@@ -24,7 +25,7 @@ internal static unsafe partial class Interpreter
         int size = op.Size;
         if ((ulong)ea + (uint)size > v.MemorySize)
             return v.MemoryFault(s, ea, (uint)size, FaultKind.WriteOutsideRam, op.Eip);
-        byte* p = v.MemoryBase + ea;
+        byte* mem = v.MemoryBase;
         var kind = (AtomicOp)op.Cc;
         uint b = (op.Flags & UopFlags.BImm) != 0 ? op.Imm : r[op.B];
         uint expected = r[op.A];
@@ -34,7 +35,7 @@ internal static unsafe partial class Interpreter
         uint old, res;
         while (true)
         {
-            old = LoadValue(p, size, 0);
+            old = LoadValue(mem, ea, size, 0);
             bool store = true;
             res = kind switch
             {
@@ -62,12 +63,12 @@ internal static unsafe partial class Interpreter
             if (onCode)
             {
                 bool changed = v.Engine.OnCodeWrite(ea, size, res);
-                StoreValue(p, size, res);
+                StoreValue(mem, ea, size, res);
                 Finish(s, kind, size, old, b, expected, res, carry, op.Flags);
                 r[op.D] = old;
                 return changed ? FinishAfterCodeWrite(v, s, block, i) : BlockExit.Reached;
             }
-            if (CompareExchange(p, size, res, old) == (old & mask))
+            if (CompareExchange(mem, ea, size, res, old) == (old & mask))
                 break;
         }
         Finish(s, kind, size, old, b, expected, res, carry, op.Flags);
@@ -107,10 +108,10 @@ internal static unsafe partial class Interpreter
     }
 
     /// <summary>The host's own locked cmpxchg at the guest's width; returns what memory held (zero-extended).</summary>
-    private static uint CompareExchange(byte* p, int size, uint value, uint comparand) => size switch
+    private static uint CompareExchange(byte* mem, uint ea, int size, uint value, uint comparand) => size switch
     {
-        1 => Interlocked.CompareExchange(ref *p, (byte)value, (byte)comparand),
-        2 => Interlocked.CompareExchange(ref *(ushort*)p, (ushort)value, (ushort)comparand),
-        _ => Interlocked.CompareExchange(ref *(uint*)p, value, comparand),
+        1 => GuestMemory.CompareExchangeUnchecked8(mem, ea, (byte)value, (byte)comparand),
+        2 => GuestMemory.CompareExchangeUnchecked16(mem, ea, (ushort)value, (ushort)comparand),
+        _ => GuestMemory.CompareExchangeUnchecked32(mem, ea, value, comparand),
     };
 }

@@ -51,15 +51,15 @@ internal static unsafe partial class Interpreter
         }
         byte* mem = v.MemoryBase;
         uint sp = esp - 4;
-        StoreValue(mem + sp, 4, ebp);
+        StoreValue(mem, sp, 4, ebp);
         uint frame = sp;
         for (int i = 1; i < level; i++)
         {
             sp -= 4;
-            StoreValue(mem + sp, 4, LoadValue(mem + (ebp - 4u * (uint)i), 4, 0));
+            StoreValue(mem, sp, 4, LoadValue(mem, ebp - 4u * (uint)i, 4, 0));
         }
         sp -= 4;
-        StoreValue(mem + sp, 4, frame);
+        StoreValue(mem, sp, 4, frame);
         r[5] = frame;
         r[4] = sp - op.Imm;
         status = BlockExit.Continue;

@@ -1,6 +1,7 @@
 using Sharpvisor.Jit.Cpu;
 using Sharpvisor.Jit.IR;
 using Sharpvisor.Jit.Runtime;
+using Sharpvisor.Native;
 
 namespace Sharpvisor.Jit.Semantics;
 
@@ -33,13 +34,14 @@ internal static unsafe partial class Interpreter
             bool overlap = kind == StringKind.Movs && dst > src && dst < src + bytes;
             if (srcOk && (ulong)dst + bytes <= memSize && !overlap && !v.Engine.TouchesCode(dst, bytes))
             {
+                // Both ranges were checked against memSize just above.
                 if (kind == StringKind.Movs)
-                    Buffer.MemoryCopy(mem + src, mem + dst, bytes, bytes);
+                    GuestMemory.CopyUnchecked(mem, src, dst, (nuint)bytes);
                 else if (size == 1)
-                    new Span<byte>(mem + dst, (int)bytes).Fill((byte)r[0]);
+                    GuestMemory.FillUnchecked(mem, dst, (nuint)bytes, (byte)r[0]);
                 else
                     for (ulong k = 0; k < bytes; k += (uint)size)
-                        StoreValue(mem + dst + k, size, r[0]);
+                        StoreValue(mem, (uint)(dst + k), size, r[0]);
                 if (kind == StringKind.Movs) r[6] = src + (uint)bytes;
                 r[7] = dst + (uint)bytes;
                 r[1] = 0;
@@ -55,13 +57,13 @@ internal static unsafe partial class Interpreter
             {
                 if ((ulong)si + (uint)size > memSize)
                     return v.MemoryFault(s, si, (uint)size, FaultKind.ReadOutsideRam, op.Eip);
-                x = LoadValue(mem + si, size, 0);
+                x = LoadValue(mem, si, size, 0);
             }
             if (kind is StringKind.Cmps or StringKind.Scas)
             {
                 if ((ulong)di + (uint)size > memSize)
                     return v.MemoryFault(s, di, (uint)size, FaultKind.ReadOutsideRam, op.Eip);
-                y = LoadValue(mem + di, size, 0);
+                y = LoadValue(mem, di, size, 0);
             }
             switch (kind)
             {
@@ -72,7 +74,7 @@ internal static unsafe partial class Interpreter
                     if ((ulong)di + (uint)size > memSize)
                         return v.MemoryFault(s, di, (uint)size, FaultKind.WriteOutsideRam, op.Eip);
                     bool code = v.Engine.TouchesCode(di, (uint)size) && v.Engine.OnCodeWrite(di, size, value);
-                    StoreValue(mem + di, size, value);
+                    StoreValue(mem, di, size, value);
                     r[7] = di + (uint)step;
                     if (kind == StringKind.Movs) r[6] = si + (uint)step;
                     if (rep) r[1]--;

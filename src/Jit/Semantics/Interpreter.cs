@@ -3,6 +3,7 @@ using System.Runtime.InteropServices;
 using Sharpvisor.Jit.Cpu;
 using Sharpvisor.Jit.IR;
 using Sharpvisor.Jit.Runtime;
+using Sharpvisor.Native;
 
 namespace Sharpvisor.Jit.Semantics;
 
@@ -56,7 +57,7 @@ internal static unsafe partial class Interpreter
                     uint ea = r[op.Base] + (r[op.Index] << op.Scale) + op.Disp;
                     if ((ulong)ea + op.Size > memSize)
                         return v.MemoryFault(s, ea, op.Size, FaultKind.ReadOutsideRam, op.Eip);
-                    r[op.D] = LoadValue(mem + ea, op.Size, op.Flags);
+                    r[op.D] = LoadValue(mem, ea, op.Size, op.Flags);
                     break;
                 }
                 case Uop.Store:
@@ -68,10 +69,10 @@ internal static unsafe partial class Interpreter
                     if ((code[ea >> 12] | code[(ea + op.Size - 1) >> 12]) != 0
                         && v.Engine.OnCodeWrite(ea, op.Size, value))
                     {
-                        StoreValue(mem + ea, op.Size, value);
+                        StoreValue(mem, ea, op.Size, value);
                         return FinishAfterCodeWrite(v, s, block, i);
                     }
-                    StoreValue(mem + ea, op.Size, value);
+                    StoreValue(mem, ea, op.Size, value);
                     break;
                 }
                 case Uop.Atomic:
@@ -295,7 +296,7 @@ internal static unsafe partial class Interpreter
                     uint ea = r[op.Base] + (r[op.Index] << op.Scale) + op.Disp;
                     if ((ulong)ea + op.Size > memSize)
                         return v.MemoryFault(s, ea, op.Size, FaultKind.ReadOutsideRam, op.Eip);
-                    uint a = r[op.A], b = LoadValue(mem + ea, op.Size, 0), res;
+                    uint a = r[op.A], b = LoadValue(mem, ea, op.Size, 0), res;
                     LazyOp lop;
                     switch ((Uop)op.Cc)
                     {
@@ -422,17 +423,20 @@ internal static unsafe partial class Interpreter
         return size == 1 ? (reg & 0xFFFFFF00u) | (value & 0xFF) : (reg & 0xFFFF0000u) | (value & 0xFFFF);
     }
 
-    // Guest memory is accessed with volatile semantics so that the JIT never
-    // hoists a load out of a guest spin-wait on memory another vCPU writes.
-    // x86-64 allows these to be unaligned.
+    // Guest RAM through its primitives (GuestMemory.*Unchecked*), whose
+    // precondition every caller meets the same way: it compared
+    // ea + size against the vCPU's MemorySize (and faulted the guest
+    // otherwise) just before, and mem is the vCPU's MemoryBase, live while
+    // the vCPU runs. They are volatile, so that the JIT never hoists a load
+    // out of a guest spin-wait on memory another vCPU writes.
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal static uint LoadValue(byte* p, int size, UopFlags flags)
+    internal static uint LoadValue(byte* mem, uint ea, int size, UopFlags flags)
     {
         uint x = size switch
         {
-            1 => Volatile.Read(ref *p),
-            2 => Volatile.Read(ref Unsafe.AsRef<ushort>(p)),
-            _ => Volatile.Read(ref Unsafe.AsRef<uint>(p)),
+            1 => GuestMemory.ReadUnchecked8(mem, ea),
+            2 => GuestMemory.ReadUnchecked16(mem, ea),
+            _ => GuestMemory.ReadUnchecked32(mem, ea),
         };
         if ((flags & UopFlags.Signed) != 0)
             return size == 1 ? (uint)(sbyte)x : size == 2 ? (uint)(short)x : x;
@@ -440,13 +444,13 @@ internal static unsafe partial class Interpreter
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal static void StoreValue(byte* p, int size, uint value)
+    internal static void StoreValue(byte* mem, uint ea, int size, uint value)
     {
         switch (size)
         {
-            case 1: Volatile.Write(ref *p, (byte)value); break;
-            case 2: Volatile.Write(ref Unsafe.AsRef<ushort>(p), (ushort)value); break;
-            default: Volatile.Write(ref Unsafe.AsRef<uint>(p), value); break;
+            case 1: GuestMemory.WriteUnchecked8(mem, ea, (byte)value); break;
+            case 2: GuestMemory.WriteUnchecked16(mem, ea, (ushort)value); break;
+            default: GuestMemory.WriteUnchecked32(mem, ea, value); break;
         }
     }
 }

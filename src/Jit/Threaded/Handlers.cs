@@ -4,6 +4,7 @@ using Sharpvisor.Jit.Cpu;
 using Sharpvisor.Jit.IR;
 using Sharpvisor.Jit.Runtime;
 using Sharpvisor.Jit.Semantics;
+using Sharpvisor.Native;
 
 namespace Sharpvisor.Jit.Threaded;
 
@@ -94,46 +95,49 @@ internal static unsafe class Handlers
 
     // ---- loads and stores, specialised by width, extension and address shape ----
 
+    // Widths read and write guest RAM through its primitives, whose
+    // precondition (ea + Size inside RAM) every caller below checks against
+    // c.MemSize first; c.Mem is the vCPU's MemoryBase, live while it runs.
     public interface IWidth
     {
         static abstract int Size { get; }
-        static abstract uint Read(byte* p);
-        static abstract void Write(byte* p, uint value);
+        static abstract uint Read(byte* mem, uint ea);
+        static abstract void Write(byte* mem, uint ea, uint value);
     }
 
     public struct U8 : IWidth
     {
         public static int Size => 1;
-        public static uint Read(byte* p) => Volatile.Read(ref *p);
-        public static void Write(byte* p, uint value) => Volatile.Write(ref *p, (byte)value);
+        public static uint Read(byte* mem, uint ea) => (uint)GuestMemory.ReadUnchecked8(mem, ea);
+        public static void Write(byte* mem, uint ea, uint value) => GuestMemory.WriteUnchecked8(mem, ea, (byte)value);
     }
 
     public struct S8 : IWidth
     {
         public static int Size => 1;
-        public static uint Read(byte* p) => (uint)(sbyte)Volatile.Read(ref *p);
-        public static void Write(byte* p, uint value) => Volatile.Write(ref *p, (byte)value);
+        public static uint Read(byte* mem, uint ea) => (uint)(sbyte)GuestMemory.ReadUnchecked8(mem, ea);
+        public static void Write(byte* mem, uint ea, uint value) => GuestMemory.WriteUnchecked8(mem, ea, (byte)value);
     }
 
     public struct U16 : IWidth
     {
         public static int Size => 2;
-        public static uint Read(byte* p) => Volatile.Read(ref Unsafe.AsRef<ushort>(p));
-        public static void Write(byte* p, uint value) => Volatile.Write(ref Unsafe.AsRef<ushort>(p), (ushort)value);
+        public static uint Read(byte* mem, uint ea) => GuestMemory.ReadUnchecked16(mem, ea);
+        public static void Write(byte* mem, uint ea, uint value) => GuestMemory.WriteUnchecked16(mem, ea, (ushort)value);
     }
 
     public struct S16 : IWidth
     {
         public static int Size => 2;
-        public static uint Read(byte* p) => (uint)(short)Volatile.Read(ref Unsafe.AsRef<ushort>(p));
-        public static void Write(byte* p, uint value) => Volatile.Write(ref Unsafe.AsRef<ushort>(p), (ushort)value);
+        public static uint Read(byte* mem, uint ea) => (uint)(short)GuestMemory.ReadUnchecked16(mem, ea);
+        public static void Write(byte* mem, uint ea, uint value) => GuestMemory.WriteUnchecked16(mem, ea, (ushort)value);
     }
 
     public struct U32 : IWidth
     {
         public static int Size => 4;
-        public static uint Read(byte* p) => Volatile.Read(ref Unsafe.AsRef<uint>(p));
-        public static void Write(byte* p, uint value) => Volatile.Write(ref Unsafe.AsRef<uint>(p), value);
+        public static uint Read(byte* mem, uint ea) => GuestMemory.ReadUnchecked32(mem, ea);
+        public static void Write(byte* mem, uint ea, uint value) => GuestMemory.WriteUnchecked32(mem, ea, value);
     }
 
     public static BlockExit Load<TW, TA>(ref ThreadedContext c, ThreadedOp* o) where TW : struct, IWidth where TA : struct, IAddress
@@ -141,7 +145,7 @@ internal static unsafe class Handlers
         uint ea = TA.Ea(ref c, o);
         if ((ulong)ea + (uint)TW.Size > c.MemSize)
             return c.V.MemoryFault(c.S, ea, (uint)TW.Size, FaultKind.ReadOutsideRam, o->Eip);
-        c.R[o->D] = TW.Read(c.Mem + ea);
+        c.R[o->D] = TW.Read(c.Mem, ea);
         return Next(ref c, o);
     }
 
@@ -153,7 +157,7 @@ internal static unsafe class Handlers
             return c.V.MemoryFault(c.S, ea, (uint)TW.Size, FaultKind.WriteOutsideRam, o->Eip);
         if (ExecutionEngine.StoreHitsCode(c.Code, c.CodeBits, ea, TW.Size))
             return Slow(ref c, o); // over translated code: the interpreter handles invalidation
-        TW.Write(c.Mem + ea, TV.Value(ref c, o));
+        TW.Write(c.Mem, ea, TV.Value(ref c, o));
         return Next(ref c, o);
     }
 
@@ -319,7 +323,7 @@ internal static unsafe class Handlers
         uint ea = TA.Ea(ref c, o);
         if ((ulong)ea + (uint)TW.Size > c.MemSize)
             return c.V.MemoryFault(c.S, ea, (uint)TW.Size, FaultKind.ReadOutsideRam, o->Eip);
-        uint a = c.R[o->A], b = TW.Read(c.Mem + ea), res = TOp.Do(a, b);
+        uint a = c.R[o->A], b = TW.Read(c.Mem, ea), res = TOp.Do(a, b);
         c.R[o->D] = res;
         if (TF.On)
             Interpreter.Record(c.S, TOp.Lazy, TW.Size, a, b, res);

@@ -74,6 +74,11 @@ internal sealed unsafe class ThreadedBackend : IThreadedBackend
     {
         lock (_engine.Lock)
         {
+            // SAFETY: h is the header of a block's live threaded code: the
+            // handler calling this runs that code, and code is freed only after
+            // a grace period that this vCPU's being here holds back. Other
+            // vCPUs run op0 meanwhile, so its handler changes by one aligned,
+            // released pointer store: they call the old handler or the new.
             var op0 = (ThreadedOp*)(h + 1);
             if (h->Tiered != 0)
                 return;

@@ -37,6 +37,10 @@ internal static unsafe class ThreadedCode
     internal static ThreadedOp* Compile(Block block, bool countEntries)
     {
         var ops = block.Ops;
+        // SAFETY: one allocation of the header and ops.Length ops, written
+        // only here, before the caller publishes the entry (with a barrier):
+        // no other thread can see it yet. A block has at least one op (the
+        // translator ends every block with an exit op), so code[0] exists.
         var h = (ThreadedHeader*)NativeMemory.AllocZeroed((nuint)(sizeof(ThreadedHeader) + ops.Length * sizeof(ThreadedOp)));
         h->Block = GCHandle.ToIntPtr(GCHandle.Alloc(block));
         h->Start = block.Start;

@@ -93,6 +93,11 @@ internal sealed unsafe class ThreadedCodeStore : IDisposable
                 return;
             if (old != null)
                 ForgetIncoming(from, old);
+            // SAFETY: h heads from's code, live (ThreadedEntry is non-null under
+            // the lock, and code is freed only after RetireLocked and a grace
+            // period); toEntry is live the same way. Handlers read the link
+            // without the lock: an aligned pointer store is single-copy
+            // atomic, so they follow the old link or the new, both valid (rule 1).
             switch (how)
             {
                 case BlockExit.Taken: h->Taken = toEntry; break;
@@ -112,6 +117,10 @@ internal sealed unsafe class ThreadedCodeStore : IDisposable
         ThreadedOp* entry = block.ThreadedEntry;
         if (entry == null)
             return;
+        // SAFETY: entry is this block's live code (freed only by the deferral
+        // below), and every from.ThreadedEntry in the loop is live the same
+        // way; the stores are aligned words that handlers read without the
+        // lock, seeing the link or null (rule 1).
         ThreadedHeader* h = ThreadedHeader.Of(entry);
         Volatile.Write(ref h->Invalid, 1);
         if (h->X64Block != null)

@@ -71,7 +71,7 @@ internal sealed unsafe partial class BlockCompiler
     {
         Label bail = Bail(index);
         Get(Reg.Rax, op.A);
-        // Vcpu.JumpSlot: (target ^ target >> 12) & 4095.
+        // Vcpu.JumpSlot: (target ^ target >> 12) & (IndirectCacheSize - 1), in bounds of the cache by the mask.
         _a.Mov(4, Reg.Rcx, Reg.Rax);
         _a.ShiftRI(Shift.Shr, Reg.Rcx, 12);
         _a.AluRR(Alu.Xor, 4, Reg.Rcx, Reg.Rax);

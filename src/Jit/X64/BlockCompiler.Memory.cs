@@ -63,6 +63,12 @@ internal sealed unsafe partial class BlockCompiler
     /// <summary>Hands over at op <paramref name="index"/> unless [ecx, ecx + size) is RAM.</summary>
     private void CheckBounds(int size, int index)
     {
+        // SAFETY (of the code emitted): this compare is the only bound on the
+        // guest access that follows it, so every Guest(Reg.Rcx) operand comes
+        // after one. Unsigned: ecx <= size of RAM - size, so the access lies in
+        // RAM (rsi is MemoryBase, loaded by the entry stub, live while the
+        // vCPU runs). An address beyond hands over to the threaded handler,
+        // which reports the guest's fault.
         _a.AluRI(Alu.Cmp, 4, Reg.Rcx, (uint)(_memSize - (ulong)size));
         _a.Jcc(Cond.A, Bail(index));
     }

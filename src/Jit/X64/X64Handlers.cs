@@ -43,6 +43,11 @@ internal static unsafe class X64Handlers
         f->Header = h;
         f->Budget = c.Budget;
         // Machine code that jumps here indirectly next time finds this block without leaving.
+        // SAFETY: JumpSlot masks to JumpCacheSize - 1, and the cache has
+        // IndirectCacheSize = JumpCacheSize slots (X64Tier), live with the
+        // engine. Other vCPUs read the slot without a lock: the aligned
+        // pointer store is single-copy atomic, and a stale descriptor is
+        // marked invalid before its block is retired.
         f->IndirectCache[Runtime.Vcpu.JumpSlot(h->Start)] = h->X64Block;
         int result = f->EntryStub(f, h->X64Code);
         c.Budget = f->Budget;

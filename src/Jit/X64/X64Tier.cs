@@ -44,8 +44,8 @@ internal sealed unsafe class X64Tier : IDisposable
     /// <summary>The entry stub, <c>int (X64Frame*, void* code)</c>.</summary>
     public delegate* unmanaged[SuppressGCTransition]<X64Frame*, void*, int> EntryStub { get; }
 
-    /// <summary>Entries in <see cref="IndirectCache"/>: the size of a vCPU's jump cache.</summary>
-    public const int IndirectCacheSize = 4096;
+    /// <summary>Entries in <see cref="IndirectCache"/>: the size of a vCPU's jump cache, because both are indexed by <see cref="Runtime.Vcpu.JumpSlot"/>.</summary>
+    public const int IndirectCacheSize = Runtime.Vcpu.JumpCacheSize;
 
     /// <summary>
     /// The blocks that machine code's indirect jumps (returns, calls through
@@ -60,6 +60,7 @@ internal sealed unsafe class X64Tier : IDisposable
     private X64Tier(CodeMemory code, ulong memSize, byte* codePages, byte* codeBits)
     {
         _code = code;
+        // Zeroed: an empty slot is null, which the indirect jump's code tests for.
         IndirectCache = (X64Block**)NativeMemory.AllocZeroed(IndirectCacheSize, (nuint)sizeof(nint));
         _compiler = new BlockCompiler(memSize, codePages, codeBits, IndirectCache);
         var a = new Assembler();
@@ -83,9 +84,9 @@ internal sealed unsafe class X64Tier : IDisposable
         long at = code.TryReserve(a.Length);
         if (at < 0)
             throw new ArgumentException($"a code region of {code.Size} bytes cannot hold even the entry and exit stubs", nameof(code));
-        a.Code.CopyTo(new Span<byte>(code.Writable + at, a.Length));
-        EntryStub = (delegate* unmanaged[SuppressGCTransition]<X64Frame*, void*, int>)(code.Executable + at);
-        _exitStub = (long)(code.Executable + at + exitAt);
+        code.Write(at, a.Code);
+        EntryStub = (delegate* unmanaged[SuppressGCTransition]<X64Frame*, void*, int>)code.ExecutableAt(at);
+        _exitStub = (long)code.ExecutableAt(at + exitAt);
     }
 
     private static readonly Reg[] Saved = [Reg.Rbx, Reg.Rbp, Reg.R12, Reg.R13, Reg.R14, Reg.R15];
@@ -124,26 +125,24 @@ internal sealed unsafe class X64Tier : IDisposable
             Refused++;
             return null;
         }
-        byte* w = _code.Writable + at + codeAt;
-        long x = (long)_code.Executable + at + codeAt;
-        asm.Code.CopyTo(new Span<byte>(w, asm.Length));
+        // The reservation is ours until the descriptor is returned (and then
+        // published by the caller): plain writes through the writer.
+        long x = (long)_code.ExecutableAt(at + codeAt);
+        _code.Write(at + codeAt, asm.Code);
         foreach (var (offset, target) in asm.External)
-            *(int*)(w + offset) = checked((int)(target - (x + offset + 4)));
-        var d = (X64Block*)(_code.Writable + at);
-        d->Header = header;
-        d->Code = (void*)x;
-        d->Start = block.Start;
-        d->Invalid = block.Invalid ? 1 : 0;
+            _code.Write(at + codeAt + offset, checked((int)(target - (x + offset + 4))));
+        _code.Write(at, new X64Block { Header = header, Code = (void*)x, Start = block.Start, Invalid = block.Invalid ? 1 : 0 });
         Compiled++;
         Bytes += asm.Length;
-        return (X64Block*)(_code.Executable + at);
+        return (X64Block*)_code.ExecutableAt(at);
     }
 
     /// <summary>Marks a block's machine code invalid for indirect jumps (its block is being retired).</summary>
     public void Invalidate(X64Block* d)
     {
-        var w = (X64Block*)(_code.Writable + ((byte*)d - _code.Executable));
-        Volatile.Write(ref w->Invalid, 1);
+        // Other vCPUs may be reading the flag (an indirect jump checks it), so
+        // the one store that touches published code memory is the volatile one.
+        _code.WriteVolatile32(_code.OffsetOf(d) + X64Block.InvalidOffset, 1);
     }
 
     public void Dispose()

@@ -99,11 +99,11 @@ public sealed class CodeMemory : IDisposable
     public nuint Used => Volatile.Read(ref _used);
 
     /// <summary>
-    /// The writable view, raw. Prefer the writer (<see cref="Write(long, ReadOnlySpan{byte})"/>
-    /// and its kin), which checks bounds; this stays for the callers in
-    /// src/Jit until they move to it.
+    /// The writable view, raw: for this project's tests only (that the two
+    /// views are two mappings). Everything else writes through the writer
+    /// (<see cref="Write(long, ReadOnlySpan{byte})"/> and its kin), which checks bounds.
     /// </summary>
-    public unsafe byte* Writable => (byte*)_rw;
+    internal unsafe byte* Writable => (byte*)_rw;
 
     /// <summary>The executable view, raw. Prefer <see cref="ExecutableAt"/>, which checks bounds.</summary>
     public unsafe byte* Executable => (byte*)_rx;

@@ -142,6 +142,43 @@ public sealed class GuestMemory : IDisposable
         // SAFETY: precondition above; aliasing as for WriteUnchecked8.
         Volatile.Write(ref Unsafe.AsRef<ulong>(ram + offset), value);
 
+    /// <summary>A locked compare-exchange of the byte at <paramref name="offset"/> (the guest's <c>lock</c> prefix); returns what it held.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static unsafe byte CompareExchangeUnchecked8(byte* ram, nuint offset, byte value, byte comparand) =>
+        // SAFETY: precondition above. Other vCPUs run the same locked
+        // instruction on the same bytes: that is the point, and the host's
+        // lock cmpxchg makes the read-modify-write one step for all of them.
+        Interlocked.CompareExchange(ref ram[offset], value, comparand);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static unsafe ushort CompareExchangeUnchecked16(byte* ram, nuint offset, ushort value, ushort comparand) =>
+        // SAFETY: precondition above; x86-64's lock cmpxchg is atomic even
+        // across a cache line (a split lock: slow, still one step), so a
+        // misaligned guest word is no hazard.
+        Interlocked.CompareExchange(ref Unsafe.AsRef<ushort>(ram + offset), value, comparand);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static unsafe uint CompareExchangeUnchecked32(byte* ram, nuint offset, uint value, uint comparand) =>
+        // SAFETY: as for CompareExchangeUnchecked16.
+        Interlocked.CompareExchange(ref Unsafe.AsRef<uint>(ram + offset), value, comparand);
+
+    /// <summary>Sets <paramref name="length"/> bytes from <paramref name="offset"/> to <paramref name="value"/> (<c>rep stosb</c>).</summary>
+    public static unsafe void FillUnchecked(byte* ram, nuint offset, nuint length, byte value) =>
+        // SAFETY: precondition above for N = length. nuint all through: a fill
+        // of more than 2 GiB (a guest's rep stos over a large RAM) is valid
+        // and must not go through an int-sized Span.
+        NativeMemory.Fill(ram + offset, length, value);
+
+    /// <summary>
+    /// Copies <paramref name="length"/> bytes from <paramref name="from"/> to
+    /// <paramref name="to"/> (<c>rep movs</c>, forwards); overlapping ranges
+    /// copy as memmove does, which the caller refuses where the guest would see
+    /// the difference.
+    /// </summary>
+    public static unsafe void CopyUnchecked(byte* ram, nuint from, nuint to, nuint length) =>
+        // SAFETY: precondition above for both ranges.
+        Buffer.MemoryCopy(ram + from, ram + to, length, length);
+
     // The checked accessors: Contains is the precondition's bounds check, and
     // the object is live because its owner has not disposed it (after
     // Dispose, Size is 0 and Contains fails, so a late access is refused).
