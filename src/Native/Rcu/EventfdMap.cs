@@ -80,7 +80,7 @@ public enum EventfdMapReclaim
 /// caller's slot number.</item>
 /// </list>
 /// </remarks>
-public sealed unsafe class EventfdMap : IDisposable, IRcuReclaimable
+public sealed unsafe partial class EventfdMap : IDisposable, IRcuReclaimable
 {
     /// <summary>Most values a map holds (each bucket's scan is linear: maps are small).</summary>
     public const int MaxEntries = 4096;
@@ -284,22 +284,6 @@ public sealed unsafe class EventfdMap : IDisposable, IRcuReclaimable
         return true;
     }
 
-    /// <summary>
-    /// Deliveries counted per value, for every value ever attached (first
-    /// attach first), over all its attachments and slots. Exact when no reader
-    /// is signalling (after the vCPUs stopped); a snapshot otherwise.
-    /// </summary>
-    public IReadOnlyList<KeyValuePair<uint, long>> DeliveredCounts()
-    {
-        lock (_countsLock)
-        {
-            var totals = new Dictionary<uint, long>(_retiredCounts);
-            foreach ((nint block, uint value) in _liveCounters)
-                totals[value] = totals.GetValueOrDefault(value) + Sum((long*)block);
-            return [.. _attachOrder.Select(v => new KeyValuePair<uint, long>(v, totals.GetValueOrDefault(v)))];
-        }
-    }
-
     /// <summary>The lookup alone (no signal): the descriptor for <paramref name="value"/>, or -1.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal int Lookup(uint value) => Find((Header*)Volatile.Read(ref Slot(value)), value);
@@ -344,18 +328,6 @@ public sealed unsafe class EventfdMap : IDisposable, IRcuReclaimable
             if (values[i] == value) return i;
         return -1;
     }
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static uint* ValueLanes(Header* map) => (uint*)(map + 1);
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static int* FdLanes(Header* map) => (int*)(ValueLanes(map) + Lanes(map->Count));
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static long** Counters(Header* map) => (long**)(FdLanes(map) + Lanes(map->Count));
-
-    /// <summary>Sets entry <paramref name="i"/> of an unpublished array from <see cref="AllocateArray"/> (the lookup bench's plain copy).</summary>
-    internal static void SetEntry(Header* map, int i, uint value, int fd) => SetEntry(map, i, value, fd, null);
 
     [MethodImpl(MethodImplOptions.NoInlining)]
     private bool TrySignalChecked(Header* map, uint value, int slot = -1)
@@ -536,31 +508,6 @@ public sealed unsafe class EventfdMap : IDisposable, IRcuReclaimable
         RetireCounters((long*)counters);
     }
 
-    /// <summary>
-    /// After the grace period that followed its entry's removal, no reader can
-    /// add to a counter block any more: its count joins the value's total and
-    /// the block is freed.
-    /// </summary>
-    private void RetireCounters(long* counters)
-    {
-        if (counters == null) return;
-        lock (_countsLock)
-        {
-            if (_liveCounters.Remove((nint)counters, out uint value))
-                _retiredCounts[value] = _retiredCounts.GetValueOrDefault(value) + Sum(counters);
-            FreeCounters(counters);
-        }
-    }
-
-    private long Sum(long* counters)
-    {
-        long sum = 0;
-        // SAFETY: a block in _liveCounters (or being retired from it, under
-        // _countsLock) is not freed yet, and has CounterSlots lines (invariant 3).
-        for (int slot = 0; slot < _read.CounterSlots; slot++) sum += Volatile.Read(ref counters[slot * CounterStride]);
-        return sum;
-    }
-
     private void Free(nint array)
     {
         if (array == s_empty) return;
@@ -576,211 +523,6 @@ public sealed unsafe class EventfdMap : IDisposable, IRcuReclaimable
         // but a poisoned array stays poisoned for as long as anyone could read it.
         Poison((Header*)array);
         lock (_quarantine) _quarantine.Add(array);
-    }
-
-    // ---- The publisher: the only code that writes arrays, tables and counters ----
-
-    /// <summary>
-    /// A new, unpublished array of <paramref name="count"/> entries, zeroed (so
-    /// the padding lanes hold value 0), from NativeMemory.AlignedAlloc: whole
-    /// cache lines of its own. A small array from plain malloc shares its line
-    /// with neighbouring chunks, and the updater allocating and the reclaimer
-    /// freeing those (older arrays, counter blocks) would write into the line
-    /// every vCPU reads on every notify.
-    /// </summary>
-    internal static nint AllocateArray(int count)
-    {
-        ArgumentOutOfRangeException.ThrowIfNegative(count);
-        ArgumentOutOfRangeException.ThrowIfGreaterThan(count, MaxEntries);
-        nuint bytes = (nuint)(sizeof(Header) + Lanes(count) * (sizeof(uint) + sizeof(int)) + count * sizeof(nint));
-        bytes = (bytes + 63) & ~(nuint)63;
-        // SAFETY: AlignedAlloc throws rather than return null; the block is
-        // bytes long, which is the shape invariant 3 reads (count is at most
-        // MaxEntries, so the size cannot overflow). Nobody else has it yet.
-        var map = (Header*)NativeMemory.AlignedAlloc(bytes, 64);
-        NativeMemory.Clear(map, bytes);
-        map->Magic = LiveMagic;
-        map->Count = count;
-        return (nint)map;
-    }
-
-    /// <summary>
-    /// Writes entry <paramref name="i"/> of an array that is not yet published
-    /// (invariant 1: the caller allocated it and no reader can reach it).
-    /// </summary>
-    /// <exception cref="ArgumentOutOfRangeException">i is not an entry of the array (a host bug).</exception>
-    private static void SetEntry(Header* map, int i, uint value, int fd, long* counters)
-    {
-        ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual((uint)i, (uint)map->Count, nameof(i));
-        // SAFETY: i < Count, and the array has Count entries (invariant 3);
-        // unpublished, so no reader sees the entry half written (invariant 1).
-        ValueLanes(map)[i] = value;
-        FdLanes(map)[i] = fd;
-        Counters(map)[i] = counters;
-    }
-
-    /// <summary>Copies entry <paramref name="i"/> of a live array to entry <paramref name="j"/> of an unpublished one.</summary>
-    private static void CopyEntry(Header* from, int i, Header* to, int j)
-    {
-        ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual((uint)i, (uint)from->Count, nameof(i));
-        // SAFETY: i < from's Count; from is the published array, live under
-        // _writeLock (only its holder retires arrays). SetEntry checks j.
-        SetEntry(to, j, ValueLanes(from)[i], FdLanes(from)[i], Counters(from)[i]);
-    }
-
-    private static uint EntryValue(Header* map, int i)
-    {
-        ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual((uint)i, (uint)map->Count, nameof(i));
-        // SAFETY: i < Count of a live array (the caller's).
-        return ValueLanes(map)[i];
-    }
-
-    private static long* EntryCounters(Header* map, int i)
-    {
-        ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual((uint)i, (uint)map->Count, nameof(i));
-        // SAFETY: i < Count of a live array (the caller's).
-        return Counters(map)[i];
-    }
-
-    /// <summary>
-    /// Publishes <paramref name="next"/> as the array of <paramref name="value"/>'s
-    /// bucket, in place of <paramref name="cur"/>, and returns cur for
-    /// retiring: the one store that readers see. Under <c>_writeLock</c>.
-    /// </summary>
-    private nint Publish(uint value, Header* cur, Header* next)
-    {
-        // Cheap on the update path, and the argument depends on them: one
-        // writer at a time, and it replaces the array it copied.
-        if (!_writeLock.IsHeldByCurrentThread) throw new InvalidOperationException("EventfdMap.Publish outside the write lock");
-        ref nint slot = ref Slot(value);
-        if (slot != (nint)cur) throw new InvalidOperationException("EventfdMap.Publish: the bucket changed under its writer");
-        // SAFETY: slot is in the live table (see Slot); we hold _writeLock, the
-        // only lock under which a slot is written, so no store races ours. The
-        // release store orders every write of next (made before, by us) before
-        // the pointer: a reader that loads it sees the finished array.
-        Volatile.Write(ref slot, (nint)next);
-        return (nint)cur;
-    }
-
-    /// <summary>A new table, every bucket the empty array; unpublished.</summary>
-    private static nint* NewTable()
-    {
-        // SAFETY: AlignedAlloc throws rather than return null; the table is
-        // Buckets lines of BucketStride pointers, and b * BucketStride indexes
-        // the first of line b. Nobody else has it until it is published.
-        var table = (nint*)NativeMemory.AlignedAlloc(Buckets * 64, 64);
-        NativeMemory.Clear(table, Buckets * 64);
-        for (int b = 0; b < Buckets; b++) table[b * BucketStride] = s_empty;
-        return table;
-    }
-
-    /// <summary>Publishes the empty table in place of ours (Dispose), and returns ours for freeing after a grace period.</summary>
-    private nint* PublishEmptyTable()
-    {
-        if (!_writeLock.IsHeldByCurrentThread) throw new InvalidOperationException("EventfdMap.PublishEmptyTable outside the write lock");
-        var table = (nint*)_read.Table;
-        // SAFETY: a managed field of ours; the release store publishes a table
-        // that is never freed, so a late reader finds an empty map.
-        Volatile.Write(ref _read.Table, (nint)s_emptyTable);
-        return table;
-    }
-
-    /// <summary>
-    /// Checking mode: marks a retired array as dead. Runs after its grace period
-    /// (so, by invariant 2, a correct reader no longer holds it; a reader that
-    /// does is the bug that checking mode exists to catch, and it only reads).
-    /// </summary>
-    private static void Poison(Header* map)
-    {
-        // SAFETY: the array is still allocated (quarantined, never freed until
-        // Dispose) and i < Count indexes its entries (invariant 3). Only the
-        // retiring thread writes it.
-        Volatile.Write(ref map->Magic, PoisonMagic);
-        for (int i = 0; i < map->Count; i++) Counters(map)[i] = null;
-        for (int i = 0; i < map->Count; i++) { ValueLanes(map)[i] = 0; FdLanes(map)[i] = -1; }
-    }
-
-    /// <summary>A zeroed block of delivery counters, one line per slot.</summary>
-    private long* AllocateCounters()
-    {
-        nuint bytes = (nuint)(_read.CounterSlots * CounterStride * sizeof(long));
-        // SAFETY: AlignedAlloc throws rather than return null; CounterSlots
-        // lines of CounterStride longs, the shape CountDelivery and Sum index.
-        var counters = (long*)NativeMemory.AlignedAlloc(bytes, 64);
-        NativeMemory.Clear(counters, bytes);
-        return counters;
-    }
-
-    /// <summary>Frees a counter block no reader can reach (after its entry's grace period, or never published).</summary>
-    private static void FreeCounters(long* counters) =>
-        // SAFETY: from AllocateCounters; the caller holds the only reference
-        // (retired from _liveCounters under _countsLock, or never published).
-        NativeMemory.AlignedFree(counters);
-
-    /// <summary>
-    /// The notify path's one write: one more delivery in <paramref name="slot"/>'s
-    /// line of <paramref name="counters"/> (null: the map counts nothing).
-    /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private void CountDelivery(long* counters, int slot)
-    {
-        // The slot is the caller's number, not ours: this compare is the one
-        // check the invariants cannot replace, and it is what keeps a wrong
-        // slot from writing past the block.
-        if (counters == null || (uint)slot >= (uint)_read.CounterSlots) return;
-        // SAFETY: the block belongs to an entry of the array the caller loaded
-        // while online, so it is live until the caller's next quiescent state
-        // (blocks are freed after the grace period following their entry's
-        // removal); slot < CounterSlots lines. No other thread writes this
-        // word: a slot belongs to one vCPU (the constructor's contract). Were
-        // two threads to share a slot, they could lose counts, never memory.
-        counters[slot * CounterStride]++;
-    }
-
-    /// <summary>
-    /// Duplicates <paramref name="fd"/> and checks with the kernel that it is an
-    /// eventfd. The duplicate shares the open file description (and so the
-    /// counter and its flags) and is close-on-exec.
-    /// </summary>
-    private static int DuplicateEventFd(SafeHandle fd, string op, bool checkKind)
-    {
-        if (fd.IsClosed || fd.IsInvalid) ThrowHelper.ThrowErrno(op, Errno.EBADF, "the descriptor is closed");
-        bool addedRef = false;
-        int dupFd;
-        try
-        {
-            fd.DangerousAddRef(ref addedRef);
-            // Each alone in a line of the kernel's descriptor table (see HotDescriptors).
-            dupFd = HotDescriptors.Duplicate(fd);
-            if (dupFd < 0)
-            {
-                Errno e = Interop.LastErrno;
-                ThrowHelper.ThrowErrno(op, e, e == Errno.EBADF ? $"descriptor {(int)fd.DangerousGetHandle()} is not open" : null);
-            }
-        }
-        catch (ObjectDisposedException)
-        {
-            ThrowHelper.ThrowErrno(op, Errno.EBADF, "the descriptor is closed");
-            throw; // unreachable
-        }
-        finally
-        {
-            if (addedRef) fd.DangerousRelease();
-        }
-
-        if (!checkKind) return dupFd;
-        try
-        {
-            FdInfo info = FdInfo.Read(dupFd, op);
-            if (!info.IsEventFd)
-                ThrowHelper.ThrowErrno(op, Errno.EINVAL, $"descriptor {(int)fd.DangerousGetHandle()} is {info.Kind}, not an eventfd");
-        }
-        catch
-        {
-            HotDescriptors.Close(dupFd);
-            throw;
-        }
-        return dupFd;
     }
 
     /// <summary>
