@@ -155,8 +155,22 @@ internal static unsafe class Handlers
         uint ea = TA.Ea(ref c, o);
         if ((ulong)ea + (uint)TW.Size > c.MemSize)
             return c.V.MemoryFault(c.S, ea, (uint)TW.Size, FaultKind.WriteOutsideRam, o->Eip);
+        // The page bytes only, in line: most stores are to pages without code,
+        // and the handler stays as small as it was before code was tracked by
+        // the byte (its register use is every threaded store's cost).
+        if ((c.Code[ea >> 12] | c.Code[(ea + (uint)TW.Size - 1) >> 12]) != 0)
+            return StoreNearCode<TW, TV>(ref c, o, ea);
+        TW.Write(c.Mem, ea, TV.Value(ref c, o));
+        return Next(ref c, o);
+    }
+
+    /// <summary>A store to a page that holds code: over translated bytes, the interpreter invalidates; beside them, a plain store.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static BlockExit StoreNearCode<TW, TV>(ref ThreadedContext c, ThreadedOp* o, uint ea)
+        where TW : struct, IWidth where TV : struct, IValue
+    {
         if (ExecutionEngine.StoreHitsCode(c.Code, c.CodeBits, ea, TW.Size))
-            return Slow(ref c, o); // over translated code: the interpreter handles invalidation
+            return Slow(ref c, o);
         TW.Write(c.Mem, ea, TV.Value(ref c, o));
         return Next(ref c, o);
     }
