@@ -46,6 +46,18 @@ internal sealed unsafe class GuestHarness : IDisposable, IVcpuHost
 
     public VcpuExit? Halt(Vcpu vcpu) => new(StopReason.Shutdown, "hlt", 0);
 
+    /// <summary>A device range for MMIO tests: accesses outside RAM at or above this go to <see cref="OnMmio"/>.</summary>
+    public const uint MmioBase = 0xD000_0000;
+
+    /// <summary>Serves device accesses (address, size, write, value stored or ref value loaded); returns null or a fault line. Null: no device.</summary>
+    public MmioHandler? OnMmio { get; set; }
+
+    public delegate string? MmioHandler(uint address, int size, bool write, ref uint value);
+
+    public bool ClaimsMmio(uint address) => OnMmio != null && address >= MmioBase;
+
+    public string? Mmio(Vcpu vcpu, uint address, int size, bool write, ref uint value) => OnMmio!(address, size, write, ref value);
+
     public static TheoryData<EngineKind> Kinds => new(EngineKind.Threaded, EngineKind.Il, EngineKind.X64);
 
     public static void SkipIfUnavailable(EngineKind kind)

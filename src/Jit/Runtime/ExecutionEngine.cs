@@ -244,6 +244,36 @@ public sealed unsafe partial class ExecutionEngine : IDisposable
     }
 
     /// <summary>
+    /// Drops every translated block that overlaps [<paramref name="address"/>,
+    /// address + <paramref name="length"/>): a device wrote guest RAM there,
+    /// past the engines' store path (its DMA). Any thread; the device calls it
+    /// after writing and before it tells the guest, so a guest that then runs
+    /// the new bytes finds no stale translation. Returns the blocks dropped.
+    /// </summary>
+    public int DropCode(ulong address, ulong length)
+    {
+        ulong end = Math.Min(address + length, Memory.Size);
+        if (address >= end || !TouchesCode((uint)address, end - address))
+            return 0;
+        int dropped = 0;
+        lock (_pagesLock)
+        {
+            for (ulong page = address >> 12; page <= (end - 1) >> 12; page++)
+            {
+                if (!_pages.TryGetValue((uint)page, out var info))
+                    continue;
+                foreach (var block in info.Blocks.ToArray())
+                    if (block.Start < end && address < block.End)
+                    {
+                        InvalidateLocked(block);
+                        dropped++;
+                    }
+            }
+        }
+        return dropped;
+    }
+
+    /// <summary>
     /// Makes <paramref name="region"/> the compiled code of <paramref name="head"/>,
     /// unless the guest rewrote one of its blocks while it was being compiled.
     /// </summary>

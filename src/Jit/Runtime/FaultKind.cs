@@ -26,6 +26,12 @@ public enum FaultKind : byte
     NotifyValueZero,
     /// <summary>SV_CONSOLE_WRITE of a buffer that is not all in guest RAM.</summary>
     ConsoleWriteOutsideRam,
+    /// <summary>
+    /// An access to a device's register window that the device refuses (a
+    /// wrong size or alignment, a gap between windows) or that is not a plain
+    /// mov, movzx or movsx load or store.
+    /// </summary>
+    DeviceAccess,
 }
 
 /// <summary>The names of <see cref="FaultKind"/> in <c>--regs</c> JSON: one row per kind.</summary>
@@ -43,6 +49,7 @@ public static class FaultKinds
         FaultKind.UnknownHypercall => "unknown_hypercall",
         FaultKind.NotifyValueZero => "notify_value_zero",
         FaultKind.ConsoleWriteOutsideRam => "console_write_outside_ram",
+        FaultKind.DeviceAccess => "device_access",
         _ => throw new ArgumentOutOfRangeException(nameof(kind), kind, "a fault kind without a JSON name"),
     };
 }

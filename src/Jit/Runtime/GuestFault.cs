@@ -16,6 +16,9 @@ namespace Sharpvisor.Jit.Runtime;
 /// <param name="Hypercall">The hypercall number (EAX), for the faults a hypercall raises (else null).</param>
 public sealed record GuestFault(FaultKind Kind, uint Eip, uint? Address, uint? Size, byte[] Bytes, uint? Hypercall = null)
 {
+    /// <summary>For a device-access fault, the device's own line: which device, offset and size, and why.</summary>
+    public string? Detail { get; init; }
+
     /// <summary>The longest x86 instruction.</summary>
     public const int MaxInstructionLength = 15;
 
@@ -60,6 +63,7 @@ public sealed record GuestFault(FaultKind Kind, uint Eip, uint? Address, uint? S
         FaultKind.UnknownHypercall => $"unknown hypercall {Hypercall} (EAX) at eip 0x{Eip:x}",
         FaultKind.NotifyValueZero => $"LHCALL_NOTIFY with value 0 at eip 0x{Eip:x}",
         FaultKind.ConsoleWriteOutsideRam => $"SV_CONSOLE_WRITE of {Size} bytes at 0x{Address:x} outside guest RAM at eip 0x{Eip:x}",
+        FaultKind.DeviceAccess => $"{Detail} ('{Disassemble()}') at eip 0x{Eip:x8}",
         _ => $"{Kind} at eip 0x{Eip:x8}",
     };
 

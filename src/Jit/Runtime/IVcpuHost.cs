@@ -21,4 +21,21 @@ public interface IVcpuHost
     /// can ever wake the vCPU).
     /// </summary>
     VcpuExit? Halt(Vcpu vcpu);
+
+    /// <summary>
+    /// Whether a device's register window holds <paramref name="address"/>
+    /// (outside RAM). The engines ask only when an access misses RAM, so RAM
+    /// accesses never pay for devices.
+    /// </summary>
+    bool ClaimsMmio(uint address) => false;
+
+    /// <summary>
+    /// A plain load (<paramref name="write"/> false: the device's value goes
+    /// to <paramref name="value"/>) or store of <paramref name="size"/> bytes
+    /// (1, 2 or 4) at <paramref name="address"/>, which <see cref="ClaimsMmio"/>
+    /// claimed, on the vCPU's thread with the guest's state exact (EIP at the
+    /// instruction). Returns null when done, or one line naming the device,
+    /// the offset and the size for a guest fault.
+    /// </summary>
+    string? Mmio(Vcpu vcpu, uint address, int size, bool write, ref uint value) => $"no device at 0x{address:x8}";
 }

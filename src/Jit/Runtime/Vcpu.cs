@@ -209,8 +209,16 @@ public sealed unsafe partial class Vcpu : IDisposable
     internal BlockExit Fault(CpuState* s, FaultKind kind, uint eip) => Stop(s, VcpuExit.Of(NewFault(kind, eip)), eip);
 
     /// <summary>Stops the vCPU with an access of <paramref name="size"/> bytes at <paramref name="address"/> outside RAM.</summary>
+    /// <remarks>An access a device claims is no fault: the instruction is emulated
+    /// (<see cref="MmioAccess"/>) and the vCPU goes on after it.</remarks>
     internal BlockExit MemoryFault(CpuState* s, uint address, uint size, FaultKind kind, uint eip) =>
-        Stop(s, VcpuExit.Of(NewFault(kind, eip, address, size)), eip);
+        Host.ClaimsMmio(address)
+            ? MmioAccess.Run(this, s, address, eip)
+            : Stop(s, VcpuExit.Of(NewFault(kind, eip, address, size)), eip);
+
+    /// <summary>Stops the vCPU with a device-access fault: <paramref name="detail"/> is the device's line.</summary>
+    internal BlockExit DeviceFault(CpuState* s, uint address, uint? size, uint eip, string detail) =>
+        Stop(s, VcpuExit.Of(NewFault(FaultKind.DeviceAccess, eip, address, size) with { Detail = detail }), eip);
 
     /// <summary>A fault record with the instruction's bytes as guest RAM holds them now.</summary>
     private GuestFault NewFault(FaultKind kind, uint eip, uint? address = null, uint? size = null) =>
