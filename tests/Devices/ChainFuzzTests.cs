@@ -20,12 +20,27 @@ public sealed class ChainFuzzTests
     public void TheGuardPagesAreInaccessible()
     {
         using var ram = new GuardedRam(1 << 20);
-        // /proc/self/maps: the kernel's own account of the mapping's protections.
-        string start = ram.GuardBefore.ToString("x", CultureInfo.InvariantCulture);
-        string after = (ram.GuardBefore + 4096 + (1 << 20)).ToString("x", CultureInfo.InvariantCulture);
+        // /proc/self/maps: the kernel's own account of the protections around RAM.
+        ulong before = (ulong)ram.GuardBefore;
+        ulong after = before + 4096 + (1 << 20);
         string[] maps = File.ReadAllLines("/proc/self/maps");
-        Assert.Contains(maps, l => l.StartsWith(start + "-", StringComparison.Ordinal) && l.Split(' ')[1] == "---p");
-        Assert.Contains(maps, l => l.StartsWith(after + "-", StringComparison.Ordinal) && l.Split(' ')[1] == "---p");
+        Assert.Equal("---p", PermissionsAt(maps, before));
+        Assert.Equal("rw-p", PermissionsAt(maps, before + 4096));
+        Assert.Equal("rw-p", PermissionsAt(maps, after - 1));
+        Assert.Equal("---p", PermissionsAt(maps, after));
+    }
+
+    private static string? PermissionsAt(string[] maps, ulong address)
+    {
+        foreach (string line in maps)
+        {
+            string[] fields = line.Split(' ', 3);
+            string[] range = fields[0].Split('-');
+            ulong start = ulong.Parse(range[0], NumberStyles.HexNumber, CultureInfo.InvariantCulture);
+            ulong end = ulong.Parse(range[1], NumberStyles.HexNumber, CultureInfo.InvariantCulture);
+            if (address >= start && address < end) return fields[1];
+        }
+        return null;
     }
 
     [Fact]

@@ -168,6 +168,7 @@ internal sealed class ChainFuzzer
             }
             d.SetUpQueue(new DriverQueue(_ram, 0, size, desc, avail, used));
             d.DriverReady();
+            result.Seen[m] = result.Seen.GetValueOrDefault(m) + 1;
             ExpectReset(result, m, label, reportsBefore, null, 0);
             return;
         }

@@ -191,7 +191,7 @@ public sealed class MmioRegisterTests
         Assert.False(rig.Transport.TryWrite(offset, size, 0, out string? writeFault));
         Assert.StartsWith("virtio-rng0: ", readFault);
         Assert.StartsWith("virtio-rng0: ", writeFault);
-        Assert.DoesNotContain('\n', readFault!);
+        Assert.DoesNotContain("\n", readFault!);
     }
 
     [Theory]
