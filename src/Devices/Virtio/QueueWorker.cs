@@ -88,7 +88,20 @@ internal sealed class QueueWorker : IDisposable
     public void Kick() => Doorbell.Signal();
 
     /// <summary>True if a notification is waiting for the thread to take it (a zero-timeout poll).</summary>
-    public bool DoorbellPending => Doorbell.Wait(TimeSpan.Zero);
+    public bool DoorbellPending
+    {
+        get
+        {
+            try
+            {
+                return Doorbell.Wait(TimeSpan.Zero);
+            }
+            catch (ObjectDisposedException)
+            {
+                return false; // disposed meanwhile: a stopped queue has nothing pending
+            }
+        }
+    }
 
     private void Run()
     {

@@ -331,7 +331,8 @@ public sealed class MmioTransport : IDisposable, IQueueOwner
     {
         uint before = Interlocked.Or(ref _status, (uint)DeviceStatus.DeviceNeedsReset);
         if ((before & (uint)DeviceStatus.DeviceNeedsReset) != 0) return;
-        _host.Report($"{Name}: {detail}; the device needs a reset");
+        // One line, whatever the detail holds (an exception's message may not be).
+        _host.Report($"{Name}: {detail.ReplaceLineEndings(" ")}; the device needs a reset");
         Interlocked.Or(ref _interruptStatus, InterruptConfigChange);
         _host.RaiseInterrupt();
     }
