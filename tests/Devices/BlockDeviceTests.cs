@@ -201,7 +201,7 @@ public sealed class BlockDeviceTests
         using var disk = new TempDisk(4096);
         using (BlockDevice? writer = BlockDevice.Open(disk.Path, false, out e, out m))
         {
-            Assert.True(writer != null, m);
+            Assert.True(writer is not null, m);
             Assert.Null(BlockDevice.Open(disk.Path, false, out e, out m));
             Assert.Equal(BlockOpenError.Unavailable, e);
             Assert.Equal(69, e.ExitStatus());
@@ -211,9 +211,9 @@ public sealed class BlockDeviceTests
         }
         // Shared locks for read-only disks: two at once, and a writer is refused.
         using BlockDevice? r1 = BlockDevice.Open(disk.Path, true, out _, out m);
-        Assert.True(r1 != null, m);
+        Assert.True(r1 is not null, m);
         using BlockDevice? r2 = BlockDevice.Open(disk.Path, true, out _, out m);
-        Assert.True(r2 != null, m);
+        Assert.True(r2 is not null, m);
         Assert.Null(BlockDevice.Open(disk.Path, false, out e, out _));
         Assert.Equal(BlockOpenError.Unavailable, e);
     }

@@ -69,7 +69,7 @@ public sealed class ChainFuzzTests
 
     private static void AssertClean(FuzzResult r, DeviceRig rig)
     {
-        Assert.True(r.AcceptedMalformed.Count == 0 && r.RejectedValid.Count == 0 && r.WrongResults.Count == 0, r.ToString());
+        Assert.True(r.AcceptedMalformed.Count is 0 && r.RejectedValid.Count is 0 && r.WrongResults.Count is 0, r.ToString());
         Assert.Equal(Iterations, r.Iterations);
         // Every kind of malformation and every shape was actually tried.
         foreach (Mutation m in Enum.GetValues<Mutation>())

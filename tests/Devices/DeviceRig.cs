@@ -34,7 +34,7 @@ internal sealed class DeviceRig : IDisposable
     public static DeviceRig Block(TempDisk disk, bool readOnly = false, ulong ramSize = DefaultRamSize)
     {
         BlockDevice? device = BlockDevice.Open(disk.Path, readOnly, out BlockOpenError error, out string? message);
-        Assert.True(device != null, message);
+        Assert.True(device is not null, message);
         Assert.Equal(BlockOpenError.None, error);
         return new DeviceRig(device!, "virtio-blk0", ramSize);
     }

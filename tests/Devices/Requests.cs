@@ -43,7 +43,7 @@ internal static class Requests
         q.Offer(head);
         d.Notify(q.Index);
         d.WaitUsedOrReset(q, (ushort)(slot + 1));
-        Assert.True((d.Status & TestDriver.NeedsReset) == 0, string.Join("\n", d.Host.Reports));
+        Assert.True((d.Status & TestDriver.NeedsReset) is 0, string.Join("\n", d.Host.Reports));
         d.TakeInterrupt();
         return q.UsedEntry(slot);
     }
