@@ -18,6 +18,7 @@ public sealed class EntropyDeviceTests
         (uint id, uint len) = Requests.Run(d, q, head);
         Assert.Equal(head, id);
         Assert.Equal(164u, len);
+        Assert.Equal(0u, d.Read(0x060)); // InterruptACK cleared what InterruptStatus showed
         byte[] first = [.. Requests.ReadRam(rig.Ram, 0x20000, 64), .. Requests.ReadRam(rig.Ram, 0x30000, 100)];
         Assert.Contains(first, b => b != 0);
         // The byte after each buffer is untouched.
