@@ -42,7 +42,7 @@ internal static class Requests
         ushort slot = q.UsedIdx;
         q.Offer(head);
         d.Notify(q.Index);
-        d.WaitUsedOrReset(q, (ushort)(slot + 1));
+        d.WaitUsedInterruptOrReset(q, (ushort)(slot + 1));
         Assert.True((d.Status & TestDriver.NeedsReset) is 0, string.Join("\n", d.Host.Reports));
         Assert.Equal(1u, d.TakeInterrupt() & 1); // used buffers
         return q.UsedEntry(slot);

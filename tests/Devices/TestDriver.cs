@@ -102,9 +102,20 @@ internal sealed class TestDriver
         return isr;
     }
 
-    /// <summary>Waits until the used idx reaches <paramref name="target"/> or the device asks for a reset.</summary>
+    /// <summary>
+    /// DEVICE_NEEDS_RESET and its configuration-change bit, both visible (the
+    /// device sets the status bit first, then InterruptStatus, then raises the
+    /// interrupt: a driver acts on the interrupt, so the test waits for the last step it can see).
+    /// </summary>
+    public bool ResetSignalled => (Status & NeedsReset) != 0 && (Read(0x060) & 2) != 0;
+
+    /// <summary>Waits until the used idx reaches <paramref name="target"/> or the device has signalled that it needs a reset.</summary>
     public void WaitUsedOrReset(DriverQueue q, ushort target) =>
-        _host.WaitUntil(() => q.UsedIdx == target || (Status & NeedsReset) != 0, $"used idx {target} or NEEDS_RESET");
+        _host.WaitUntil(() => q.UsedIdx == target || ResetSignalled, $"used idx {target} or NEEDS_RESET");
+
+    /// <summary>Waits until the used idx reaches <paramref name="target"/> with InterruptStatus bit 0 set, or a reset is signalled.</summary>
+    public void WaitUsedInterruptOrReset(DriverQueue q, ushort target) =>
+        _host.WaitUntil(() => (q.UsedIdx == target && (Read(0x060) & 1) != 0) || ResetSignalled, $"used idx {target} with its interrupt, or NEEDS_RESET");
 }
 
 /// <summary>A queue as the driver lays it out: the three parts and the driver's available idx.</summary>
