@@ -1,0 +1,119 @@
+namespace Sharpvisor.Tests.Devices;
+
+/// <summary>virtio-rng (spec 5.4) through the test driver: what it writes, and the notification rules of spec 2.7.7 and 2.7.10.</summary>
+[Collection("Devices")]
+public sealed class EntropyDeviceTests
+{
+    private const ulong Features = TestDriver.Version1 | TestDriver.IndirectDesc | TestDriver.EventIdx;
+
+    [Theory]
+    [InlineData(TestDriver.Version1)]
+    [InlineData(Features)]
+    public void FillsEveryWritableBufferWithFreshRandomBytes(ulong features)
+    {
+        using DeviceRig rig = DeviceRig.Entropy();
+        TestDriver d = rig.Driver;
+        DriverQueue q = d.Initialize(features, DriverQueue.At(rig.Ram, 0, 8, 0x10000));
+        ushort head = Requests.Direct(q, 0, new Buf(0x20000, 64, true), new Buf(0x30000, 100, true));
+        (uint id, uint len) = Requests.Run(d, q, head);
+        Assert.Equal(head, id);
+        Assert.Equal(164u, len);
+        Assert.Equal(0u, d.Read(0x060)); // InterruptACK cleared what InterruptStatus showed
+        byte[] first = [.. Requests.ReadRam(rig.Ram, 0x20000, 64), .. Requests.ReadRam(rig.Ram, 0x30000, 100)];
+        Assert.Contains(first, b => b != 0);
+        // The byte after each buffer is untouched.
+        Assert.Equal(0, Requests.ReadRam(rig.Ram, 0x20000 + 64, 1)[0]);
+        Assert.Equal(0, Requests.ReadRam(rig.Ram, 0x30000 + 100, 1)[0]);
+
+        Requests.Run(d, q, Requests.Direct(q, 0, new Buf(0x20000, 64, true), new Buf(0x30000, 100, true)));
+        byte[] second = [.. Requests.ReadRam(rig.Ram, 0x20000, 64), .. Requests.ReadRam(rig.Ram, 0x30000, 100)];
+        Assert.NotEqual(first, second);
+        // The VM heard about exactly the bytes written.
+        Assert.Contains((0x20000ul, 64ul), rig.Host.Written);
+        Assert.Contains((0x30000ul, 100ul), rig.Host.Written);
+        Assert.Equal(0, rig.Host.WritesOutsideRam);
+    }
+
+    [Fact]
+    public void ServesAnIndirectTable()
+    {
+        using DeviceRig rig = DeviceRig.Entropy();
+        TestDriver d = rig.Driver;
+        DriverQueue q = d.Initialize(Features, DriverQueue.At(rig.Ram, 0, 8, 0x10000));
+        ushort head = Requests.Indirect(q, 3, 0x18000, new Buf(0x20000, 32, true), new Buf(0x20100, 32, true), new Buf(0x20200, 32, true));
+        (uint id, uint len) = Requests.Run(d, q, head);
+        Assert.Equal(3u, id);
+        Assert.Equal(96u, len);
+        Assert.Contains(Requests.ReadRam(rig.Ram, 0x20200, 32), b => b != 0);
+    }
+
+    [Fact]
+    public void AReadableBufferNeedsReset()
+    {
+        using DeviceRig rig = DeviceRig.Entropy();
+        TestDriver d = rig.Driver;
+        DriverQueue q = d.Initialize(Features, DriverQueue.At(rig.Ram, 0, 8, 0x10000));
+        q.Offer(Requests.Direct(q, 0, new Buf(0x20000, 16, false)));
+        d.Notify(0);
+        d.WaitUsedOrReset(q, 1);
+        Assert.Equal((ushort)0, q.UsedIdx);
+        MmioRegisterTests.AssertNeedsReset(rig, "device-readable");
+    }
+
+    [Fact]
+    public void NoInterruptIsHonouredWithoutEventIdx()
+    {
+        using DeviceRig rig = DeviceRig.Entropy();
+        TestDriver d = rig.Driver;
+        DriverQueue q = d.Initialize(TestDriver.Version1, DriverQueue.At(rig.Ram, 0, 8, 0x10000));
+        q.SetAvailFlags(1); // VIRTQ_AVAIL_F_NO_INTERRUPT
+        q.Offer(Requests.Direct(q, 0, new Buf(0x20000, 8, true)));
+        d.Notify(0);
+        Requests.SpinUntilUsed(q, 1);
+        Requests.SpinUntilIdle(d.Transport);
+        Assert.Equal(0, rig.Host.Interrupts);
+        q.SetAvailFlags(0);
+        q.Offer(Requests.Direct(q, 1, new Buf(0x20100, 8, true)));
+        d.Notify(0);
+        d.WaitUsedOrReset(q, 2);
+        rig.Host.WaitUntil(() => rig.Host.Interrupts >= 1, "the second request's interrupt");
+        Assert.Equal(1, rig.Host.Interrupts);
+        Assert.Equal(1u, d.TakeInterrupt());
+    }
+
+    [Fact]
+    public void EventIdxInterruptsOnlyWhenUsedEventIsPassedAndPublishesAvailEvent()
+    {
+        using DeviceRig rig = DeviceRig.Entropy();
+        TestDriver d = rig.Driver;
+        DriverQueue q = d.Initialize(Features, DriverQueue.At(rig.Ram, 0, 8, 0x10000));
+        q.SetUsedEvent(2); // interrupt once the used idx moves past 2
+        for (int i = 0; i < 3; i++)
+        {
+            q.Offer(Requests.Direct(q, i, new Buf(0x20000 + (ulong)i * 0x100, 8, true)));
+            d.Notify(0);
+            Requests.SpinUntilUsed(q, (ushort)(i + 1));
+            Requests.SpinUntilIdle(d.Transport);
+            if (i < 2) Assert.Equal(0, rig.Host.Interrupts);
+        }
+        rig.Host.WaitUntil(() => rig.Host.Interrupts >= 1, "the third request's interrupt");
+        Assert.Equal(1, rig.Host.Interrupts);
+        // The device asks to be notified of the next slot it has not seen.
+        Assert.Equal((ushort)3, q.AvailEvent);
+    }
+
+    [Fact]
+    public void BuffersMadeAvailableBeforeDriverOkAreServedAfterIt()
+    {
+        using DeviceRig rig = DeviceRig.Entropy();
+        TestDriver d = rig.Driver;
+        var q = DriverQueue.At(rig.Ram, 0, 8, 0x10000);
+        Assert.NotNull(d.Negotiate(TestDriver.Version1));
+        d.SetUpQueue(q);
+        q.Offer(Requests.Direct(q, 0, new Buf(0x20000, 8, true)));
+        d.Notify(0); // ignored: not DRIVER_OK yet
+        d.DriverReady();
+        d.WaitUsedOrReset(q, 1);
+        Assert.Equal((0u, 8u), q.UsedEntry(0));
+    }
+}
