@@ -346,6 +346,8 @@ static SV_UNUSED u64 virtio_config64(struct virtio_dev *d, u32 off)
 static SV_UNUSED int virtio_init(struct virtio_dev *d, u32 window, u32 device_id, u32 want)
 {
     memset(d, 0, sizeof *d);
+    if (window >= VIRTIO_MAX_DEVICES)
+        return VIRTIO_E_NO_DEVICE;
     d->window = window;
     d->base = VIRTIO_MMIO_BASE + VIRTIO_MMIO_STRIDE * window;
     d->poll = VIRTIO_DEFAULT_POLL;
