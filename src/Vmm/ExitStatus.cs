@@ -45,14 +45,15 @@ public static class ExitStatuses
         new(ExitStatus.Ok, "0-255", "the guest's `LHCALL_SHUTDOWN` status (EBX & 0xff)"),
         new(ExitStatus.Usage, "64", "usage: a bad option or argument, including `--engine il` in the native-AOT build"),
         new(ExitStatus.BadImage, "65", "bad image: not a loadable ELF32 i386 executable or flat binary"),
-        new(ExitStatus.NoInput, "66", "the image file is missing or unreadable"),
+        new(ExitStatus.NoInput, "66", "the image file, or a `--device blk` disk image, is missing or unreadable"),
         new(ExitStatus.Unavailable, "69",
             "unavailable: a `--notify`/`--irq` target (`fd:N` not open or not an eventfd; no socket, or nothing listening, at `unix:PATH`; "
             + "the program of `exec:CMD` not found or not executable), the `--control` socket cannot be created (`run`) or reached (`control`), "
+            + "a `--device blk` disk image that cannot be opened as asked or is locked by another VM, "
             + "a descriptor given to `listen` is not an eventfd, or `--low-latency` without root (`bench notify`)"),
         new(ExitStatus.Internal, "70", "internal error: a bug of ours or a host resource ran out (one line on stderr, never a stack trace)"),
-        new(ExitStatus.GuestFault, "80", "guest fault: bad memory access, #DE, unsupported instruction (port I/O included), unknown hypercall"),
-        new(ExitStatus.Deadlock, "81", "deadlock: every vCPU waits for an interrupt (no timeout) and no interrupt source is attached (never while `--control` is open)"),
+        new(ExitStatus.GuestFault, "80", "guest fault: bad memory access (a device register access included), #DE, unsupported instruction (port I/O included), unknown hypercall"),
+        new(ExitStatus.Deadlock, "81", "deadlock: every vCPU waits for an interrupt (no timeout) and no interrupt source is attached or busy (never while `--control` is open)"),
         new(ExitStatus.Timeout, "82", "`--timeout` elapsed"),
         new(ExitStatus.Interrupted, "130", "SIGINT: the vCPUs were stopped cleanly"),
         new(ExitStatus.Terminated, "143", "SIGTERM: the vCPUs were stopped cleanly"),

@@ -44,7 +44,8 @@ public class CpuidTests
         });
         var before = System.Diagnostics.Stopwatch.GetTimestamp();
         h.Run();
-        Assert.Equal(1u, h.State[Gpr.Edi]);
+        Assert.Equal(Engines.AbiVersion, h.State[Gpr.Edi]);
+        Assert.Equal(2u, Engines.AbiVersion); // docs/guest-abi.md: version 2
         Assert.Equal(Engines.TscKhz, h.State[Gpr.Ebp]);
         // 1 GHz: the TSC low word counts nanoseconds since the VM started; a run this short stays far below 4 s.
         Assert.True(h.State[Gpr.Esi] > 0);

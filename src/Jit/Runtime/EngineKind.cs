@@ -31,5 +31,5 @@ public static class Engines
     public const uint TscKhz = 1_000_000;
 
     /// <summary>Guest ABI version reported in cpuid 0x40000001 EAX.</summary>
-    public const uint AbiVersion = 1;
+    public const uint AbiVersion = 2;
 }

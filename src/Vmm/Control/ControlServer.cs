@@ -273,7 +273,9 @@ public sealed class ControlServer : IDisposable
     {
         if (fds.Count != 0)
             return $"error detach irq {line} takes no descriptor; {fds.Count} came, and were closed";
-        // Any line, also one given with --irq (whose owner closes it at exit).
+        // Any line, also one given with --irq (whose owner closes it at exit),
+        // but a device's: the device is part of the machine.
+        if (_interrupts.IsDeviceLine(line)) return $"error interrupt {line} is a device's";
         if (!_interrupts.Detach(line)) return $"error interrupt {line} is not attached";
         if (_irqFds.Remove(line, out EventFd? ours)) ours.Dispose(); // a vCPU's poll set may keep it open a little longer
         return "ok";
@@ -283,6 +285,7 @@ public sealed class ControlServer : IDisposable
     {
         if (fds.Count != 0)
             return $"error detach notify {Notifier.Name(value)} takes no descriptor; {fds.Count} came, and were closed";
+        if (_notifier.IsDoorbell(value)) return $"error {Notifier.Name(value)} is a device's doorbell";
         return _notifier.Detach(value) ? "ok" : $"error {Notifier.Name(value)} is not attached";
     }
 

@@ -45,6 +45,15 @@ public sealed class HypercallHost : IVcpuHost, IDisposable
     public Notifier Notifier { get; }
     public InterruptController Interrupts { get; }
 
+    /// <summary>The VM's devices, whose windows the engines' MMIO path reaches; null: none.</summary>
+    public Devices.DeviceBus? Devices { get; set; }
+
+    /// <summary>The whole device range is the bus's once the VM has devices: a gap between windows is its fault to name.</summary>
+    public bool ClaimsMmio(uint address) => Devices != null && Vmm.Devices.DeviceBus.Claims(address);
+
+    public string? Mmio(Vcpu vcpu, uint address, int size, bool write, ref uint value) =>
+        Devices!.Access(vcpu, address, size, write, ref value);
+
     // Journey: hypercall
     /// <summary>
     /// <c>int $0x1f</c> lands here, called in line from translated code: no

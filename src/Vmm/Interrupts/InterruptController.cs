@@ -67,6 +67,9 @@ public sealed class InterruptController : IDisposable
 
     private readonly int _vcpus;
     private readonly EventFd?[] _lines = new EventFd?[MaxLine + 1];
+    // A device's line counts as a source only while its device is busy (see AttachDevice).
+    private readonly Func<bool>?[] _busy = new Func<bool>?[MaxLine + 1];
+    private volatile Func<bool>[] _devices = [];
     private readonly Lock _setupLock = new();
     private readonly Lock _drainLock = new();
     private readonly EventFd _stop = EventFd.Create(EventFdFlags.NonBlocking);
@@ -147,6 +150,31 @@ public sealed class InterruptController : IDisposable
     }
 
     /// <summary>
+    /// Attaches a device's interrupt eventfd to <paramref name="line"/>, as
+    /// <see cref="Attach"/> does, except that the line counts as an interrupt
+    /// source only while <paramref name="busy"/> says so (a request in flight,
+    /// an open console input): an idle device can raise nothing, so a guest
+    /// that waits on it with nothing asked is still a deadlock.
+    /// </summary>
+    /// <remarks>
+    /// The device must raise its interrupt before it stops being busy: a waiter
+    /// that sees it idle then finds the eventfd readable, and waits for it.
+    /// </remarks>
+    public void AttachDevice(int line, EventFd eventFd, Func<bool> busy)
+    {
+        ArgumentNullException.ThrowIfNull(busy);
+        ArgumentOutOfRangeException.ThrowIfLessThan(line, 1);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(line, MaxLine);
+        lock (_setupLock)
+        {
+            if (_lines[line] != null) throw new InvalidOperationException($"interrupt {line} already has an eventfd");
+            _lines[line] = eventFd;
+            _busy[line] = busy;
+            Changed();
+        }
+    }
+
+    /// <summary>
     /// Detaches interrupt <paramref name="line"/>'s eventfd; false if it had
     /// none. The caller may dispose the eventfd at once: a vCPU's poll set
     /// that still holds it keeps it open until that vCPU rebuilds its set
@@ -160,6 +188,7 @@ public sealed class InterruptController : IDisposable
         {
             if (_lines[line] == null) return false;
             _lines[line] = null;
+            _busy[line] = null;
             Changed();
             return true;
         }
@@ -173,16 +202,31 @@ public sealed class InterruptController : IDisposable
     /// </summary>
     private void Changed()
     {
-        _attachedCount = _lines.Count(l => l != null);
+        _attachedCount = Enumerable.Range(0, MaxLine + 1).Count(n => _lines[n] != null && _busy[n] == null);
+        _devices = [.. _busy.Where(b => b != null).Select(b => b!)];
         Interlocked.Increment(ref _generation); // a full fence before the kicks
         if (!_started) return;
         foreach (Waiter w in _waiters) w.Kick.TrySignal();
     }
 
-    /// <summary>True if some interrupt line has an eventfd (a wait without a timeout can then end).</summary>
+    /// <summary>True if some interrupt line has an eventfd other than an idle device's (a wait without a timeout can then end).</summary>
     public bool HasSources
     {
-        get { lock (_setupLock) return _attachedCount > 0; }
+        get { lock (_setupLock) return _attachedCount > 0 || AnyDeviceBusy(); }
+    }
+
+    /// <summary>True if <paramref name="line"/> belongs to a device (<see cref="AttachDevice"/>).</summary>
+    public bool IsDeviceLine(int line)
+    {
+        if (line is < 1 or > MaxLine) return false;
+        lock (_setupLock) return _busy[line] != null;
+    }
+
+    private bool AnyDeviceBusy()
+    {
+        foreach (Func<bool> busy in _devices)
+            if (busy()) return true;
+        return false;
     }
 
     /// <summary>The interrupt lines that have an eventfd, ascending.</summary>
@@ -281,7 +325,17 @@ public sealed class InterruptController : IDisposable
         if (!_started) Start();
         Waiter w = _waiters[vcpu.Index];
         // Without an interrupt source, and none to come, only another vCPU's stop can end this.
-        bool forever = deadline == long.MaxValue && _attachedCount == 0 && !_sourcesMayBeAttached;
+        bool forever = deadline == long.MaxValue && _attachedCount == 0 && !_sourcesMayBeAttached && !AnyDeviceBusy();
+        if (forever && _devices.Length > 0)
+        {
+            // An idle device may have raised its line just before it went
+            // idle: then the interrupt is in its eventfd (or already pending),
+            // and this wait ends with it.
+            if (w.Generation != Volatile.Read(ref _generation))
+                lock (_setupLock) w.Rebuild(_lines, _stop, _generation);
+            if (Volatile.Read(ref _pending) != 0 || (w.Set!.Ready() & w.LinesMask) != 0)
+                forever = false;
+        }
         if (forever && Interlocked.Increment(ref _waitingForever) == _vcpus)
         {
             // The VM stops with this; the count goes back so that a wait

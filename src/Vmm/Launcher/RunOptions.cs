@@ -14,4 +14,5 @@ public sealed record RunOptions(
     IReadOnlyList<IrqSpec>? Irqs = null,
     int Vcpus = 1,
     bool Stats = false,
-    string? ControlPath = null);
+    string? ControlPath = null,
+    IReadOnlyList<Devices.DeviceSpec>? Devices = null);

@@ -1,7 +1,9 @@
 using System.Runtime.InteropServices;
 using Sharpvisor.Jit.Runtime;
 using Sharpvisor.Native;
+using Sharpvisor.Devices.Virtio;
 using Sharpvisor.Vmm.Control;
+using Sharpvisor.Vmm.Devices;
 using Sharpvisor.Vmm.Loader;
 
 namespace Sharpvisor.Vmm.Launcher;
@@ -127,7 +129,22 @@ public sealed class VmSession : IDisposable
             return Unavailable(e.Message);
         }
 
-        Machine machine = BuildMachine(image);
+        // The devices' files are opened (and locked) before the machine, so
+        // that a missing or locked image stops the run before any guest code.
+        var devices = new List<(VirtioDevice Device, string Name)>();
+        IReadOnlyList<DeviceSpec> deviceSpecs = options.Devices ?? [];
+        for (int i = 0; i < deviceSpecs.Count; i++)
+        {
+            if (!DeviceFactory.TryOpen(deviceSpecs[i], i, out VirtioDevice? device, out string name, out ExitStatus status, out string error))
+            {
+                foreach ((VirtioDevice d, _) in devices) d.Dispose();
+                _stderr.WriteLine($"sharpvisor: {Usage.OneLine(error)}");
+                return (int)status;
+            }
+            devices.Add((device, name));
+        }
+
+        Machine machine = BuildMachine(image, devices);
         // Slower, never wrong: say so once, and run on.
         if (machine.Engine.X64TierProblem is string problem)
             _stderr.WriteLine($"sharpvisor: warning: the x64 engine runs without machine code here ({problem}): hot code stays threaded");
@@ -162,9 +179,9 @@ public sealed class VmSession : IDisposable
     }
 
     /// <summary>The machine, and a stop asked for while it did not exist yet handed to it.</summary>
-    private Machine BuildMachine(GuestImage image)
+    private Machine BuildMachine(GuestImage image, IReadOnlyList<(VirtioDevice Device, string Name)> devices)
     {
-        var machine = new Machine(new MachineConfig(_options.MemorySize, _options.Engine, _options.Vcpus), image, _stdout);
+        var machine = new Machine(new MachineConfig(_options.MemorySize, _options.Engine, _options.Vcpus), image, _stdout, devices, _stderr);
         VcpuExit? early;
         lock (_stopGate)
         {

@@ -1,6 +1,8 @@
 using Sharpvisor.Jit.Cpu;
 using Sharpvisor.Jit.Runtime;
 using Sharpvisor.Native;
+using Sharpvisor.Devices.Virtio;
+using Sharpvisor.Vmm.Devices;
 using Sharpvisor.Vmm.Hypercalls;
 using Sharpvisor.Vmm.Interrupts;
 using Sharpvisor.Vmm.Notify;
@@ -12,7 +14,7 @@ namespace Sharpvisor.Vmm;
 /// <summary>
 /// One VM: guest RAM holding the image, the execution engine, the RCU domain
 /// and the notification map, the interrupt controller, the hypercall host,
-/// and the vCPUs, set up as guest ABI v1 says (docs/guest-abi.md). vCPU 0
+/// the devices and the vCPUs, set up as the guest ABI says (docs/guest-abi.md). vCPU 0
 /// runs on the thread that calls <see cref="Run"/>, each other vCPU on a
 /// thread of its own, until the first of them stops.
 /// </summary>
@@ -34,7 +36,10 @@ public sealed class Machine : IDisposable
     private VcpuExit? _first;
     private readonly Vcpu[] _vcpus = [];
 
-    public Machine(MachineConfig config, GuestImage image, Stream console)
+    /// <param name="devices">The virtio devices, in window order with their names; the machine owns them from here.</param>
+    /// <param name="stderr">Where devices report a broken ring (one line each).</param>
+    public Machine(MachineConfig config, GuestImage image, Stream console,
+        IReadOnlyList<(VirtioDevice Device, string Name)>? devices = null, TextWriter? stderr = null)
     {
         if (config.Vcpus is < 1 or > MachineConfig.MaxVcpus)
             throw new ArgumentOutOfRangeException(nameof(config), $"a VM has 1 to {MachineConfig.MaxVcpus} vCPUs, not {config.Vcpus}");
@@ -50,6 +55,8 @@ public sealed class Machine : IDisposable
             Notifier = new Notifier(Qsbr, config.Vcpus);
             Interrupts = new InterruptController(config.Vcpus);
             Host = new HypercallHost(Memory, console, Notifier, Interrupts);
+            if (devices is { Count: > 0 })
+                Host.Devices = Devices = new DeviceBus(devices, Memory, Engine, Notifier, Interrupts, stderr ?? TextWriter.Null);
             _vcpus = new Vcpu[config.Vcpus];
             for (int i = 0; i < _vcpus.Length; i++)
             {
@@ -70,6 +77,9 @@ public sealed class Machine : IDisposable
     public Notifier Notifier { get; } = null!;
     public InterruptController Interrupts { get; } = null!;
     public HypercallHost Host { get; } = null!;
+
+    /// <summary>The virtio devices, or null when the VM has none.</summary>
+    public DeviceBus? Devices { get; }
 
     /// <summary>The vCPUs, by index.</summary>
     public IReadOnlyList<Vcpu> Vcpus => _vcpus;
@@ -126,6 +136,7 @@ public sealed class Machine : IDisposable
         try
         {
             Interrupts.Start();
+            Devices?.Start();
             if (timeout is TimeSpan limit)
                 timer = new Timer(_ => RequestStop(new VcpuExit(StopReason.Timeout,
                     $"--timeout of {limit.TotalSeconds:0.###} s elapsed")), null, limit, Timeout.InfiniteTimeSpan);
@@ -203,6 +214,7 @@ public sealed class Machine : IDisposable
     public void Dispose()
     {
         foreach (Vcpu v in _vcpus) v?.Dispose();
+        Devices?.Dispose(); // its threads write RAM and ring lines: gone before either is
         Host?.Dispose();
         Notifier?.Dispose();
         Interrupts?.Dispose();

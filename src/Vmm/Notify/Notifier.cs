@@ -48,6 +48,29 @@ public sealed class Notifier : IDisposable
     /// </summary>
     public void Attach(uint value, EventFd eventFd) => _map.Add(value, eventFd);
 
+    // Doorbells: attached once, before the VM runs, and read by the control thread.
+    private readonly HashSet<uint> _doorbells = [];
+
+    /// <summary>
+    /// Attaches a device queue's doorbell: <paramref name="value"/> then rings
+    /// <paramref name="eventFd"/> like any notify value, and stays attached
+    /// for the machine's life (the control socket cannot detach it).
+    /// </summary>
+    public void AttachDoorbell(uint value, EventFd eventFd)
+    {
+        lock (_doorbells)
+        {
+            _map.Add(value, eventFd);
+            _doorbells.Add(value);
+        }
+    }
+
+    /// <summary>True if <paramref name="value"/> is a device queue's doorbell.</summary>
+    public bool IsDoorbell(uint value)
+    {
+        lock (_doorbells) return _doorbells.Contains(value);
+    }
+
     /// <summary>Detaches <paramref name="value"/>; false if it was not attached.</summary>
     public bool Detach(uint value) => _map.Remove(value);
 

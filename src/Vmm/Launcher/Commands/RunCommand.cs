@@ -1,5 +1,6 @@
 using System.CommandLine;
 using Sharpvisor.Jit.Runtime;
+using Sharpvisor.Vmm.Devices;
 
 namespace Sharpvisor.Vmm.Launcher.Commands;
 
@@ -59,6 +60,26 @@ internal sealed class RunCommand : Command, ICliCommand
         "a write to TARGET's eventfd makes interrupt N (1 to 31) pending; TARGET as for --notify. Repeatable",
         "N=TARGET");
 
+    private readonly Option<DeviceSpec[]> _device = new("--device")
+    {
+        Description = $"add a virtio device ({DeviceSpecs.HelpList}); device i has its registers at 0xd0000000 + 0x1000*i "
+            + "and interrupt line 16+i (docs/guest-abi.md). Repeatable, at most 16",
+        HelpName = "SPEC",
+        Arity = ArgumentArity.OneOrMore,
+        AllowMultipleArgumentsPerToken = false,
+        CustomParser = r =>
+        {
+            var specs = new List<DeviceSpec>();
+            foreach (var token in r.Tokens)
+            {
+                if (!DeviceSpecs.TryParse(token.Value, out DeviceSpec? spec, out string error)) return Usage.Fail<DeviceSpec[]>(r, error);
+                specs.Add(spec);
+            }
+            if (specs.Count > DeviceWindows.Max) return Usage.Fail<DeviceSpec[]>(r, $"--device: at most {DeviceWindows.Max} devices, not {specs.Count}");
+            return [.. specs];
+        },
+    };
+
     private readonly Option<bool> _stats = new("--stats") { Description = "print notification counts per value on stderr at exit, before the --regs line" };
 
     private readonly Option<string?> _control = new("--control")
@@ -81,8 +102,43 @@ internal sealed class RunCommand : Command, ICliCommand
         });
         _engine.AcceptOnlyFromAmong(EngineNames.All);
         Add(_image);
-        foreach (Option option in new Option[] { _engine, _mem, _flat, _vcpus, _notify, _irq, _stats, _regs, _timeout, _control })
+        foreach (Option option in new Option[] { _engine, _mem, _flat, _vcpus, _notify, _irq, _device, _stats, _regs, _timeout, _control })
             Add(option);
+        Validators.Add(r =>
+        {
+            DeviceSpec[] devices;
+            NotifySpec[] notify;
+            IrqSpec[] irqs;
+            try
+            {
+                devices = r.GetValue(_device) ?? [];
+                notify = r.GetValue(_notify) ?? [];
+                irqs = r.GetValue(_irq) ?? [];
+            }
+            catch (InvalidOperationException)
+            {
+                // An option's own parser refused its tokens: that error is the
+                // one line, and there are no values to compare.
+                return;
+            }
+            if (Clash(devices, notify, irqs) is string error)
+                r.AddError(error);
+        });
+    }
+
+    /// <summary>An --irq on a device's line, or a --notify of a device's doorbell: found while parsing, before any target is opened.</summary>
+    internal static string? Clash(DeviceSpec[] devices, NotifySpec[] notify, IrqSpec[] irqs)
+    {
+        for (int i = 0; i < devices.Length; i++)
+        {
+            int line = DeviceWindows.Line(i);
+            if (irqs.FirstOrDefault(s => s.Line == line) is IrqSpec irq)
+                return $"{irq}: interrupt {line} is the line of device {i} ({devices[i]})";
+            for (int q = 0; q < devices[i].Queues; q++)
+                if (notify.FirstOrDefault(s => s.Value == DeviceWindows.Doorbell(i, q)) is NotifySpec n)
+                    return $"{n}: the value is the doorbell of queue {q} of device {i} ({devices[i]})";
+        }
+        return null;
     }
 
     /// <summary>A repeatable <c>--notify</c> or <c>--irq</c>: every token parsed in one go, so a number given twice is seen.</summary>
@@ -110,7 +166,8 @@ internal sealed class RunCommand : Command, ICliCommand
         parsed.GetValue(_irq) ?? [],
         parsed.GetValue(_vcpus),
         parsed.GetValue(_stats),
-        parsed.GetValue(_control));
+        parsed.GetValue(_control),
+        parsed.GetValue(_device) ?? []);
 
     public int Invoke(ParseResult parsed, CliContext context) =>
         VmSession.Run(RunOptionsOf(parsed), context.Stdout, context.Stderr, context.HandleSignals);

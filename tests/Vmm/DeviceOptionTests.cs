@@ -1,0 +1,124 @@
+using Sharpvisor.Tests.Guests;
+
+namespace Sharpvisor.Tests.Vmm;
+
+/// <summary>
+/// <c>--device</c> on the command line (docs/guest-abi.md, "Devices"): every
+/// mistake is one line and a documented status, found before the guest runs
+/// or any target is opened.
+/// </summary>
+public class DeviceOptionTests
+{
+    private static void AssertOneLine(CliTests.Result r, int status, string contains)
+    {
+        Assert.Equal(status, r.Status);
+        string line = Assert.Single(r.StderrLines);
+        Assert.StartsWith("sharpvisor: ", line);
+        Assert.Contains(contains, line);
+    }
+
+    [Theory]
+    [InlineData("floppy", "unknown kind 'floppy'")]
+    [InlineData("", "unknown kind ''")]
+    [InlineData("blk", "blk needs path=")]
+    [InlineData("blk,path=", "option 'path' needs a value")]
+    [InlineData("blk,path=a,path=b", "option 'path' is given twice")]
+    [InlineData("blk,path=a,readonly=yes", "readonly is on or off, not 'yes'")]
+    [InlineData("blk,path=a,cache=none", "unknown option 'cache'")]
+    [InlineData("rng,x=1", "rng takes no options")]
+    public void ABadSpec_IsAUsageError(string spec, string message)
+    {
+        GuestBinaries.RequireBuilt();
+        AssertOneLine(CliTests.Execute("run", GuestBinaries.Guest("hello"), "--device", spec), 64, message);
+    }
+
+    [Fact]
+    public void SeventeenDevices_AreAUsageError()
+    {
+        GuestBinaries.RequireBuilt();
+        var args = new List<string> { "run", GuestBinaries.Guest("hello") };
+        for (int i = 0; i < 17; i++) args.AddRange(["--device", "rng"]);
+        AssertOneLine(CliTests.Execute([.. args]), 64, "at most 16 devices");
+    }
+
+    [Fact]
+    public void AnIrqOnADevicesLine_IsAUsageError_BeforeItsTargetIsOpened()
+    {
+        GuestBinaries.RequireBuilt();
+        // fd:99 is not open: were the target opened first, this would be 69.
+        AssertOneLine(CliTests.Execute("run", GuestBinaries.Guest("hello"), "--device", "rng", "--device", "rng", "--irq", "17=fd:99"),
+            64, "interrupt 17 is the line of device 1");
+    }
+
+    [Fact]
+    public void ANotifyOfADoorbell_IsAUsageError()
+    {
+        GuestBinaries.RequireBuilt();
+        AssertOneLine(CliTests.Execute("run", GuestBinaries.Guest("hello"), "--device", "rng", "--notify", "0xd0000000=fd:99"),
+            64, "doorbell of queue 0 of device 0");
+    }
+
+    [Fact]
+    public void AMissingDiskImage_Is66()
+    {
+        GuestBinaries.RequireBuilt();
+        AssertOneLine(CliTests.Execute("run", GuestBinaries.Guest("hello"), "--device", "blk,path=/nonexistent/disk.img"), 66, "/nonexistent/disk.img");
+    }
+
+    [Fact]
+    public void ADiskImageNotWholeSectors_IsAUsageError()
+    {
+        GuestBinaries.RequireBuilt();
+        string path = Path.GetTempFileName();
+        try
+        {
+            File.WriteAllBytes(path, new byte[1000]);
+            AssertOneLine(CliTests.Execute("run", GuestBinaries.Guest("hello"), "--device", $"blk,path={path}"), 64, "512");
+        }
+        finally
+        {
+            File.Delete(path);
+        }
+    }
+
+    [Fact]
+    public void ADiskImageLockedByAnotherVm_Is69()
+    {
+        GuestBinaries.RequireBuilt();
+        string path = Path.GetTempFileName();
+        try
+        {
+            File.WriteAllBytes(path, new byte[4096]);
+            // Another VM's lock: flock taken by a process that holds it, as a running VM does.
+            using var holder = System.Diagnostics.Process.Start(new System.Diagnostics.ProcessStartInfo("flock", ["-x", path, "sleep", "600"]))!;
+            try
+            {
+                WaitForLock(path);
+                AssertOneLine(CliTests.Execute("run", GuestBinaries.Guest("hello"), "--device", $"blk,path={path}"), 69, "lock");
+            }
+            finally
+            {
+                holder.Kill(entireProcessTree: true);
+                holder.WaitForExit();
+            }
+        }
+        finally
+        {
+            File.Delete(path);
+        }
+    }
+
+    /// <summary>Until flock(1) holds the lock: a non-blocking attempt of our own fails (bounded, generously).</summary>
+    private static void WaitForLock(string path)
+    {
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(60);
+        while (DateTime.UtcNow < deadline)
+        {
+            var probe = System.Diagnostics.Process.Start(new System.Diagnostics.ProcessStartInfo("flock", ["-n", "-s", path, "true"]))!;
+            probe.WaitForExit();
+            if (probe.ExitCode != 0) return;
+            Thread.Sleep(20);
+        }
+        throw new TimeoutException("flock(1) did not take the lock in 60 s");
+    }
+}
