@@ -2,6 +2,7 @@ using Sharpvisor.Devices.Block;
 using Sharpvisor.Devices.Entropy;
 using Sharpvisor.Devices.Virtio;
 using Sharpvisor.Devices.Virtio.Mmio;
+using Sharpvisor.Native;
 
 namespace Sharpvisor.Tests.Devices;
 
@@ -27,7 +28,7 @@ internal sealed class DeviceRig : IDisposable
 
     public TestDriver Driver { get; }
 
-    public Sharpvisor.Native.GuestMemory Ram => _ram.Ram;
+    public GuestMemory Ram => _ram.Ram;
 
     public static DeviceRig Entropy(ulong ramSize = DefaultRamSize) => new(new EntropyDevice(), "virtio-rng0", ramSize);
 
@@ -60,6 +61,30 @@ internal sealed class TempDisk : IDisposable
     public string Path { get; }
 
     public byte[] Initial { get; }
+
+    /// <summary>
+    /// The file's bytes as the kernel has them, read with plain open(2) and
+    /// read(2): .NET's File APIs take a shared flock of their own, which the
+    /// device's exclusive lock rightly refuses.
+    /// </summary>
+    public byte[] ReadBack() => ReadFile(Path);
+
+    public static unsafe byte[] ReadFile(string path)
+    {
+        int fd = Interop.Open(path, Interop.O_RDONLY | Interop.O_CLOEXEC, 0);
+        Assert.True(fd >= 0, $"open {path}: {Interop.LastErrno}");
+        using var handle = new SafeFdHandle(fd, ownsHandle: true);
+        var bytes = new List<byte>();
+        byte[] buffer = new byte[65536];
+        while (true)
+        {
+            nint n;
+            fixed (byte* b = buffer) n = Interop.Read(handle, b, (nuint)buffer.Length);
+            Assert.True(n >= 0, $"read {path}: {Interop.LastErrno}");
+            if (n == 0) return [.. bytes];
+            bytes.AddRange(buffer.AsSpan(0, (int)n).ToArray());
+        }
+    }
 
     public void Dispose()
     {
