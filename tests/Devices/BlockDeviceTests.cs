@@ -5,8 +5,8 @@ namespace Sharpvisor.Tests.Devices;
 
 /// <summary>
 /// virtio-blk (spec 5.2) through the test driver, against the oracle of the
-/// disk file itself: what a read returns is what File.ReadAllBytes holds, and
-/// what a write leaves is what File.ReadAllBytes reads back.
+/// disk file itself: what a read returns is what the file holds, and what a
+/// write leaves is what reading the file back finds (TempDisk.ReadBack).
 /// </summary>
 [Collection("Devices")]
 public sealed class BlockDeviceTests
@@ -38,7 +38,7 @@ public sealed class BlockDeviceTests
             Assert.Equal(head, id);
             Assert.Equal(1025u, len);
             Assert.Equal(0, StatusByte(rig)); // VIRTIO_BLK_S_OK
-            byte[] file = File.ReadAllBytes(disk.Path);
+            byte[] file = disk.ReadBack();
             Assert.Equal(file.AsSpan(3 * 512, 512).ToArray(), Requests.ReadRam(rig.Ram, Data, 512));
             Assert.Equal(file.AsSpan(4 * 512, 512).ToArray(), Requests.ReadRam(rig.Ram, Data + 0x1000, 512));
             Assert.Contains((Data, 512ul), rig.Host.Written);
@@ -64,7 +64,7 @@ public sealed class BlockDeviceTests
             Assert.Equal(0, StatusByte(rig));
             byte[] expected = (byte[])disk.Initial.Clone();
             payload.CopyTo(expected, 5 * 512);
-            Assert.Equal(expected, File.ReadAllBytes(disk.Path));
+            Assert.Equal(expected, disk.ReadBack());
         }
     }
 
@@ -79,7 +79,7 @@ public sealed class BlockDeviceTests
             ushort head = Requests.Indirect(q, 2, 0x18000, new Buf(Header, 16, false), new Buf(Data, 4 * 512, true), new Buf(StatusAt, 1, true));
             Requests.Run(rig.Driver, q, head);
             Assert.Equal(0, StatusByte(rig));
-            Assert.Equal(File.ReadAllBytes(disk.Path).AsSpan(60 * 512).ToArray(), Requests.ReadRam(rig.Ram, Data, 4 * 512));
+            Assert.Equal(disk.ReadBack().AsSpan(60 * 512).ToArray(), Requests.ReadRam(rig.Ram, Data, 4 * 512));
 
             Requests.WriteHeader(rig.Ram, Header, 4, 0); // FLUSH
             Requests.Run(rig.Driver, q, Requests.Direct(q, 0, new Buf(Header, 16, false), new Buf(StatusAt, 1, true)));
@@ -124,7 +124,7 @@ public sealed class BlockDeviceTests
             ushort head = Requests.Direct(q, 0, new Buf(Header, 16, false), new Buf(Data, bytes, type == 0), new Buf(StatusAt, 1, true));
             Requests.Run(rig.Driver, q, head);
             Assert.Equal(1, StatusByte(rig)); // VIRTIO_BLK_S_IOERR
-            Assert.Equal(disk.Initial, File.ReadAllBytes(disk.Path));
+            Assert.Equal(disk.Initial, disk.ReadBack());
         }
     }
 
@@ -139,7 +139,7 @@ public sealed class BlockDeviceTests
             Requests.WriteRam(rig.Ram, Data, new byte[512]);
             Requests.Run(rig.Driver, q, Requests.Direct(q, 0, new Buf(Header, 16, false), new Buf(Data, 512, false), new Buf(StatusAt, 1, true)));
             Assert.Equal(1, StatusByte(rig));
-            Assert.Equal(disk.Initial, File.ReadAllBytes(disk.Path));
+            Assert.Equal(disk.Initial, disk.ReadBack());
 
             Requests.WriteHeader(rig.Ram, Header, 0, 1);
             Requests.Run(rig.Driver, q, Requests.Direct(q, 0, new Buf(Header, 16, false), new Buf(Data, 512, true), new Buf(StatusAt, 1, true)));
@@ -176,7 +176,7 @@ public sealed class BlockDeviceTests
             rig.Driver.Notify(0);
             rig.Driver.WaitUsedOrReset(q, 1);
             Assert.Equal((ushort)0, q.UsedIdx);
-            Assert.Equal(disk.Initial, File.ReadAllBytes(disk.Path));
+            Assert.Equal(disk.Initial, disk.ReadBack());
             MmioRegisterTests.AssertNeedsReset(rig, "request at head 0");
         }
     }

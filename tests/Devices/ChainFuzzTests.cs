@@ -11,9 +11,9 @@ namespace Sharpvisor.Tests.Devices;
 /// switched off, the same fuzzer must notice.
 /// </summary>
 [Collection("Devices")]
-public sealed class ChainFuzzTests
+public sealed class ChainFuzzTests(ITestOutputHelper output)
 {
-    private const int Iterations = 1500;
+    private const int Iterations = 3000;
     private const int DiskSectors = 256;
 
     [Fact]
@@ -48,6 +48,7 @@ public sealed class ChainFuzzTests
     {
         using DeviceRig rig = DeviceRig.Entropy(ChainFuzzer.RamSize);
         FuzzResult r = new ChainFuzzer(rig, seed: 1234, disk: null).Run(Iterations);
+        output.WriteLine(r.ToString());
         AssertClean(r, rig);
     }
 
@@ -60,11 +61,12 @@ public sealed class ChainFuzzTests
         {
             var fuzzer = new ChainFuzzer(rig, seed: 4321, disk);
             FuzzResult r = fuzzer.Run(Iterations);
+            output.WriteLine(r.ToString());
             AssertClean(r, rig);
             model = fuzzer.Model!;
         }
         // The oracle nobody here wrote: the file on disk, after every write the fuzzer modelled.
-        Assert.Equal(model, File.ReadAllBytes(disk.Path));
+        Assert.Equal(model, disk.ReadBack());
     }
 
     private static void AssertClean(FuzzResult r, DeviceRig rig)
@@ -98,6 +100,7 @@ public sealed class ChainFuzzTests
         {
             ChainWalker.SkipOrderCheckForTests = false;
         }
+        output.WriteLine(r.ToString());
         Assert.True(r.AcceptedMalformed.Count > 0, $"the fuzzer missed a disabled check: {r}");
         // Only chains whose fault is the order the check looks at get through.
         Assert.All(r.AcceptedMalformed, a => Assert.True(

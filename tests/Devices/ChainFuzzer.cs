@@ -46,7 +46,9 @@ internal sealed class FuzzResult
         $"{Iterations} iterations, {ValidServed} valid served, {MalformedRejected} malformed rejected; " +
         $"accepted malformed: {AcceptedMalformed.Count} [{string.Join("; ", AcceptedMalformed.Take(3))}], " +
         $"rejected valid: {RejectedValid.Count} [{string.Join("; ", RejectedValid.Take(3))}], " +
-        $"wrong results: {WrongResults.Count} [{string.Join("; ", WrongResults.Take(3))}]";
+        $"wrong results: {WrongResults.Count} [{string.Join("; ", WrongResults.Take(3))}]; " +
+        $"mutations: {string.Join(", ", Seen.OrderBy(kv => kv.Key).Select(kv => $"{kv.Key} {kv.Value}"))}; " +
+        $"shapes: {string.Join(", ", Shapes.OrderBy(kv => kv.Key).Select(kv => $"{kv.Key} {kv.Value}"))}";
 }
 
 /// <summary>
@@ -77,7 +79,7 @@ internal sealed class ChainFuzzer
     {
         _rig = rig;
         _disk = disk;
-        _model = disk == null ? null : File.ReadAllBytes(disk.Path);
+        _model = disk == null ? null : disk.ReadBack();
         _capacity = disk == null ? 0 : (ulong)_model!.Length / 512;
         _rnd = new Random(seed);
         _ram = rig.Ram;
@@ -233,7 +235,7 @@ internal sealed class ChainFuzzer
         {
             result.AcceptedMalformed.Add(what);
             // A wrongly accepted request may have changed the disk: the model follows the file from here.
-            if (_model != null) File.ReadAllBytes(_disk!.Path).CopyTo(_model, 0);
+            if (_model != null) _disk!.ReadBack().CopyTo(_model, 0);
             return;
         }
         int lines = _rig.Host.Reports.Count - reportsBefore;
@@ -613,6 +615,6 @@ internal sealed class ChainFuzzer
         if (_rig.Host.Reports.Any(l => l.Contains("internal error")))
             result.WrongResults.Add($"{label}: {_rig.Host.Reports.Last()}");
         // Whatever a random request did to the disk is the disk now.
-        if (_model != null) File.ReadAllBytes(_disk!.Path).CopyTo(_model, 0);
+        if (_model != null) _disk!.ReadBack().CopyTo(_model, 0);
     }
 }

@@ -2,6 +2,7 @@ using Sharpvisor.Devices.Block;
 using Sharpvisor.Devices.Entropy;
 using Sharpvisor.Devices.Virtio;
 using Sharpvisor.Devices.Virtio.Mmio;
+using Sharpvisor.Native;
 
 namespace Sharpvisor.Tests.Devices;
 
@@ -27,7 +28,7 @@ internal sealed class DeviceRig : IDisposable
 
     public TestDriver Driver { get; }
 
-    public Sharpvisor.Native.GuestMemory Ram => _ram.Ram;
+    public GuestMemory Ram => _ram.Ram;
 
     public static DeviceRig Entropy(ulong ramSize = DefaultRamSize) => new(new EntropyDevice(), "virtio-rng0", ramSize);
 
@@ -43,26 +44,5 @@ internal sealed class DeviceRig : IDisposable
     {
         Transport.Dispose();
         _ram.Dispose();
-    }
-}
-
-/// <summary>A disk image in the temporary directory, filled with seeded random bytes; deleted on Dispose.</summary>
-internal sealed class TempDisk : IDisposable
-{
-    public TempDisk(int bytes, int seed = 1)
-    {
-        Path = System.IO.Path.Combine(System.IO.Path.GetTempPath(), $"sharpvisor-disk-{Environment.ProcessId}-{Guid.NewGuid():N}.img");
-        Initial = new byte[bytes];
-        new Random(seed).NextBytes(Initial);
-        File.WriteAllBytes(Path, Initial);
-    }
-
-    public string Path { get; }
-
-    public byte[] Initial { get; }
-
-    public void Dispose()
-    {
-        try { File.Delete(Path); } catch (IOException) { }
     }
 }

@@ -116,4 +116,26 @@ public sealed class EntropyDeviceTests
         d.WaitUsedOrReset(q, 1);
         Assert.Equal((0u, 8u), q.UsedEntry(0));
     }
+
+    [Fact]
+    public void QueueResetDuringTrafficLeavesTheQueueAloneAndItComesBack()
+    {
+        using DeviceRig rig = DeviceRig.Entropy();
+        TestDriver d = rig.Driver;
+        DriverQueue q = d.Initialize(Features, DriverQueue.At(rig.Ram, 0, 64, 0x10000));
+        for (int i = 0; i < 64; i++) q.Offer(Requests.Direct(q, i, new Buf(0x20000 + (ulong)i * 0x1000, 4096, true)));
+        d.Notify(0);
+        d.Write(0x030, 0);
+        d.Write(0x0c0, 1); // QueueReset: complete when the store returns
+        Assert.Equal(0u, d.Read(0x044));
+        Assert.Equal(0u, d.Read(0x0c0));
+        ushort used = q.UsedIdx;
+        // The same queue set up again elsewhere is served; the old ring is not touched.
+        var q2 = DriverQueue.At(rig.Ram, 0, 8, 0x60000);
+        d.SetUpQueue(q2);
+        (uint id, uint len) = Requests.Run(d, q2, Requests.Direct(q2, 5, new Buf(0x70000, 32, true)));
+        Assert.Equal((5u, 32u), (id, len));
+        Assert.Equal(used, q.UsedIdx);
+        Assert.Equal(0u, d.Status & TestDriver.NeedsReset);
+    }
 }

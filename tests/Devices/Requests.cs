@@ -40,6 +40,7 @@ internal static class Requests
     public static (uint Id, uint Len) Run(TestDriver d, DriverQueue q, ushort head)
     {
         ushort slot = q.UsedIdx;
+        q.SetUsedEvent(slot); // with EVENT_IDX: interrupt once the used idx passes slot (ignored without it)
         q.Offer(head);
         d.Notify(q.Index);
         d.WaitUsedInterruptOrReset(q, (ushort)(slot + 1));
