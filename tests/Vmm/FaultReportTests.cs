@@ -23,7 +23,7 @@ public class FaultReportTests
     /// <param name="At">Where the image is loaded.</param>
     /// <param name="Eip">The expected EIP when it is not the label's (a fetch outside RAM).</param>
     private sealed record Case(Action<Assembler, Mark> Program, string Kind, uint? Address, uint? Size, string Bytes,
-        uint? Hypercall = null, uint At = Load, uint? Eip = null);
+        uint? Hypercall = null, uint At = Load, uint? Eip = null, string[]? Extra = null);
 
     /// <summary>The lowest address a walk of 4 KiB steps from 0x2000 reaches outside 1 MiB of RAM.</summary>
     private const uint End = Ram;
@@ -124,6 +124,12 @@ public class FaultReportTests
             a.Label(ref f.Label);
             a.@int(0x1f);
         }, "console_write_outside_ram", 0xfffff000, 16, "cd1f", Hypercall: 32),
+        ["device"] = new((a, f) =>
+        {
+            // A read-modify-write of a device register: not one plain access.
+            a.Label(ref f.Label);
+            a.add(__dword_ptr[0xd000_0070u], eax);
+        }, "device_access", 0xd0000070, null, "0105700000d0", Extra: ["--device", "rng"]),
     };
 
     public static TheoryData<string, string> EngineAndCase()
@@ -145,9 +151,9 @@ public class FaultReportTests
         return (dir.Write("guest.bin", stream.ToArray()), (uint)result.GetLabelRIP(f.Label));
     }
 
-    internal static (CliTests.Result Result, JsonElement Root) Run(string path, uint at, string engine)
+    internal static (CliTests.Result Result, JsonElement Root) Run(string path, uint at, string engine, params string[] extra)
     {
-        CliTests.Result r = CliTests.Execute("run", path, "--flat", $"0x{at:x}", "--mem", "1M", "--engine", engine, "--timeout", "60", "--regs");
+        CliTests.Result r = CliTests.Execute(["run", path, "--flat", $"0x{at:x}", "--mem", "1M", "--engine", engine, "--timeout", "60", "--regs", .. extra]);
         using JsonDocument doc = JsonDocument.Parse(r.StderrLines[^1]);
         return (r, doc.RootElement.Clone());
     }
@@ -166,7 +172,7 @@ public class FaultReportTests
         using var dir = new TempDir();
         (string path, uint label) = Build(dir, c);
         uint eip = c.Eip ?? label;
-        (CliTests.Result r, JsonElement root) = Run(path, c.At, engine);
+        (CliTests.Result r, JsonElement root) = Run(path, c.At, engine, c.Extra ?? []);
 
         Assert.Equal(80, r.Status);
         Assert.Equal(2, r.StderrLines.Length);

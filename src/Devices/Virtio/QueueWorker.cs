@@ -103,6 +103,15 @@ internal sealed class QueueWorker : IDisposable
         }
     }
 
+    // Journey: virtqueue-worker
+    /// <summary>
+    /// A queue's own thread, lguest's "each virtqueue in a separate thread":
+    /// it sleeps in one poll on the queue's doorbell eventfd (the one the
+    /// vCPU's map lookup writes) and a stop eventfd, and when the doorbell
+    /// rings it takes every chain the driver made available, serves it, and
+    /// hands it back. The vCPU meanwhile runs guest code: a doorbell costs it
+    /// one map lookup and one write(2).
+    /// </summary>
     private void Run()
     {
         EventFd? wake = _owner.Device.WakeSource(_index);

@@ -21,6 +21,7 @@ public static class ChainWalker
     /// </summary>
     internal static bool SkipOrderCheckForTests;
 
+    // Journey: virtqueue-chain
     /// <summary>
     /// Walks the chain starting at descriptor <paramref name="head"/> into
     /// <paramref name="chain"/>. Returns <see cref="ChainFault.None"/>, or the

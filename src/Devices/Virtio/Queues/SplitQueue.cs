@@ -53,7 +53,12 @@ public sealed class SplitQueue
     /// <summary>Marks the slot taken.</summary>
     public void Advance() => LastAvail++;
 
-    /// <summary>Writes a used entry, then stores the used idx after it (release).</summary>
+    // Journey: virtqueue-used
+    /// <summary>
+    /// Writes a used entry, then stores the used idx after it (release): a
+    /// driver that reads the new idx sees the entry, and only then may the
+    /// device raise its interrupt.
+    /// </summary>
     public bool TryPublish(ushort head, uint written)
     {
         ulong entry = Layout.Used + SplitRing.UsedRingOffset + (ulong)(UsedIdx % Size) * SplitRing.UsedEntrySize;
