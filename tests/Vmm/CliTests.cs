@@ -22,7 +22,7 @@ public class CliTests
         return new Result(status, Encoding.UTF8.GetString(stdout.ToArray()), stderr.ToString());
     }
 
-    private static void AssertOneLineError(Result r, int status, string contains)
+    internal static void AssertOneLineError(Result r, int status, string contains)
     {
         Assert.Equal(status, r.Status);
         string line = Assert.Single(r.StderrLines);

@@ -9,13 +9,7 @@ namespace Sharpvisor.Tests.Vmm;
 /// </summary>
 public class DeviceOptionTests
 {
-    private static void AssertOneLine(CliTests.Result r, int status, string contains)
-    {
-        Assert.Equal(status, r.Status);
-        string line = Assert.Single(r.StderrLines);
-        Assert.StartsWith("sharpvisor: ", line);
-        Assert.Contains(contains, line);
-    }
+    private static void AssertOneLine(CliTests.Result r, int status, string contains) => CliTests.AssertOneLineError(r, status, contains);
 
     [Theory]
     [InlineData("floppy", "unknown kind 'floppy'")]
