@@ -109,6 +109,31 @@ public class VirtioGuestTests
         Assert.Contains(guest == "vrng-smp" ? "vrng: 7 checks passed" : "vrng: 3 checks passed", r.Stdout);
     }
 
+    [Theory]
+    [InlineData("threaded")]
+    [InlineData("il")]
+    [InlineData("x64")]
+    public void CodeReadFromTheDisk_OverAFunctionThatRanHot_RunsTheNewCode(string engine)
+    {
+        GuestBinaries.RequireBuilt();
+        RequireEngine(engine);
+        // Sector 0 begins with mov eax, 0x600dc0de; ret (vcode.c); the rest of the page is zeros.
+        string disk = Path.Combine(Path.GetTempPath(), $"sv-code-{Guid.NewGuid():n}.img");
+        var image = new byte[64 * 512];
+        new byte[] { 0xb8, 0xde, 0xc0, 0x0d, 0x60, 0xc3 }.CopyTo(image, 0);
+        File.WriteAllBytes(disk, image);
+        try
+        {
+            CliTests.Result r = CliTests.Execute("run", GuestBinaries.Guest("vcode"), "--engine", engine, "--device", $"blk,path={disk}", "--timeout", "120");
+            Assert.True(r.Status == 0, $"exit {r.Status}\n{r.Stdout}\n{r.Stderr}");
+            Assert.Equal("vcode: before 1000\nvcode: after 0x600dc0de\n", r.Stdout);
+        }
+        finally
+        {
+            File.Delete(disk);
+        }
+    }
+
     [Fact]
     public void AGuestWaitingOnAnIdleDevice_IsADeadlock()
     {
