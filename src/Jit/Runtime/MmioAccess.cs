@@ -25,9 +25,11 @@ internal static unsafe class MmioAccess
 {
     public static BlockExit Run(Vcpu v, CpuState* s, uint address, uint eip)
     {
-        var reader = new GuestCodeReader(v.MemoryBase, v.MemorySize);
+        // One reader and decoder per vCPU, made at its first device access:
+        // a doorbell store allocates nothing after that.
+        (GuestCodeReader reader, Decoder decoder) = v.MmioDecoder ??= NewDecoder(v);
         reader.Seek(eip);
-        var decoder = Decoder.Create(32, reader, eip, DecoderOptions.None);
+        decoder.IP = eip;
         decoder.Decode(out Instruction insn);
         if (!TryShape(in insn, out Shape shape, out string? why))
             return v.DeviceFault(s, address, null, eip, $"device register 0x{address:x8}: {why}");
@@ -54,6 +56,12 @@ internal static unsafe class MmioAccess
         }
         s->Eip = (uint)insn.NextIP;
         return BlockExit.Continue;
+    }
+
+    private static (GuestCodeReader, Decoder) NewDecoder(Vcpu v)
+    {
+        var reader = new GuestCodeReader(v.MemoryBase, v.MemorySize);
+        return (reader, Decoder.Create(32, reader, 0, DecoderOptions.None));
     }
 
     private readonly record struct Shape(bool Store, bool FromImmediate, bool SignExtend);

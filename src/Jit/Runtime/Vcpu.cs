@@ -50,6 +50,9 @@ public sealed unsafe partial class Vcpu : IDisposable
         }
     }
 
+    /// <summary>The decoder <see cref="MmioAccess"/> reads device accesses with, made at the first one (only this vCPU's thread uses it).</summary>
+    internal (Frontend.GuestCodeReader Reader, Iced.Intel.Decoder Decoder)? MmioDecoder;
+
     /// <summary>What this vCPU's machine code works with (the x64 tier's frame), else null.</summary>
     internal readonly void* BackendFrame;
 
