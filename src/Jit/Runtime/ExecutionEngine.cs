@@ -224,23 +224,8 @@ public sealed unsafe partial class ExecutionEngine : IDisposable
         uint mask = size == 4 ? uint.MaxValue : (1u << (size * 8)) - 1;
         if ((current & mask) == (value & mask))
             return false;
-        bool any = false;
-        uint end = address + (uint)size;
         lock (_pagesLock)
-        {
-            for (uint page = address >> 12; page <= (end - 1) >> 12; page++)
-            {
-                if (!_pages.TryGetValue(page, out var info))
-                    continue;
-                foreach (var block in info.Blocks.ToArray())
-                    if (block.Start < end && address < block.End)
-                    {
-                        InvalidateLocked(block);
-                        any = true;
-                    }
-            }
-        }
-        return any;
+            return DropOverlappingLocked(address, (ulong)address + (uint)size) > 0;
     }
 
     /// <summary>
@@ -255,20 +240,24 @@ public sealed unsafe partial class ExecutionEngine : IDisposable
         ulong end = Math.Min(address + length, Memory.Size);
         if (address >= end || !TouchesCode((uint)address, end - address))
             return 0;
-        int dropped = 0;
         lock (_pagesLock)
+            return DropOverlappingLocked(address, end);
+    }
+
+    /// <summary>Invalidates the cached blocks that overlap [start, end) (end &gt; start); returns how many.</summary>
+    private int DropOverlappingLocked(ulong start, ulong end)
+    {
+        int dropped = 0;
+        for (ulong page = start >> 12; page <= (end - 1) >> 12; page++)
         {
-            for (ulong page = address >> 12; page <= (end - 1) >> 12; page++)
-            {
-                if (!_pages.TryGetValue((uint)page, out var info))
-                    continue;
-                foreach (var block in info.Blocks.ToArray())
-                    if (block.Start < end && address < block.End)
-                    {
-                        InvalidateLocked(block);
-                        dropped++;
-                    }
-            }
+            if (!_pages.TryGetValue((uint)page, out var info))
+                continue;
+            foreach (var block in info.Blocks.ToArray())
+                if (block.Start < end && start < block.End)
+                {
+                    InvalidateLocked(block);
+                    dropped++;
+                }
         }
         return dropped;
     }

@@ -27,9 +27,6 @@ namespace Sharpvisor.Vmm.Devices;
 /// </remarks>
 public sealed class DeviceBus : IDisposable
 {
-    /// <summary>QueueNotify's offset in a window (virtio 1.2, 4.2.2).</summary>
-    private const uint QueueNotify = 0x050;
-
     private readonly MmioTransport[] _transports;
     private readonly EventFd[] _lines;
     private readonly Notifier _notifier;
@@ -43,6 +40,7 @@ public sealed class DeviceBus : IDisposable
         _notifier = notifier;
         _transports = new MmioTransport[devices.Count];
         _lines = new EventFd[devices.Count];
+        int owned = 0; // devices handed to a transport, which disposes them
         try
         {
             for (int i = 0; i < devices.Count; i++)
@@ -50,6 +48,7 @@ public sealed class DeviceBus : IDisposable
                 _lines[i] = EventFd.Create(EventFdFlags.NonBlocking);
                 var host = new Host(ram, engine, _lines[i], stderr);
                 MmioTransport t = _transports[i] = new MmioTransport(devices[i].Device, host, devices[i].Name);
+                owned = i + 1;
                 interrupts.AttachDevice(DeviceWindows.Line(i), _lines[i], () => t.Busy);
                 for (int q = 0; q < t.QueueCount; q++)
                     notifier.AttachDoorbell(DeviceWindows.Doorbell(i, q), t.Doorbell(q));
@@ -57,12 +56,11 @@ public sealed class DeviceBus : IDisposable
         }
         catch
         {
+            for (int j = owned; j < devices.Count; j++) devices[j].Device.Dispose();
             Dispose();
             throw;
         }
     }
-
-    public int Count => _transports.Length;
 
     /// <summary>Starts every device's queue threads (before the vCPUs run).</summary>
     public void Start()
@@ -86,7 +84,7 @@ public sealed class DeviceBus : IDisposable
             return $"no device at 0x{address:x8} (this VM has {_transports.Length} device window{(_transports.Length == 1 ? "" : "s")} from 0x{DeviceWindows.Base:x8})";
         MmioTransport t = _transports[index];
         string? fault;
-        if (write && offset == QueueNotify && size == 4)
+        if (write && offset == (uint)MmioRegister.QueueNotify && size == 4)
         {
             // A queue index the device does not have rings nothing, as the
             // spec leaves it; a real one goes through the map on this thread.

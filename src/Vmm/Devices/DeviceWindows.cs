@@ -10,8 +10,8 @@ public static class DeviceWindows
     /// <summary>Device 0's register window; above the largest RAM (3 GiB), so RAM never overlaps a window.</summary>
     public const uint Base = 0xD000_0000;
 
-    /// <summary>Each window's size: one page.</summary>
-    public const uint Size = 0x1000;
+    /// <summary>Each window's size: one page, the transport's register window.</summary>
+    public const uint Size = Sharpvisor.Devices.Virtio.Mmio.MmioTransport.WindowSize;
 
     /// <summary>Most devices a VM has; their lines are 16 to 31, the upper half of the interrupt lines.</summary>
     public const int Max = 16;

@@ -331,8 +331,7 @@ public sealed class InterruptController : IDisposable
             // An idle device may have raised its line just before it went
             // idle: then the interrupt is in its eventfd (or already pending),
             // and this wait ends with it.
-            if (w.Generation != Volatile.Read(ref _generation))
-                lock (_setupLock) w.Rebuild(_lines, _stop, _generation);
+            Refresh(w);
             if (Volatile.Read(ref _pending) != 0 || (w.Set!.Ready() & w.LinesMask) != 0)
                 forever = false;
         }
@@ -351,8 +350,7 @@ public sealed class InterruptController : IDisposable
                 if (take ? TryTake(out irq) : Volatile.Read(ref _pending) != 0) return null;
                 long left = deadline - Stopwatch.GetTimestamp();
                 if (deadline != long.MaxValue && left <= 0) return null; // timed out; irq is 0
-                if (w.Generation != Volatile.Read(ref _generation))
-                    lock (_setupLock) w.Rebuild(_lines, _stop, _generation); // a line was attached or detached
+                Refresh(w);
 
                 // Announce the sleep (a full fence), then look a last time.
                 Interlocked.Exchange(ref w.Sleeping, 1);
@@ -383,6 +381,13 @@ public sealed class InterruptController : IDisposable
         {
             if (forever) Interlocked.Decrement(ref _waitingForever);
         }
+    }
+
+    /// <summary>Rebuilds <paramref name="w"/>'s poll set if a line was attached or detached since it was built.</summary>
+    private void Refresh(Waiter w)
+    {
+        if (w.Generation != Volatile.Read(ref _generation))
+            lock (_setupLock) w.Rebuild(_lines, _stop, _generation);
     }
 
     /// <summary>Takes the lowest pending interrupt, if any.</summary>

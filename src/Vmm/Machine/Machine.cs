@@ -43,6 +43,7 @@ public sealed class Machine : IDisposable
     {
         if (config.Vcpus is < 1 or > MachineConfig.MaxVcpus)
             throw new ArgumentOutOfRangeException(nameof(config), $"a VM has 1 to {MachineConfig.MaxVcpus} vCPUs, not {config.Vcpus}");
+        bool devicesOwned = false;
         Memory = GuestMemory.Allocate(config.MemorySize);
         try
         {
@@ -56,7 +57,10 @@ public sealed class Machine : IDisposable
             Interrupts = new InterruptController(config.Vcpus);
             Host = new HypercallHost(Memory, console, Notifier, Interrupts);
             if (devices is { Count: > 0 })
+            {
+                devicesOwned = true; // the bus disposes them, also when it fails
                 Host.Devices = Devices = new DeviceBus(devices, Memory, Engine, Notifier, Interrupts, stderr ?? TextWriter.Null);
+            }
             _vcpus = new Vcpu[config.Vcpus];
             for (int i = 0; i < _vcpus.Length; i++)
             {
@@ -66,6 +70,10 @@ public sealed class Machine : IDisposable
         }
         catch
         {
+            // The devices are the machine's from the call on: the bus disposes
+            // them once it is being made, and this does before that.
+            if (!devicesOwned && devices != null)
+                foreach ((VirtioDevice device, _) in devices) device.Dispose();
             Dispose();
             throw;
         }
