@@ -21,6 +21,14 @@ public interface IDeviceHost
     /// </summary>
     void CodeWritten(ulong address, ulong length);
 
+    /// <summary>
+    /// Writes <paramref name="bytes"/> to the VM's console output (stdout),
+    /// whole, between the guest's other console writes (SV_CONSOLE_WRITE's
+    /// included), and flushes them. False with <paramref name="error"/> if
+    /// the output failed (a closed pipe); the bytes are then lost.
+    /// </summary>
+    bool WriteConsole(ReadOnlySpan<byte> bytes, out string? error);
+
     /// <summary>One line for stderr, complete (it names the device); the VM adds nothing.</summary>
     void Report(string line);
 }

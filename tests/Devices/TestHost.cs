@@ -43,6 +43,25 @@ internal sealed class TestHost(GuestMemory ram) : IDeviceHost
 
     public void Report(string line) => Reports.Enqueue(line);
 
+    private readonly MemoryStream _console = new();
+
+    /// <summary>When set, console writes fail as a closed pipe would.</summary>
+    public bool ConsoleFails { get; set; }
+
+    public bool WriteConsole(ReadOnlySpan<byte> bytes, out string? error)
+    {
+        error = ConsoleFails ? "Broken pipe" : null;
+        if (ConsoleFails) return false;
+        lock (_console) _console.Write(bytes);
+        return true;
+    }
+
+    /// <summary>Everything the device wrote to the console so far.</summary>
+    public byte[] ConsoleBytes()
+    {
+        lock (_console) return _console.ToArray();
+    }
+
     /// <summary>Waits, interrupt by interrupt, until <paramref name="done"/> holds; fails after <see cref="Bound"/> without one.</summary>
     public void WaitUntil(Func<bool> done, string what)
     {

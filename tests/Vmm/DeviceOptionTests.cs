@@ -20,6 +20,7 @@ public class DeviceOptionTests
     [InlineData("blk,path=a,readonly=yes", "readonly is on or off, not 'yes'")]
     [InlineData("blk,path=a,cache=none", "unknown option 'cache'")]
     [InlineData("rng,x=1", "rng takes no options")]
+    [InlineData("console,port=1", "console takes no options")]
     public void ABadSpec_IsAUsageError(string spec, string message)
     {
         GuestBinaries.RequireBuilt();
@@ -36,6 +37,14 @@ public class DeviceOptionTests
     }
 
     [Fact]
+    public void TwoConsoles_AreAUsageError()
+    {
+        GuestBinaries.RequireBuilt();
+        AssertOneLine(CliTests.Execute("run", GuestBinaries.Guest("hello"), "--device", "console", "--device", "rng", "--device", "console"),
+            64, "--device console: a VM has at most one console device");
+    }
+
+    [Fact]
     public void AnIrqOnADevicesLine_IsAUsageError_BeforeItsTargetIsOpened()
     {
         GuestBinaries.RequireBuilt();
@@ -44,12 +53,14 @@ public class DeviceOptionTests
             64, "interrupt 17 is the line of device 1");
     }
 
-    [Fact]
-    public void ANotifyOfADoorbell_IsAUsageError()
+    [Theory]
+    [InlineData("rng", "0xd0000000", 0)]
+    [InlineData("console", "0xd0000003", 3)] // the control transmitq's, a queue that exists only with MULTIPORT
+    public void ANotifyOfADoorbell_IsAUsageError(string device, string value, int queue)
     {
         GuestBinaries.RequireBuilt();
-        AssertOneLine(CliTests.Execute("run", GuestBinaries.Guest("hello"), "--device", "rng", "--notify", "0xd0000000=fd:99"),
-            64, "doorbell of queue 0 of device 0");
+        AssertOneLine(CliTests.Execute("run", GuestBinaries.Guest("hello"), "--device", device, "--notify", $"{value}=fd:99"),
+            64, $"doorbell of queue {queue} of device 0");
     }
 
     [Fact]

@@ -229,6 +229,7 @@ internal sealed class QueueWorker : IDisposable
         }
         if (q.WantsInterrupt(oldUsed)) _owner.UsedBuffers();
         if (fault != null) _owner.NeedsReset(fault);
+        else _owner.Device.Served(_index);
     }
 
     /// <summary>Tells the VM which guest bytes the device wrote: the first <paramref name="written"/> writable bytes.</summary>

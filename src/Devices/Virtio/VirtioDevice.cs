@@ -69,6 +69,23 @@ public abstract class VirtioDevice : IDisposable
     /// </summary>
     public abstract ServeResult Serve(int queue, DescriptorChain chain, ulong negotiated);
 
+    /// <summary>
+    /// True if queue <paramref name="queue"/> exists with the features
+    /// <paramref name="negotiated"/> (a console's control queues need
+    /// MULTIPORT, spec 5.3.2); a queue that does not reads QueueNumMax 0.
+    /// </summary>
+    public virtual bool QueueExists(int queue, ulong negotiated) => true;
+
+    /// <summary>
+    /// Called on queue <paramref name="queue"/>'s thread after each round of
+    /// serving, once its used entries are published and the interrupt raised:
+    /// what the driver can now see. Nothing by default.
+    /// </summary>
+    public virtual void Served(int queue) { }
+
+    /// <summary>Starts what the device runs besides its queue threads (a console's input reader); with the transport's threads.</summary>
+    public virtual void Start() { }
+
     /// <summary>The device's own state back to its initial values (the transport's reset).</summary>
     public virtual void Reset() { }
 

@@ -34,6 +34,26 @@ public sealed class SafeFdHandle : SafeHandleMinusOneIsInvalid
         return new SafeFdHandle(fd, ownsHandle: true);
     }
 
+    /// <summary>
+    /// One read(2) into <paramref name="buffer"/>, EINTR retried: the bytes
+    /// read, 0 at end of file, or -1 with <paramref name="error"/> set
+    /// (EAGAIN on a non-blocking descriptor with nothing to read).
+    /// </summary>
+    public unsafe int Read(Span<byte> buffer, out Errno error)
+    {
+        error = 0;
+        fixed (byte* p = buffer)
+        {
+            while (true)
+            {
+                nint n = Interop.Read(this, p, (nuint)buffer.Length);
+                if (n >= 0) return (int)n;
+                error = Interop.LastErrno;
+                if (error != Errno.EINTR) return -1;
+            }
+        }
+    }
+
     /// <summary>Creates a pipe; both ends close-on-exec.</summary>
     public static unsafe (SafeFdHandle Read, SafeFdHandle Write) CreatePipe()
     {

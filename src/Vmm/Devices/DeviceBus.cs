@@ -33,7 +33,7 @@ public sealed class DeviceBus : IDisposable
 
     /// <param name="devices">The device models, in window order, with their names for messages (<c>virtio-blk0</c>); the bus owns them from here.</param>
     public DeviceBus(IReadOnlyList<(VirtioDevice Device, string Name)> devices, GuestMemory ram, ExecutionEngine engine,
-        Notifier notifier, InterruptController interrupts, TextWriter stderr)
+        Notifier notifier, InterruptController interrupts, ConsoleOutput console, TextWriter stderr)
     {
         if (devices.Count > DeviceWindows.Max)
             throw new ArgumentOutOfRangeException(nameof(devices), $"a VM has at most {DeviceWindows.Max} devices");
@@ -46,7 +46,7 @@ public sealed class DeviceBus : IDisposable
             for (int i = 0; i < devices.Count; i++)
             {
                 _lines[i] = EventFd.Create(EventFdFlags.NonBlocking);
-                var host = new Host(ram, engine, _lines[i], stderr);
+                var host = new Host(ram, engine, _lines[i], console, stderr);
                 MmioTransport t = _transports[i] = new MmioTransport(devices[i].Device, host, devices[i].Name);
                 owned = i + 1;
                 interrupts.AttachDevice(DeviceWindows.Line(i), _lines[i], () => t.Busy);
@@ -105,7 +105,7 @@ public sealed class DeviceBus : IDisposable
     }
 
     /// <summary>What one device gets from the VM.</summary>
-    private sealed class Host(GuestMemory ram, ExecutionEngine engine, EventFd line, TextWriter stderr) : IDeviceHost
+    private sealed class Host(GuestMemory ram, ExecutionEngine engine, EventFd line, ConsoleOutput console, TextWriter stderr) : IDeviceHost
     {
         public GuestMemory Ram => ram;
 
@@ -113,6 +113,21 @@ public sealed class DeviceBus : IDisposable
         public void RaiseInterrupt() => line.TrySignal();
 
         public void CodeWritten(ulong address, ulong length) => engine.DropCode(address, length);
+
+        public bool WriteConsole(ReadOnlySpan<byte> bytes, out string? error)
+        {
+            error = null;
+            try
+            {
+                console.Write(bytes);
+                return true;
+            }
+            catch (IOException e)
+            {
+                error = e.Message;
+                return false;
+            }
+        }
 
         public void Report(string message)
         {

@@ -1,8 +1,10 @@
 using System.Diagnostics.CodeAnalysis;
 using System.Globalization;
 using Sharpvisor.Devices.Block;
+using Sharpvisor.Devices.Console;
 using Sharpvisor.Devices.Entropy;
 using Sharpvisor.Devices.Virtio;
+using Sharpvisor.Native;
 
 namespace Sharpvisor.Vmm.Devices;
 
@@ -14,7 +16,8 @@ namespace Sharpvisor.Vmm.Devices;
 /// </summary>
 internal static class DeviceFactory
 {
-    public static bool TryOpen(DeviceSpec spec, int index, [NotNullWhen(true)] out VirtioDevice? device,
+    /// <param name="stdin">What a console reads; it must outlive the device.</param>
+    public static bool TryOpen(DeviceSpec spec, int index, SafeFdHandle stdin, [NotNullWhen(true)] out VirtioDevice? device,
         out string name, out ExitStatus status, out string error)
     {
         name = $"virtio-{spec.Name}{index.ToString(CultureInfo.InvariantCulture)}";
@@ -25,6 +28,9 @@ internal static class DeviceFactory
         {
             case DeviceKind.Entropy:
                 device = new EntropyDevice();
+                return true;
+            case DeviceKind.Console:
+                device = new ConsoleDevice(stdin);
                 return true;
             case DeviceKind.Block:
                 BlockDevice? block = BlockDevice.Open(spec.Path!, spec.ReadOnly, out BlockOpenError why, out string? message);

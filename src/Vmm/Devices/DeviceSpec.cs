@@ -9,6 +9,8 @@ public enum DeviceKind
     Block,
     /// <summary>virtio-entropy, from getrandom(2): <c>rng</c>.</summary>
     Entropy,
+    /// <summary>virtio-console on stdin and stdout: <c>console</c>.</summary>
+    Console,
 }
 
 /// <summary>One <c>--device</c> as given: its kind and options.</summary>
@@ -31,14 +33,24 @@ public sealed record DeviceSpec(DeviceKind Kind, string? Path, bool ReadOnly, st
 /// </summary>
 public static class DeviceSpecs
 {
-    /// <summary>A kind: its name, the keys it takes (with their help), those it needs, its queues.</summary>
-    public sealed record Row(string Name, DeviceKind Kind, string[] Keys, string[] Required, int Queues, string Help);
+    /// <summary>A kind: its name, the keys it takes (with their help), those it needs, its queues, and why a VM has at most one (null: any number).</summary>
+    public sealed record Row(string Name, DeviceKind Kind, string[] Keys, string[] Required, int Queues, string Help, string? OnlyOne = null);
 
     public static readonly Row[] Rows =
     [
         new("blk", DeviceKind.Block, ["path", "readonly"], ["path"], 1, "blk,path=FILE[,readonly=on]"),
         new("rng", DeviceKind.Entropy, [], [], 1, "rng"),
+        new("console", DeviceKind.Console, [], [], 4, "console", OnlyOne: "stdin has one reader"),
     ];
+
+    /// <summary>A second device of a kind a VM has at most one of, as the error line; null if there is none.</summary>
+    public static string? Duplicate(IReadOnlyList<DeviceSpec> specs)
+    {
+        foreach (Row row in Rows.Where(r => r.OnlyOne != null))
+            if (specs.Where(s => s.Kind == row.Kind).Skip(1).FirstOrDefault() is DeviceSpec second)
+                return $"{second}: a VM has at most one {row.Name} device ({row.OnlyOne})";
+        return null;
+    }
 
     public static Row RowOf(DeviceKind kind) => Rows.First(r => r.Kind == kind);
 

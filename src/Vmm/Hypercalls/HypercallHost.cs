@@ -17,14 +17,14 @@ namespace Sharpvisor.Vmm.Hypercalls;
 public sealed class HypercallHost : IVcpuHost, IDisposable
 {
     private readonly GuestMemory _memory;
-    private readonly Stream _console;
+    private readonly ConsoleOutput _console;
     private readonly Qsbr? _ownQsbr; // standalone hosts (tests) make their own notifier and controller
 
     /// <param name="memory">Guest RAM, for the buffers hypercalls name.</param>
     /// <param name="console">Where SV_CONSOLE_WRITE's bytes go (stdout), written through unchanged.</param>
     /// <param name="notifier">The VM's value-to-eventfd map and its counts (LHCALL_NOTIFY).</param>
     /// <param name="interrupts">The VM's pending interrupts and waits (LHCALL_HALT, hlt).</param>
-    public HypercallHost(GuestMemory memory, Stream console, Notifier notifier, InterruptController interrupts)
+    public HypercallHost(GuestMemory memory, ConsoleOutput console, Notifier notifier, InterruptController interrupts)
     {
         _memory = memory;
         _console = console;
@@ -36,7 +36,7 @@ public sealed class HypercallHost : IVcpuHost, IDisposable
     public HypercallHost(GuestMemory memory, Stream console)
     {
         _memory = memory;
-        _console = console;
+        _console = new ConsoleOutput(console);
         _ownQsbr = new Qsbr();
         Notifier = new Notifier(_ownQsbr, 1);
         Interrupts = new InterruptController(1);
@@ -130,8 +130,6 @@ public sealed class HypercallHost : IVcpuHost, IDisposable
         try
         {
             _console.Write(bytes);
-            // Flushed per call, so output survives any later stop, even a kill.
-            _console.Flush();
         }
         catch (IOException e)
         {

@@ -4,6 +4,7 @@ using System.CommandLine.Invocation;
 using System.CommandLine.Parsing;
 using System.Text;
 using Sharpvisor.Jit.Runtime;
+using Sharpvisor.Native;
 using Sharpvisor.Vmm.Launcher.Commands;
 
 namespace Sharpvisor.Vmm.Launcher;
@@ -30,11 +31,13 @@ public static class Cli
     /// <param name="stdout">The guest's console output, help and version; written through, flushed before return.</param>
     /// <param name="stderr">At most one line for a stop other than a shutdown, then the --regs JSON line.</param>
     /// <param name="handleSignals">Turn SIGINT/SIGTERM into a clean vCPU stop (the real process only).</param>
-    public static int Execute(string[] args, Stream stdout, TextWriter stderr, bool handleSignals = false)
+    /// <param name="stdin">What a console device reads; null: descriptor 0 (not closed here).</param>
+    public static int Execute(string[] args, Stream stdout, TextWriter stderr, bool handleSignals = false, SafeFdHandle? stdin = null)
     {
         try
         {
-            return Dispatch(args, stdout, stderr, handleSignals);
+            using var standardInput = new SafeFdHandle(0, ownsHandle: false);
+            return Dispatch(args, stdout, stderr, handleSignals, stdin ?? standardInput);
         }
         catch (Exception e)
         {
@@ -69,7 +72,7 @@ public static class Cli
 
     private const string VersionName = "--version";
 
-    private static int Dispatch(string[] args, Stream stdout, TextWriter stderr, bool handleSignals)
+    private static int Dispatch(string[] args, Stream stdout, TextWriter stderr, bool handleSignals, SafeFdHandle stdin)
     {
         ParseResult parsed = Parse(args);
         using var text = new StreamWriter(stdout, new UTF8Encoding(false), bufferSize: 4096, leaveOpen: true) { AutoFlush = true };
@@ -84,7 +87,7 @@ public static class Cli
             return 0;
         }
         if (parsed.CommandResult.Command is ICliCommand command)
-            return command.Invoke(parsed, new CliContext(stdout, text, stderr, handleSignals));
+            return command.Invoke(parsed, new CliContext(stdout, text, stderr, handleSignals, stdin));
         return Usage.Error(stderr, "a command is required: run, listen, control, smoke or bench");
     }
 

@@ -20,6 +20,7 @@ public sealed class VmSession : IDisposable
     private readonly RunOptions _options;
     private readonly Stream _stdout;
     private readonly TextWriter _stderr;
+    private readonly SafeFdHandle? _stdin;
     private readonly List<EventFd> _opened = [];
     private readonly List<PosixSignalRegistration> _signals = [];
     private readonly Lock _stopGate = new();
@@ -28,11 +29,13 @@ public sealed class VmSession : IDisposable
     private Machine? _machine;
     private ControlServer? _control;
 
-    public VmSession(RunOptions options, Stream stdout, TextWriter stderr)
+    /// <param name="stdin">What a console device reads; null: descriptor 0.</param>
+    public VmSession(RunOptions options, Stream stdout, TextWriter stderr, SafeFdHandle? stdin = null)
     {
         _options = options;
         _stdout = stdout;
         _stderr = stderr;
+        _stdin = stdin;
     }
 
     // Journey: cli
@@ -45,9 +48,9 @@ public sealed class VmSession : IDisposable
     /// launcher we trust nothing the guest did: whatever it did, the host
     /// process finishes cleanly and says what happened.
     /// </summary>
-    public static int Run(RunOptions options, Stream stdout, TextWriter stderr, bool handleSignals = false)
+    public static int Run(RunOptions options, Stream stdout, TextWriter stderr, bool handleSignals = false, SafeFdHandle? stdin = null)
     {
-        using var session = new VmSession(options, stdout, stderr);
+        using var session = new VmSession(options, stdout, stderr, stdin);
         if (handleSignals) session.StopOnSignals();
         return session.Run();
     }
@@ -133,9 +136,10 @@ public sealed class VmSession : IDisposable
         // that a missing or locked image stops the run before any guest code.
         var devices = new List<(VirtioDevice Device, string Name)>();
         IReadOnlyList<DeviceSpec> deviceSpecs = options.Devices ?? [];
+        using var standardInput = new SafeFdHandle(0, ownsHandle: false);
         for (int i = 0; i < deviceSpecs.Count; i++)
         {
-            if (!DeviceFactory.TryOpen(deviceSpecs[i], i, out VirtioDevice? device, out string name, out ExitStatus status, out string error))
+            if (!DeviceFactory.TryOpen(deviceSpecs[i], i, _stdin ?? standardInput, out VirtioDevice? device, out string name, out ExitStatus status, out string error))
             {
                 foreach ((VirtioDevice d, _) in devices) d.Dispose();
                 _stderr.WriteLine($"sharpvisor: {Usage.OneLine(error)}");

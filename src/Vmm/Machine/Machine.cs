@@ -55,11 +55,12 @@ public sealed class Machine : IDisposable
             Engine = new ExecutionEngine(Memory, config.Engine, Qsbr);
             Notifier = new Notifier(Qsbr, config.Vcpus);
             Interrupts = new InterruptController(config.Vcpus);
-            Host = new HypercallHost(Memory, console, Notifier, Interrupts);
+            var output = new ConsoleOutput(console);
+            Host = new HypercallHost(Memory, output, Notifier, Interrupts);
             if (devices is { Count: > 0 })
             {
                 devicesOwned = true; // the bus disposes them, also when it fails
-                Host.Devices = Devices = new DeviceBus(devices, Memory, Engine, Notifier, Interrupts, stderr ?? TextWriter.Null);
+                Host.Devices = Devices = new DeviceBus(devices, Memory, Engine, Notifier, Interrupts, output, stderr ?? TextWriter.Null);
             }
             _vcpus = new Vcpu[config.Vcpus];
             for (int i = 0; i < _vcpus.Length; i++)

@@ -111,6 +111,7 @@ public sealed class MmioTransport : IDisposable, IQueueOwner
     public void Start()
     {
         foreach (QueueWorker w in _workers) w.Start();
+        _device.Start();
     }
 
     /// <summary>
@@ -167,7 +168,8 @@ public sealed class MmioTransport : IDisposable, IQueueOwner
         return true;
     }
 
-    private QueueRegisters? Selected => _queueSel < (uint)_queues.Length ? _queues[_queueSel] : null;
+    private QueueRegisters? Selected =>
+        _queueSel < (uint)_queues.Length && _device.QueueExists((int)_queueSel, Volatile.Read(ref _negotiated)) ? _queues[_queueSel] : null;
 
     private uint ReadRegister(MmioRegister register)
     {

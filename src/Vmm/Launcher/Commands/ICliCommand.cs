@@ -1,13 +1,15 @@
 using System.CommandLine;
+using Sharpvisor.Native;
 
 namespace Sharpvisor.Vmm.Launcher.Commands;
 
 /// <summary>
 /// What a command runs with: the raw stdout (a guest's bytes go there
-/// unchanged), a text writer on it for our own lines, stderr, and whether
-/// this is the real process (signals, a terminal).
+/// unchanged), a text writer on it for our own lines, stderr, whether
+/// this is the real process (signals, a terminal), and stdin's descriptor
+/// (a console device reads it).
 /// </summary>
-internal sealed record CliContext(Stream Stdout, TextWriter Text, TextWriter Stderr, bool HandleSignals);
+internal sealed record CliContext(Stream Stdout, TextWriter Text, TextWriter Stderr, bool HandleSignals, SafeFdHandle Stdin);
 
 /// <summary>
 /// A <c>sharpvisor</c> command: a System.CommandLine command that defines

@@ -76,6 +76,7 @@ internal sealed class RunCommand : Command, ICliCommand
                 specs.Add(spec);
             }
             if (specs.Count > DeviceWindows.Max) return Usage.Fail<DeviceSpec[]>(r, $"--device: at most {DeviceWindows.Max} devices, not {specs.Count}");
+            if (DeviceSpecs.Duplicate(specs) is string duplicate) return Usage.Fail<DeviceSpec[]>(r, duplicate);
             return [.. specs];
         },
     };
@@ -170,5 +171,5 @@ internal sealed class RunCommand : Command, ICliCommand
         parsed.GetValue(_device) ?? []);
 
     public int Invoke(ParseResult parsed, CliContext context) =>
-        VmSession.Run(RunOptionsOf(parsed), context.Stdout, context.Stderr, context.HandleSignals);
+        VmSession.Run(RunOptionsOf(parsed), context.Stdout, context.Stderr, context.HandleSignals, context.Stdin);
 }
