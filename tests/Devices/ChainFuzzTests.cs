@@ -53,6 +53,18 @@ public sealed class ChainFuzzTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void ConsoleTransmitRefusesEveryMalformedChainAndSendsTheRest()
+    {
+        using var stdin = new InputPipe();
+        using (DeviceRig rig = new(new Sharpvisor.Devices.Console.ConsoleDevice(stdin.ReadEnd), "virtio-console0", ChainFuzzer.RamSize))
+        {
+            FuzzResult r = new ChainFuzzer(rig, seed: 2468, disk: null, transmitQueue: 1).Run(Iterations);
+            output.WriteLine(r.ToString());
+            AssertClean(r, rig);
+        }
+    }
+
+    [Fact]
     public void BlockRefusesEveryMalformedChainAndServesTheRest()
     {
         using var disk = new TempDisk(DiskSectors * 512, seed: 5);

@@ -75,10 +75,18 @@ internal sealed class ChainFuzzer
     private readonly GuestMemory _ram;
     private readonly ulong _capacity;
 
-    public ChainFuzzer(DeviceRig rig, int seed, TempDisk? disk)
+    private readonly int _queue;
+    private readonly bool _transmit;
+    private int _consoleSeen;
+
+    /// <param name="disk">The block device's disk (its model's start), or null for a device without one.</param>
+    /// <param name="transmitQueue">Fuzz this queue of a console, whose chains are all device-readable and go to its output, instead of queue 0.</param>
+    public ChainFuzzer(DeviceRig rig, int seed, TempDisk? disk, int? transmitQueue = null)
     {
         _rig = rig;
         _disk = disk;
+        _queue = transmitQueue ?? 0;
+        _transmit = transmitQueue != null;
         _model = disk == null ? null : disk.ReadBack();
         _capacity = disk == null ? 0 : (ulong)_model!.Length / 512;
         _rnd = new Random(seed);
@@ -168,14 +176,14 @@ internal sealed class ChainFuzzer
                 case 2: used = RingBase + 0x2000 + 2; break; // misaligned
                 default: desc = RingBase + 8; break;         // misaligned
             }
-            d.SetUpQueue(new DriverQueue(_ram, 0, size, desc, avail, used));
+            d.SetUpQueue(new DriverQueue(_ram, _queue, size, desc, avail, used));
             d.DriverReady();
             result.Seen[m] = result.Seen.GetValueOrDefault(m) + 1;
             ExpectReset(result, m, label, reportsBefore, null, 0);
             return;
         }
 
-        var q = DriverQueue.At(_ram, 0, size, RingBase);
+        var q = DriverQueue.At(_ram, _queue, size, RingBase);
         d.SetUpQueue(q);
         d.DriverReady();
 
@@ -208,7 +216,7 @@ internal sealed class ChainFuzzer
             ushort head = cm == Mutation.HeadOutOfRange ? (ushort)(size + _rnd.Next(0, 65536 - size)) : placed.Head;
             if (cm == Mutation.AvailJump) q.ForceAvailIdx((ushort)(q.AvailIdx + size + 1 + _rnd.Next(0, 65535 - size - 1)));
             else q.Offer(head);
-            d.Notify(0);
+            d.Notify(_queue);
             d.WaitUsedOrReset(q, (ushort)(served + 1));
             result.Seen[cm] = result.Seen.GetValueOrDefault(cm) + 1;
             string what = $"{label}, request {c}: {shape}, {plan.Segments.Count} buffers, type {plan.Type}";
@@ -238,6 +246,8 @@ internal sealed class ChainFuzzer
             if (_model != null) _disk!.ReadBack().CopyTo(_model, 0);
             return;
         }
+        if (_transmit && _rig.Host.ConsoleBytes().Length != _consoleSeen)
+            result.WrongResults.Add($"{what}: a malformed chain reached the console's output");
         int lines = _rig.Host.Reports.Count - reportsBefore;
         if ((d.Read(0x060) & 2) == 0 || lines != 1)
             result.WrongResults.Add($"{what}: InterruptStatus 0x{d.Read(0x060):x}, {lines} report lines");
@@ -255,7 +265,18 @@ internal sealed class ChainFuzzer
             result.WrongResults.Add($"{what}: used entry ({id}, {len}), expected ({head}, {plan.Writable})");
             return;
         }
-        byte[] written = Gather(plan);
+        if (_transmit)
+        {
+            // The oracle: the console's output grew by exactly the readable bytes, in order.
+            byte[] output = _rig.Host.ConsoleBytes();
+            byte[] sent = Gather(plan, writable: false);
+            if (!output.AsSpan(_consoleSeen).SequenceEqual(sent))
+                result.WrongResults.Add($"{what}: the console wrote {output.Length - _consoleSeen} bytes, not the chain's {sent.Length}");
+            _consoleSeen = output.Length;
+            result.ValidServed++;
+            return;
+        }
+        byte[] written = Gather(plan, writable: true);
         if (!IsBlock)
         {
             if (written.Length >= 16 && written.All(b => b == 0xcc))
@@ -308,10 +329,10 @@ internal sealed class ChainFuzzer
         return _id;
     }
 
-    private byte[] Gather(Plan plan)
+    private byte[] Gather(Plan plan, bool writable)
     {
         var bytes = new List<byte>();
-        foreach (Buf b in plan.Segments.Where(s => s.Writable))
+        foreach (Buf b in plan.Segments.Where(s => s.Writable == writable))
             bytes.AddRange(Requests.ReadRam(_ram, b.Address, (int)b.Length));
         return [.. bytes];
     }
@@ -354,6 +375,13 @@ internal sealed class ChainFuzzer
                     break;
             }
         }
+        else if (_transmit)
+        {
+            byte[] data = new byte[_rnd.Next(1, 2000)];
+            _rnd.NextBytes(data);
+            readable.AddRange(data);
+            writable = 0;
+        }
         else
         {
             writable = (uint)_rnd.Next(1, 2000);
@@ -394,7 +422,12 @@ internal sealed class ChainFuzzer
     {
         List<Buf> s = p.Segments;
         int firstWritable = s.FindIndex(b => b.Writable);
-        if (s.Any(b => !b.Writable))
+        if (_transmit)
+        {
+            // Only readable buffers (a transmitq): a writable one in front of them.
+            s.Insert(0, new Buf(DataBase + 0x80000, (uint)_rnd.Next(0, 64), true));
+        }
+        else if (s.Any(b => !b.Writable))
         {
             // Move a writable buffer in front of every readable one.
             int w = s.FindIndex(firstWritable, b => b.Writable) + _rnd.Next(s.Count(b => b.Writable));
@@ -609,12 +642,13 @@ internal sealed class ChainFuzzer
         _rnd.NextBytes(data);
         q.SetUsedEvent(0);
         q.Offer((ushort)_rnd.Next(0, q.Size));
-        _rig.Driver.Notify(0);
+        _rig.Driver.Notify(_queue);
         _rig.Driver.WaitUsedOrReset(q, 1);
         result.Seen[Mutation.Random] = result.Seen.GetValueOrDefault(Mutation.Random) + 1;
         if (_rig.Host.Reports.Any(l => l.Contains("internal error")))
             result.WrongResults.Add($"{label}: {_rig.Host.Reports.Last()}");
-        // Whatever a random request did to the disk is the disk now.
+        // Whatever a random request did to the disk (or the console's output) is the disk now.
         if (_model != null) _disk!.ReadBack().CopyTo(_model, 0);
+        if (_transmit) _consoleSeen = _rig.Host.ConsoleBytes().Length;
     }
 }

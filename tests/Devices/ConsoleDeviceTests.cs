@@ -73,7 +73,7 @@ public sealed class ConsoleDeviceTests
         Requests.SpinUntilIdle(c.Rig.Transport); // no close to send: not a source any more
     }
 
-    public static TheoryData<string> Malformed() => ["readable in receiveq", "writable in transmitq", "short control message", "short control buffer"];
+    public static TheoryData<string> Malformed() => ["readable in receiveq", "writable in transmitq", "empty writable in transmitq", "short control message", "short control buffer"];
 
     [Theory]
     [MemberData(nameof(Malformed))]
@@ -85,6 +85,7 @@ public sealed class ConsoleDeviceTests
         {
             case "readable in receiveq": c.Offer(c.Rx, 0x1000, 8, writable: false); break;
             case "writable in transmitq": c.Offer(c.Tx, 0x1000, 8, writable: true); break;
+            case "empty writable in transmitq": c.Offer(c.Tx, 0x1000, 0, writable: true); break; // wrong by direction, whatever its length
             case "short control message": c.Offer(c.CtrlTx, 0x1000, 4, writable: false); break;
             case "short control buffer": c.Offer(c.CtrlRx, 0x1000, 4, writable: true); c.Send(DeviceReady, 0, 1, expectServed: false); break;
         }

@@ -104,7 +104,7 @@ public sealed class ConsoleDevice : VirtioDevice
 
     private unsafe ServeResult Transmit(DescriptorChain chain)
     {
-        if (chain.WritableLength != 0)
+        if (chain.Count != chain.ReadableCount) // by count: an empty writable buffer is as wrong as a full one
             return ServeResult.Malformed($"{chain.Count - chain.ReadableCount} device-writable buffer(s) in the transmitq, which the device only reads");
         foreach (IoVector v in chain.Vectors(writable: false, 0, chain.ReadableLength))
         {
@@ -138,7 +138,7 @@ public sealed class ConsoleDevice : VirtioDevice
     /// <summary>The control transmitq: a message from the driver.</summary>
     private ServeResult ReceiveControl(DescriptorChain chain)
     {
-        if (chain.WritableLength != 0)
+        if (chain.Count != chain.ReadableCount)
             return ServeResult.Malformed($"{chain.Count - chain.ReadableCount} device-writable buffer(s) in the control transmitq, which the device only reads");
         if (chain.ReadableLength < ConsoleControl.Size)
             return ServeResult.Malformed($"a control message of {chain.ReadableLength} bytes, less than {ConsoleControl.Size}");
