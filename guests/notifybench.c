@@ -9,7 +9,7 @@
  *  2 round trip: COUNT times: wait GAP ns, rdtsc, notify VALUE, LHCALL_HALT
  *               until the host answers with an interrupt, rdtsc; the
  *               difference goes to NB_RESULTS[i].
- *  3 cost:      COUNT times: rdtsc, notify VALUE, rdtsc (timed_notify);
+ *  3 cost:      COUNT times: rdtsc, notify VALUE, rdtsc (timing.h's timed_notify);
  *               the difference goes to NB_RESULTS[i]. Nobody reads the
  *               eventfd; the host checks that its count is COUNT.
  *  4 bracket:   as 3 without the notify: what the two rdtsc cost.
@@ -22,6 +22,7 @@
  *
  * A guest only: Linux has no LHCALL_HALT. */
 #include "sv.h"
+#include "timing.h"
 
 #define NB_PARAMS 0x8000u
 #define NB_SEND (NB_PARAMS + 0x10)
@@ -33,54 +34,6 @@
 #define NB_DONE_MAGIC 0x600du
 #define NB_CHUNK (NB_PARAMS + 0x38) /* mode 5: notifies per timed chunk */
 #define NB_RESULTS 0x1000000u /* 16 MiB: up to 4M results in 64M of RAM */
-
-static inline u64 rdtsc(void)
-{
-    u32 lo, hi;
-    __asm__ volatile("rdtsc" : "=a"(lo), "=d"(hi));
-    return ((u64)hi << 32) | lo;
-}
-
-/* Mode 3: one LHCALL_NOTIFY between two rdtsc, in one asm statement, so that
- * the bracket holds the notify itself (the call number's move and the int)
- * and what mode 4 holds; EBX has the value before the first rdtsc, as a
- * guest's register already holds what it notifies. Written in C, gcc put the
- * miss count's adc and a spill inside the bracket too. The notify's EAX is
- * not kept (that would be a move inside the bracket): the host checks the
- * eventfd's count instead. *ns gets the difference. */
-static inline void timed_notify(u32 value, u32 *ns)
-{
-    u32 t0, t1;
-    __asm__ volatile("rdtsc\n\t"
-                     "mov %%eax, %%edi\n\t"
-                     "mov $17, %%eax\n\t" /* LHCALL_NOTIFY */
-                     "int $0x1f\n\t"
-                     "rdtsc"
-                     : "=a"(t1), "=D"(t0)
-                     : "b"(value)
-                     : "edx", "memory");
-    *ns = t1 - t0;
-}
-
-/* Mode 4: what the two rdtsc of mode 3 cost with nothing between them but
- * the move that keeps the first reading. */
-static inline u32 timed_nothing(void)
-{
-    u32 t0, t1;
-    __asm__ volatile("rdtsc\n\t"
-                     "mov %%eax, %%edi\n\t"
-                     "rdtsc"
-                     : "=a"(t1), "=D"(t0)
-                     :
-                     : "edx", "memory");
-    return t1 - t0;
-}
-
-static void wait_until(u64 t)
-{
-    while (rdtsc() < t)
-        __asm__ volatile("pause");
-}
 
 int main(void)
 {
@@ -129,7 +82,7 @@ int main(void)
             results[i] = (u32)(t1 - t0);
             break;
         case 3:
-            timed_notify(value, &results[i]);
+            results[i] = timed_notify(value);
             break;
         case 4:
             results[i] = timed_nothing();
