@@ -132,17 +132,17 @@ public sealed class NotifyBenchTests
         // that is 2200 against 1000: 2.2; paired by round, 1.1, 2.2, 1.1.
         static LongHistogram Of(params long[] values)
         {
-            var h = NotifyMeasurements.NewHistogram();
+            var h = BenchReport.NewHistogram();
             foreach (long v in values) h.RecordValue(v);
             return h;
         }
         LongHistogram[] floor = [Of(1000, 1000, 1000), Of(1000, 1000, 1000), Of(2000, 2000, 2000)];
         LongHistogram[] row = [Of(1100, 1100, 1100), Of(2200, 2200, 2200), Of(2200, 2200, 2200)];
-        static LongHistogram Merge(LongHistogram[] hs) { var m = NotifyMeasurements.NewHistogram(); foreach (var h in hs) m.Add(h); return m; }
+        static LongHistogram Merge(LongHistogram[] hs) { var m = BenchReport.NewHistogram(); foreach (var h in hs) m.Add(h); return m; }
         var f = new BenchRow("floor", "floor", Merge(floor), null, null) { Rounds = floor };
         var r = new BenchRow("row", "g", Merge(row), "floor", 1.2) { Rounds = row };
-        Assert.Equal(1.1, NotifyBench.Ratio(r, [f, r])!.Value, 2);
-        Assert.Null(NotifyBench.Ratio(f, [f, r]));
+        Assert.Equal(1.1, BenchReport.Ratio(r, [f, r])!.Value, 2);
+        Assert.Null(BenchReport.Ratio(f, [f, r]));
     }
 
     [Fact]

@@ -7,28 +7,20 @@ using OxyPlot.Series;
 
 namespace Sharpvisor.Vmm.Bench;
 
+/// <summary>One panel of a latency plot: its title, the floor (dashed) and the rows drawn against it.</summary>
+internal sealed record LatencyPanel(string Title, BenchRow Floor, IReadOnlyList<BenchRow> Rows);
+
 /// <summary>
-/// <c>--plot FILE.svg</c>: small multiples, one panel per floor with the rows
-/// measured against it, so each panel is one comparison of a few curves
-/// (percentile against latency on a log axis). Drawn by OxyPlot.Core's managed
-/// SVG exporter (no native library, so the AOT binary stays one file), one
-/// plot model per panel, and composed here into one SVG document.
+/// <c>--plot FILE.svg</c> of the latency benchmarks: small multiples, one
+/// panel per comparison of a few curves (percentile against latency on a log
+/// axis), each around its floor. Drawn by OxyPlot.Core's managed SVG
+/// exporter (no native library, so the AOT binary stays one file), one plot
+/// model per panel, and composed here into one SVG document.
 /// </summary>
-internal static class NotifyPlot
+internal static class LatencyPlot
 {
     private static readonly double[] Steps =
         [.. Enumerable.Range(0, 100).Select(i => (double)i), 99.5, 99.9, 99.99, 100];
-
-    /// <summary>What each panel compares, keyed by the floor the panel is built around.</summary>
-    private static readonly Dictionary<string, string> PanelTitles = new()
-    {
-        ["raw one-way, read"] = "one-way to a reader blocked in read(2)",
-        ["raw one-way, epoll_wait"] = "one-way to a reader in epoll_wait",
-        ["raw one-way, busy-poll"] = "one-way to a busy-polling reader",
-        ["raw round trip"] = "round trip: notify, irq, halt",
-        ["bare eventfd write"] = "vCPU cost of one notify",
-        ["host clock bracket"] = "the clock bracket alone",
-    };
 
     // The floor is grey and dashed in every panel; the rows against it take
     // the colours in order, so a panel's few curves read apart at a glance.
@@ -42,11 +34,9 @@ internal static class NotifyPlot
     private const int Columns = 2;
     private const double PanelWidth = 600, PanelHeight = 330, TitleHeight = 36;
 
-    public static string Svg(IReadOnlyList<BenchRow> rows, string mode)
+    /// <param name="title">The document's title line.</param>
+    public static string Svg(string title, IReadOnlyList<LatencyPanel> panels)
     {
-        List<(BenchRow Floor, List<BenchRow> Rows)> panels = [.. rows
-            .Where(r => r.Group == "floor")
-            .Select(f => (f, rows.Where(r => r.Floor == f.Name).ToList()))];
         int lines = (panels.Count + Columns - 1) / Columns;
         double width = Columns * PanelWidth, height = TitleHeight + lines * PanelHeight;
 
@@ -54,11 +44,11 @@ internal static class NotifyPlot
         svg.Append(CultureInfo.InvariantCulture,
             $"""<?xml version="1.0" encoding="UTF-8" standalone="no"?>{'\n'}<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}">{'\n'}""");
         svg.Append(CultureInfo.InvariantCulture,
-            $"""<rect width="{width}" height="{height}" fill="white"/>{'\n'}<text x="{width / 2}" y="24" text-anchor="middle" font-family="Segoe UI, sans-serif" font-size="16" font-weight="bold">{Escape($"sharpvisor bench notify ({mode} mode): percentile against latency, each floor dashed")}</text>{'\n'}""");
+            $"""<rect width="{width}" height="{height}" fill="white"/>{'\n'}<text x="{width / 2}" y="24" text-anchor="middle" font-family="Segoe UI, sans-serif" font-size="16" font-weight="bold">{Escape(title)}</text>{'\n'}""");
         for (int i = 0; i < panels.Count; i++)
         {
             double x = i % Columns * PanelWidth, y = TitleHeight + i / Columns * PanelHeight;
-            string panel = Export(Panel(panels[i].Floor, panels[i].Rows));
+            string panel = Export(Panel(panels[i]));
             svg.Append(CultureInfo.InvariantCulture, $"""<g transform="translate({x},{y})">{'\n'}""")
                .Append(Unique(WithoutDeclaration(panel), $"p{i}"))
                .Append("</g>\n");
@@ -81,11 +71,12 @@ internal static class NotifyPlot
         return Encoding.UTF8.GetString(stream.ToArray()).TrimStart('\uFEFF'); // the writer starts with a byte-order mark
     }
 
-    private static PlotModel Panel(BenchRow floor, List<BenchRow> rows)
+    private static PlotModel Panel(LatencyPanel panel)
     {
+        (BenchRow floor, IReadOnlyList<BenchRow> rows) = (panel.Floor, panel.Rows);
         var model = new PlotModel
         {
-            Title = PanelTitles.GetValueOrDefault(floor.Name, floor.Name),
+            Title = panel.Title,
             TitleFontSize = 14,
             Padding = new OxyThickness(8, 8, 16, 8),
             DefaultFont = "Arial, Helvetica, sans-serif",

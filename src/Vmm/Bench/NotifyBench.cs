@@ -8,13 +8,6 @@ namespace Sharpvisor.Vmm.Bench;
 /// <summary>What <c>sharpvisor bench notify</c> was asked for.</summary>
 public sealed record NotifyBenchOptions(string GuestPath, int Iterations, int GapNs, bool Json, string? PlotPath, bool LowLatency);
 
-/// <summary>One row of the report: a histogram, the floor it is compared with, and the issue's target for that ratio.</summary>
-/// <remarks><see cref="Rounds"/> holds the same samples by round, for the paired ratio.</remarks>
-internal sealed record BenchRow(string Name, string Group, LongHistogram Histogram, string? Floor, double? Target)
-{
-    public IReadOnlyList<LongHistogram> Rounds { get; init; } = [Histogram];
-}
-
 /// <summary>
 /// <c>sharpvisor bench notify</c>: every notification latency of issue 5
 /// measured in one run, side by side with the floor (plain threads and
@@ -22,8 +15,6 @@ internal sealed record BenchRow(string Name, string Group, LongHistogram Histogr
 /// </summary>
 public static class NotifyBench
 {
-    public static readonly double[] Percentiles = [50, 90, 99, 99.9];
-
     /// <summary>Slices each row is taken in, interleaved with every other row.</summary>
     public const int Rounds = 20;
 
@@ -89,9 +80,7 @@ public static class NotifyBench
         var rows = new List<BenchRow>();
         for (int i = 0; i < plan.Length; i++)
         {
-            LongHistogram all = NotifyMeasurements.NewHistogram();
-            foreach (LongHistogram h in byRound[i]) all.Add(h);
-            rows.Add(new BenchRow(plan[i].Name, plan[i].Group, all, plan[i].Floor, plan[i].Target) { Rounds = byRound[i] });
+            rows.Add(new BenchRow(plan[i].Name, plan[i].Group, BenchReport.Merge(byRound[i]), plan[i].Floor, plan[i].Target) { Rounds = byRound[i] });
         }
         progress.Show(Rounds * plan.Length, "attach/detach under load");
         Churn churn = MeasureChurn(Slice(0), Math.Max(100_000, o.Iterations * 400));
@@ -135,49 +124,11 @@ public static class NotifyBench
         return new Churn(count, quiet.Count, Median(quiet), busy.Count, Median(busy), run.Updates, run.Lost + warmUp.Lost);
     }
 
-    internal static double P50(LongHistogram h) => h.GetValueAtPercentile(50);
-
-    /// <summary>
-    /// A row's p50 against its floor's: the median, over the rounds, of the
-    /// ratio of the two p50s taken in the same round (null for a floor). Paired
-    /// by round because this machine's speed drifts by more than the targets'
-    /// margins from one second to the next, and a row and its floor taken in
-    /// the same round share that second; one ratio of the merged p50s would
-    /// let a slow second weigh on one side only.
-    /// </summary>
-    internal static double? Ratio(BenchRow row, IReadOnlyList<BenchRow> rows)
-    {
-        if (rows.FirstOrDefault(r => r.Name == row.Floor) is not BenchRow f) return null;
-        var ratios = new List<double>();
-        for (int i = 0; i < Math.Min(row.Rounds.Count, f.Rounds.Count); i++)
-        {
-            if (row.Rounds[i].TotalCount == 0 || f.Rounds[i].TotalCount == 0) continue;
-            double floor = P50(f.Rounds[i]);
-            if (floor > 0) ratios.Add(P50(row.Rounds[i]) / floor);
-        }
-        if (ratios.Count == 0) return null;
-        ratios.Sort();
-        int n = ratios.Count;
-        return n % 2 == 1 ? ratios[n / 2] : (ratios[n / 2 - 1] + ratios[n / 2]) / 2;
-    }
-
-    private static string Us(long ns) => (ns / 1000.0).ToString("0.000", CultureInfo.InvariantCulture);
-
     internal static string Table(IReadOnlyList<BenchRow> rows, Churn churn, string mode, NotifyBenchOptions o)
     {
         var s = new StringBuilder();
         s.AppendLine(CultureInfo.InvariantCulture, $"mode: {mode}; {o.Iterations} iterations per row, in {Rounds} interleaved rounds; gap {o.GapNs} ns between one-way and round-trip sends; times in µs");
-        s.AppendLine("| measurement | group | p50 | p90 | p99 | p99.9 | max | vs | p50 ratio (median of rounds) | target |");
-        s.AppendLine("|---|---|---:|---:|---:|---:|---:|---|---:|---|");
-        foreach (BenchRow r in rows)
-        {
-            LongHistogram h = r.Histogram;
-            double? ratio = Ratio(r, rows);
-            string target = r.Target is double t && ratio is double q
-                ? $"<= {t.ToString("0.0", CultureInfo.InvariantCulture)}: {(q <= t ? "met" : "missed")}" : "";
-            s.AppendLine(CultureInfo.InvariantCulture,
-                $"| {r.Name} | {r.Group} | {string.Join(" | ", Percentiles.Select(p => Us(h.GetValueAtPercentile(p))))} | {Us(h.GetMaxValue())} | {r.Floor ?? ""} | {(ratio is double x ? x.ToString("0.00", CultureInfo.InvariantCulture) : "")} | {target} |");
-        }
+        BenchReport.AppendTable(s, rows);
         s.AppendLine();
         s.AppendLine(CultureInfo.InvariantCulture,
             $"attach/detach under load (1 vCPU, {churn.Notifications} notifies, the map churned in turns of {ChurnPhaseNs / 1_000_000} ms; median rates of {ChurnChunk}-notify chunks): "
@@ -186,35 +137,13 @@ public static class NotifyBench
         return s.ToString();
     }
 
-    internal static string Json(IReadOnlyList<BenchRow> rows, Churn churn, string mode, NotifyBenchOptions o)
-    {
-        using var buffer = new MemoryStream();
-        using (var w = new Utf8JsonWriter(buffer))
+    internal static string Json(IReadOnlyList<BenchRow> rows, Churn churn, string mode, NotifyBenchOptions o) =>
+        BenchReport.JsonObject(w =>
         {
-            w.WriteStartObject();
             w.WriteString("mode", mode);
             w.WriteNumber("iterations", o.Iterations);
             w.WriteNumber("gap_ns", o.GapNs);
-            w.WriteStartArray("measurements");
-            foreach (BenchRow r in rows)
-            {
-                LongHistogram h = r.Histogram;
-                w.WriteStartObject();
-                w.WriteString("name", r.Name);
-                w.WriteString("group", r.Group);
-                w.WriteNumber("count", h.TotalCount);
-                w.WriteNumber("p50_ns", h.GetValueAtPercentile(50));
-                w.WriteNumber("p90_ns", h.GetValueAtPercentile(90));
-                w.WriteNumber("p99_ns", h.GetValueAtPercentile(99));
-                w.WriteNumber("p99_9_ns", h.GetValueAtPercentile(99.9));
-                w.WriteNumber("max_ns", h.GetMaxValue());
-                if (r.Floor is string f) w.WriteString("floor", f); else w.WriteNull("floor");
-                if (Ratio(r, rows) is double q) w.WriteNumber("ratio", Math.Round(q, 3)); else w.WriteNull("ratio");
-                if (r.Target is double t) w.WriteNumber("target", t); else w.WriteNull("target");
-                if (r.Target is double t2 && Ratio(r, rows) is double q2) w.WriteBoolean("met", q2 <= t2); else w.WriteNull("met");
-                w.WriteEndObject();
-            }
-            w.WriteEndArray();
+            BenchReport.WriteMeasurements(w, rows);
             w.WriteStartObject("attach_detach");
             w.WriteNumber("vcpus", 1);
             w.WriteNumber("notifications", churn.Notifications);
@@ -230,8 +159,5 @@ public static class NotifyBench
             w.WriteNumber("lost", churn.Lost);
             w.WriteBoolean("met", churn.Met);
             w.WriteEndObject();
-            w.WriteEndObject();
-        }
-        return Encoding.UTF8.GetString(buffer.ToArray());
-    }
+        });
 }

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Runtime.InteropServices;
 using HdrHistogram;
 using Sharpvisor.Jit.Runtime;
@@ -37,16 +36,11 @@ internal sealed class NotifyMeasurements(string guestPath, int iterations, int g
     private const int PongIrq = 5;
     private const ulong RamSize = 64ul << 20;
 
-    /// <summary>Nanoseconds to 60 s, three significant digits.</summary>
-    public static LongHistogram NewHistogram() => new(60_000_000_000L, 3);
+    private static LongHistogram NewHistogram() => BenchReport.NewHistogram();
 
-    private static long NowNs() => (long)(Stopwatch.GetTimestamp() * (1_000_000_000.0 / Stopwatch.Frequency));
+    private static long NowNs() => BenchReport.NowNs();
 
-    private static void SpinFor(long ns, Func<long> now)
-    {
-        long until = now() + ns;
-        while (now() < until) Thread.SpinWait(1);
-    }
+    private static void SpinFor(long ns, Func<long> now) => BenchReport.SpinFor(ns, now);
 
     private static EventFd ReaderFd(ReaderKind kind) =>
         EventFd.Create(kind == ReaderKind.BusyPoll ? EventFdFlags.NonBlocking : EventFdFlags.None);

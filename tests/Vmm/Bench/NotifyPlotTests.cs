@@ -12,7 +12,7 @@ public class NotifyPlotTests
 {
     private static BenchRow Row(string name, string group, string? floor, long ns)
     {
-        LongHistogram h = NotifyMeasurements.NewHistogram();
+        LongHistogram h = BenchReport.NewHistogram();
         for (int i = 0; i < 100; i++) h.RecordValue(ns + i * 10);
         return new BenchRow(name, group, h, floor, null);
     }
