@@ -9,6 +9,10 @@ internal static partial class Interop
     internal const int O_RDONLY = 0;
     internal const int O_RDWR = 2;
     internal const int O_NOCTTY = 0x100;
+    internal const int O_CREAT = 0x40;
+    internal const int O_EXCL = 0x80;
+    /// <summary>An unnamed file in the directory opened (__O_TMPFILE with O_DIRECTORY).</summary>
+    internal const int O_TMPFILE = 0x410000;
 
     // <sys/file.h>
     internal const int LOCK_SH = 1;
@@ -17,8 +21,8 @@ internal static partial class Interop
 
     /// <summary>
     /// open(2). The C function is variadic (the mode); passing it as a fixed
-    /// third argument is what the x86-64 calling convention makes equivalent,
-    /// and it is only read with O_CREAT, which we never pass.
+    /// third argument is what the x86-64 calling convention makes equivalent.
+    /// It is read only with O_CREAT or O_TMPFILE (<see cref="ScratchFile"/>).
     /// </summary>
     [LibraryImport(Libc, EntryPoint = "open", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
     internal static partial int Open(string path, int flags, uint mode);
