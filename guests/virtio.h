@@ -429,6 +429,19 @@ static inline void vq_arm(struct virtq *q)
         __atomic_store_n(&q->avail.flags, 0, __ATOMIC_RELEASE);
 }
 
+/* As vq_arm, but with EVENT_IDX the interrupt comes only once `n` (1 or
+ * more) further entries are used (used_event = last_used + n - 1): a driver
+ * with many requests in flight sleeps through the first completions, and the
+ * device goes on serving the rest meanwhile. Without EVENT_IDX the ring flags
+ * cannot say "later": as vq_arm. */
+static inline void vq_arm_after(struct virtq *q, u16 n)
+{
+    if (q->dev->event_idx)
+        __atomic_store_n(vq_used_event(q), (u16)(q->last_used + n - 1), __ATOMIC_RELEASE);
+    else
+        vq_arm(q);
+}
+
 static inline void vq_disarm(struct virtq *q)
 {
     if (q->dev->event_idx)

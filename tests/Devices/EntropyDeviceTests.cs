@@ -103,6 +103,31 @@ public sealed class EntropyDeviceTests
     }
 
     [Fact]
+    public void EventIdxInterruptComesAsSoonAsUsedEventIsPassed_NotWhenTheBatchEnds()
+    {
+        // Six requests made available at once with used_event 1: the driver
+        // wants to hear of the second completion, and to take it while the
+        // device serves the other four (2.7.10). So the interrupt comes with
+        // the used idx at 2, not at 6, and only once.
+        using DeviceRig rig = DeviceRig.Entropy();
+        TestDriver d = rig.Driver;
+        var q = DriverQueue.At(rig.Ram, 0, 8, 0x10000);
+        Assert.NotNull(d.Negotiate(Features));
+        d.SetUpQueue(q);
+        var usedAtInterrupt = new System.Collections.Concurrent.ConcurrentQueue<ushort>();
+        rig.Host.OnInterrupt = () => usedAtInterrupt.Enqueue(q.UsedIdx);
+        q.SetUsedEvent(1);
+        // All six before DRIVER_OK, so that the device finds them in one round:
+        // a device that looks only when the ring runs dry would interrupt at 6.
+        for (int i = 0; i < 6; i++)
+            q.Offer(Requests.Direct(q, i, new Buf(0x20000 + (ulong)i * 0x100, 8, true)));
+        d.DriverReady();
+        Requests.SpinUntilUsed(q, 6);
+        Requests.SpinUntilIdle(d.Transport);
+        Assert.Equal([(ushort)2], usedAtInterrupt);
+    }
+
+    [Fact]
     public void BuffersMadeAvailableBeforeDriverOkAreServedAfterIt()
     {
         using DeviceRig rig = DeviceRig.Entropy();

@@ -29,8 +29,12 @@ internal sealed class TestHost(GuestMemory ram) : IDeviceHost
 
     public int WritesOutsideRam => Volatile.Read(ref _writesOutsideRam);
 
+    /// <summary>Called on the device's thread at each interrupt, before it is counted: what a test wants to see at that moment.</summary>
+    public Action? OnInterrupt { get; set; }
+
     public void RaiseInterrupt()
     {
+        OnInterrupt?.Invoke();
         Interlocked.Increment(ref _interrupts);
         InterruptSignal.Release();
     }

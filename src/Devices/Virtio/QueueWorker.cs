@@ -226,6 +226,17 @@ internal sealed class QueueWorker : IDisposable
                 break;
             }
             q.Advance();
+            // With EVENT_IDX the driver names the entry it wants the interrupt
+            // at, and one that asks for it midway through its requests goes on
+            // with the first while this thread serves the rest: so look after
+            // each entry, not only when the ring runs dry. (Without it the
+            // flags can only say "now" or "never", and one interrupt per round
+            // serves them.)
+            if (q.EventIdx && q.WantsInterrupt(oldUsed))
+            {
+                _owner.UsedBuffers();
+                oldUsed = q.UsedIdx;
+            }
         }
         if (q.WantsInterrupt(oldUsed)) _owner.UsedBuffers();
         if (fault != null) _owner.NeedsReset(fault);
