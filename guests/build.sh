@@ -34,8 +34,9 @@ EXTRA[smp4]=-DSMP_VCPUS=4
 # them), -poll spinning on the used rings instead of taking interrupts,
 # -plain without EVENT_IDX and indirect descriptors (and vblk-plain with
 # four-entry queues, so that every request fills the ring and its index
-# wraps), vrng-smp with two vCPUs, each driving its own device.
-guest_only+=(vblk vblk-poll vblk-plain vcode vrng vrng-poll vrng-smp vecho vecho-poll vecho-plain)
+# wraps), vrng-smp with two vCPUs, each driving its own device; vblkbench is
+# bench virtio's guest (src/Vmm/Bench).
+guest_only+=(vblk vblk-poll vblk-plain vcode vblkbench vrng vrng-poll vrng-smp vecho vecho-poll vecho-plain)
 SOURCE+=([vblk-poll]=vblk [vblk-plain]=vblk [vrng-poll]=vrng [vrng-smp]=vrng [vecho-poll]=vecho [vecho-plain]=vecho)
 EXTRA+=([vblk-poll]=-DVIRTIO_POLL [vrng-poll]=-DVIRTIO_POLL [vecho-poll]=-DVIRTIO_POLL [vrng-smp]=-DSMP_VCPUS=2
         [vblk-plain]="-DVIRTIO_NO_EVENT_IDX -DVIRTIO_NO_INDIRECT -DVIRTIO_QUEUE_SIZE=4"
@@ -56,7 +57,7 @@ if ! echo 'void _start(void) {}' | "$CC" -m32 -ffreestanding -nostdlib -static -
 fi
 
 common=(sv.h start.S link.ld link-near.ld build.sh)
-common+=(virtio.h virtio-blk.h) # only the virtio guests include them, but a rebuild is cheap
+common+=(virtio.h virtio-blk.h timing.h) # only the virtio and bench guests include them, but a rebuild is cheap
 built=0
 # build SOURCE OUTPUT_STEM EXTRA_FLAGS [VARIANTS [LINKER_SCRIPT]]
 build() {

@@ -24,18 +24,12 @@ public class ConsoleGuestTests
         return data;
     }
 
-    private static void RequireEngine(string engine)
-    {
-        if (engine == "il" && !Sharpvisor.Jit.Runtime.Engines.IsIlAvailable) Assert.Skip("the IL engine needs dynamic code");
-        if (engine == "x64" && !Sharpvisor.Jit.Runtime.Engines.IsX64Available) Assert.Skip("the x64 engine needs an x86-64 Linux host");
-    }
-
     [Theory]
     [MemberData(nameof(EchoCases))]
     public void Vecho_EchoesEveryByteOfStdin_AndEndsAtItsEnd(string engine, string guest)
     {
         GuestBinaries.RequireBuilt();
-        RequireEngine(engine);
+        GuestBinaries.RequireEngine(engine);
         // More than the device reads ahead (64 KiB), so its reader waits for
         // room, and every byte value, so nothing is taken for text.
         var input = new byte[100_000];

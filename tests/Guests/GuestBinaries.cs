@@ -28,6 +28,13 @@ internal static class GuestBinaries
             Assert.Skip(why);
     }
 
+    /// <summary>Skips the calling test unless this build and host can run <paramref name="engine"/> (il, x64, threaded).</summary>
+    public static void RequireEngine(string engine)
+    {
+        if (engine == "il" && !Sharpvisor.Jit.Runtime.Engines.IsIlAvailable) Assert.Skip("the IL engine needs dynamic code");
+        if (engine == "x64" && !Sharpvisor.Jit.Runtime.Engines.IsX64Available) Assert.Skip("the x64 engine needs an x86-64 Linux host");
+    }
+
     private static string? Build()
     {
         ProcessResult r = ProcessResult.Run("bash", [Path.Combine(RepoRoot, "guests", "build.sh")], TimeSpan.FromMinutes(5));

@@ -23,12 +23,6 @@ public class VirtioGuestTests
 
     public static TheoryData<string, string> BlockCases() => EnginesAndBuilds("vblk", "vblk-poll", "vblk-plain");
 
-    private static void RequireEngine(string engine)
-    {
-        if (engine == "il" && !Sharpvisor.Jit.Runtime.Engines.IsIlAvailable) Assert.Skip("the IL engine needs dynamic code");
-        if (engine == "x64" && !Sharpvisor.Jit.Runtime.Engines.IsX64Available) Assert.Skip("the x64 engine needs an x86-64 Linux host");
-    }
-
     /// <summary>vblk.c's image pattern: byte k of sector s is (s * 7 + k) &amp; 0xff.</summary>
     private static byte ImagePattern(int sector, int k) => (byte)(sector * 7 + k);
 
@@ -48,7 +42,7 @@ public class VirtioGuestTests
     public void Vblk_ReadsWritesAndFlushes_AndTheFileHoldsWhatItWrote(string engine, string guest)
     {
         GuestBinaries.RequireBuilt();
-        RequireEngine(engine);
+        GuestBinaries.RequireEngine(engine);
         string disk = NewDisk();
         try
         {
@@ -83,7 +77,7 @@ public class VirtioGuestTests
         // vCPU 0 drives the device; the others wait in hlt, where a device
         // interrupt must not be lost to them.
         GuestBinaries.RequireBuilt();
-        RequireEngine(engine);
+        GuestBinaries.RequireEngine(engine);
         string disk = NewDisk();
         try
         {
@@ -123,7 +117,7 @@ public class VirtioGuestTests
     public void Vrng_DrawsBytesThatAreNotZeroAndDiffer(string engine, string guest)
     {
         GuestBinaries.RequireBuilt();
-        RequireEngine(engine);
+        GuestBinaries.RequireEngine(engine);
         string[] args = guest == "vrng-smp"
             ? ["run", GuestBinaries.Guest(guest), "--engine", engine, "--vcpus", "2", "--device", "rng", "--device", "rng", "--timeout", "120"]
             : ["run", GuestBinaries.Guest(guest), "--engine", engine, "--device", "rng", "--timeout", "120"];
@@ -139,7 +133,7 @@ public class VirtioGuestTests
     public void CodeReadFromTheDisk_OverAFunctionThatRanHot_RunsTheNewCode(string engine)
     {
         GuestBinaries.RequireBuilt();
-        RequireEngine(engine);
+        GuestBinaries.RequireEngine(engine);
         // Sector 0 begins with mov eax, 0x600dc0de; ret (vcode.c); the rest of the page is zeros.
         string disk = Path.Combine(Path.GetTempPath(), $"sv-code-{Guid.NewGuid():n}.img");
         var image = new byte[64 * 512];

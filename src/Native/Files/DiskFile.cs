@@ -118,6 +118,28 @@ public sealed class DiskFile : IDisposable
     public unsafe bool TryWriteAt(Span<IoVector> vectors, long offset, out Errno errno) =>
         Transfer(vectors, offset, write: true, out errno);
 
+    /// <summary>Reads <paramref name="into"/>'s length from <paramref name="offset"/> on, as the vectored <see cref="TryReadAt(Span{IoVector}, long, out Errno)"/> with one vector.</summary>
+    public unsafe bool TryReadAt(Span<byte> into, long offset, out Errno errno)
+    {
+        fixed (byte* p = into)
+        {
+            // SAFETY: the span is pinned for the call, and the vector covers exactly it.
+            Span<IoVector> v = [new IoVector(p, (nuint)into.Length)];
+            return Transfer(v, offset, write: false, out errno);
+        }
+    }
+
+    /// <summary>Writes all of <paramref name="from"/> at <paramref name="offset"/>, as <see cref="TryWriteAt(Span{IoVector}, long, out Errno)"/> with one vector.</summary>
+    public unsafe bool TryWriteAt(ReadOnlySpan<byte> from, long offset, out Errno errno)
+    {
+        fixed (byte* p = from)
+        {
+            // SAFETY: pinned for the call; a write only reads the buffer.
+            Span<IoVector> v = [new IoVector(p, (nuint)from.Length)];
+            return Transfer(v, offset, write: true, out errno);
+        }
+    }
+
     /// <summary>fdatasync(2): the data written so far is on stable storage. Never throws.</summary>
     public bool TryDataSync(out Errno errno)
     {

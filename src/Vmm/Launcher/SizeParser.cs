@@ -1,6 +1,6 @@
 namespace Sharpvisor.Vmm.Launcher;
 
-/// <summary>Parses <c>--mem</c> sizes and <c>--flat</c> addresses; errors are one line for the usage message.</summary>
+/// <summary>Parses <c>--mem</c> sizes (and other sizes, such as bench virtio's <c>--disk-size</c>) and <c>--flat</c> addresses; errors are one line for the usage message.</summary>
 public static class SizeParser
 {
     /// <summary>
@@ -8,7 +8,16 @@ public static class SizeParser
     /// 1024, either case). It must be a nonzero multiple of 4 KiB (guest RAM
     /// is made of pages) and at most 3 GiB.
     /// </summary>
-    public static bool TryParseMemory(string text, out ulong bytes, out string error)
+    public static bool TryParseMemory(string text, out ulong bytes, out string error) =>
+        TryParseSize("--mem", text, Sharpvisor.Native.GuestMemory.PageSize, "4K", MachineConfig.MaxMemorySize, "the 3G a 32-bit guest can have", out bytes, out error);
+
+    /// <summary>
+    /// A size as <see cref="TryParseMemory"/> reads one, for
+    /// <paramref name="option"/>: a nonzero multiple of <paramref name="unit"/>
+    /// (spelt <paramref name="unitName"/> in the error) and at most
+    /// <paramref name="max"/> (<paramref name="maxName"/>).
+    /// </summary>
+    public static bool TryParseSize(string option, string text, ulong unit, string unitName, ulong max, string maxName, out ulong bytes, out string error)
     {
         bytes = 0;
         string digits = text;
@@ -20,20 +29,20 @@ public static class SizeParser
         }
         if (!Numbers.TryParse(digits, out ulong value))
         {
-            error = $"--mem '{text}' is not a size (a number of bytes, or with K, M or G: 64M)";
+            error = $"{option} '{text}' is not a size (a number of bytes, or with K, M or G: 64M)";
             return false;
         }
-        // Anything above 3 GiB is refused below, so compare before shifting
-        // rather than let the shift overflow into a small, valid-looking size.
-        if (value > MachineConfig.MaxMemorySize >> shift)
+        // Anything above the maximum is refused below, so compare before
+        // shifting rather than let the shift overflow into a small, valid-looking size.
+        if (value > max >> shift)
         {
-            error = $"--mem '{text}' is more than the 3G a 32-bit guest can have";
+            error = $"{option} '{text}' is more than {maxName}";
             return false;
         }
         value <<= shift;
-        if (value == 0 || value % Sharpvisor.Native.GuestMemory.PageSize != 0)
+        if (value == 0 || value % unit != 0)
         {
-            error = $"--mem '{text}' must be a nonzero multiple of 4K";
+            error = $"{option} '{text}' must be a nonzero multiple of {unitName}";
             return false;
         }
         bytes = value;
