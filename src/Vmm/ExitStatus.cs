@@ -50,7 +50,7 @@ public static class ExitStatuses
             "unavailable: a `--notify`/`--irq` target (`fd:N` not open or not an eventfd; no socket, or nothing listening, at `unix:PATH`; "
             + "the program of `exec:CMD` not found or not executable), the `--control` socket cannot be created (`run`) or reached (`control`), "
             + "a `--device blk` disk image that cannot be opened as asked or is locked by another VM, "
-            + "a descriptor given to `listen` is not an eventfd, or `--low-latency` without root (`bench notify`)"),
+            + "a descriptor given to `listen` is not an eventfd, or `--low-latency` without root (`bench notify`, `bench virtio`)"),
         new(ExitStatus.Internal, "70", "internal error: a bug of ours or a host resource ran out (one line on stderr, never a stack trace)"),
         new(ExitStatus.GuestFault, "80", "guest fault: bad memory access (a device register access included), #DE, unsupported instruction (port I/O included), unknown hypercall"),
         new(ExitStatus.Deadlock, "81", "deadlock: every vCPU waits for an interrupt (no timeout) and no interrupt source is attached or busy (never while `--control` is open)"),

@@ -63,6 +63,11 @@ internal sealed class QueueWorker : IDisposable
 
     public string ThreadName => $"{_owner.Name}-q{_index}";
 
+    private int _threadId;
+
+    /// <summary>The thread's kernel id once it runs (0 before): what a benchmark reads its CPU clock by.</summary>
+    public int ThreadId => Volatile.Read(ref _threadId);
+
     public void Start()
     {
         if (_thread != null) return;
@@ -114,6 +119,7 @@ internal sealed class QueueWorker : IDisposable
     /// </summary>
     private void Run()
     {
+        Volatile.Write(ref _threadId, CpuTime.CurrentThreadId());
         EventFd? wake = _owner.Device.WakeSource(_index);
         SafeHandle[] handles = wake == null ? [Doorbell.Handle, _stop.Handle] : [Doorbell.Handle, _stop.Handle, wake.Handle];
         EventFdPollSet set;

@@ -1,5 +1,3 @@
-using System.Globalization;
-
 namespace Sharpvisor.Native;
 
 /// <summary>
@@ -39,31 +37,6 @@ public static class CpuTime
         }
         nanoseconds = t.Sec * 1_000_000_000 + t.Nsec;
         return true;
-    }
-
-    /// <summary>
-    /// The kernel ids of this process's threads named <paramref name="name"/>
-    /// now (the name a thread gave itself, as /proc/self/task/*/comm shows
-    /// it: at most 15 bytes, so a longer name matches its first 15).
-    /// </summary>
-    public static int[] ThreadsNamed(string name)
-    {
-        string shown = name.Length > 15 ? name[..15] : name;
-        var found = new List<int>();
-        foreach (string dir in Directory.EnumerateDirectories("/proc/self/task"))
-        {
-            try
-            {
-                if (File.ReadAllText(Path.Combine(dir, "comm")).TrimEnd('\n') == shown
-                    && int.TryParse(Path.GetFileName(dir), NumberStyles.None, CultureInfo.InvariantCulture, out int tid))
-                    found.Add(tid);
-            }
-            catch (IOException)
-            {
-                // The thread ended between the listing and the read.
-            }
-        }
-        return [.. found];
     }
 
     private static unsafe long Read(int clock, string operation)

@@ -118,7 +118,8 @@ internal sealed class VirtioMeasurements(string guestPath, EngineKind engine, Be
                 {
                     mark.Read(); // a plain read(2); after the run a signal ends it
                     if (Volatile.Read(ref stopping)) return;
-                    if (deviceTid == 0) deviceTid = OneThread(deviceThread);
+                    if (deviceTid == 0) deviceTid = m.Devices!.QueueThreadId(0, 0);
+                    if (deviceTid == 0) throw new InvalidOperationException($"{deviceThread}, the device's queue thread, has not started");
                     samples[k] = Sample(m, vcpu, deviceTid);
                     marks = k + 1;
                     answer.Signal();
@@ -151,13 +152,6 @@ internal sealed class VirtioMeasurements(string guestPath, EngineKind engine, Be
     {
         string text = (Encoding.UTF8.GetString(console.ToArray()) + reports).Trim();
         return text.Length == 0 ? "" : $" ({text.ReplaceLineEndings("; ")})";
-    }
-
-    private static int OneThread(string name)
-    {
-        int[] tids = CpuTime.ThreadsNamed(name);
-        return tids.Length == 1 ? tids[0]
-            : throw new InvalidOperationException($"{tids.Length} threads named {name} (the device's queue thread), not one");
     }
 
     private static MarkSample Sample(Machine m, int vcpu, int device)

@@ -68,6 +68,9 @@ public sealed class DeviceBus : IDisposable
         foreach (MmioTransport t in _transports) t.Start();
     }
 
+    /// <summary>The kernel id of device <paramref name="device"/>'s queue <paramref name="queue"/> thread, 0 until it runs.</summary>
+    public int QueueThreadId(int device, int queue) => _transports[device].ThreadId(queue);
+
     /// <summary>True if <paramref name="address"/> is in the device range (a window or a gap between): the bus answers for it.</summary>
     public static bool Claims(uint address) => DeviceWindows.InRange(address);
 

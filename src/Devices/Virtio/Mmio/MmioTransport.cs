@@ -82,6 +82,9 @@ public sealed class MmioTransport : IDisposable, IQueueOwner
     /// <summary>The host thread's name for a queue (for logs and tests).</summary>
     public string ThreadName(int queue) => _workers[queue].ThreadName;
 
+    /// <summary>The kernel id of queue <paramref name="queue"/>'s thread, 0 until it runs.</summary>
+    public int ThreadId(int queue) => _workers[queue].ThreadId;
+
     /// <summary>
     /// A request in flight, a notification not yet taken, or a device that is
     /// a source of interrupts by itself: the VM's deadlock check counts the
