@@ -75,8 +75,9 @@ public sealed class VirtioBenchTests
             Assert.Equal(Requests, qd1.GetProperty("device_served").GetInt32());
             Assert.Equal(0, qd1.GetProperty("status_errors").GetInt32());
             Assert.Equal(0, qd1.GetProperty("data_mismatches").GetInt32());
-            // One request in flight: every request rings the doorbell once.
-            Assert.Equal(Requests, qd1.GetProperty("doorbells").GetInt64());
+            // One request in flight rings the doorbell at most once; EVENT_IDX
+            // drops it when the device had not yet gone back to sleep.
+            Assert.InRange(qd1.GetProperty("doorbells").GetInt64(), 1, Requests);
             Assert.True(qd1.GetProperty("cpu_ns_per_request").GetProperty("device_thread").GetDouble() > 0);
 
             JsonElement qd32 = root.GetProperty("qd32");
