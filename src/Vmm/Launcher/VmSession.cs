@@ -176,7 +176,12 @@ public sealed class VmSession : IDisposable
             return Unavailable(e.Message);
         }
         _control?.Start();
-        VcpuExit exit = machine.Run(options.Timeout);
+        VcpuExit exit;
+        // A terminal on a console's input is raw while the guest runs, so it
+        // gets each key as typed (RawTerminal), and is put back before we report.
+        bool console = deviceSpecs.Any(d => d.Kind == DeviceKind.Console);
+        using (RawTerminal? raw = console ? RawTerminal.TryEnter(_stdin ?? standardInput) : null)
+            exit = machine.Run(options.Timeout);
         _control?.Dispose(); // no update after the run: the counts below are final
         _children.Stop(); // SIGTERM and reap before we report, so a child's last words come first
         return Report(machine, exit);
